@@ -1,0 +1,3 @@
+module github.com/syncord/syncord
+
+go 1.26.8
