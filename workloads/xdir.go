@@ -1,0 +1,346 @@
+package workloads
+
+// xDir-rename, the bully/victim workload of the SCL paper as the SynCord
+// artifact runs it (benchmarks/xDir-rename/benchmark.c): task i runs on CPU
+// i; even tasks are bullies that rename a fresh file from SRC into DST_DIRTY
+// (a directory with many entries, so the rename holds the filesystem's
+// rename lock long on ext4 without dir_index), odd tasks are victims that
+// rename into the empty DST. Each loop is open(O_CREAT) + close + rename +
+// unlink of a 36-character random name, exactly the artifact's system calls.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// SysRenameHold is the SynCord kernels' rename variant: rename(old, new,
+// &hold_ns) returns in hold_ns the time the caller held rename_lock. On
+// stock x86-64 kernels 436 is close_range(2), so it must only be called when
+// the kernel is known to be a SynCord kernel (see package kernel).
+const SysRenameHold = 436
+
+// XDirHold says where the lock_hold figures come from.
+type XDirHold string
+
+const (
+	// XDirHoldSyscall: the SynCord rename syscall 436 reported the hold time
+	// of rename_lock.
+	XDirHoldSyscall XDirHold = "syscall436"
+	// XDirHoldDuration: the duration of the rename(2) call in ns, measured
+	// around the call (any kernel). It includes the lock wait, so it is an
+	// upper bound of the hold time.
+	XDirHoldDuration XDirHold = "rename_duration"
+)
+
+// XDirConfig is one xdir run; the zero values of the optional fields mean
+// the artifact's behaviour.
+type XDirConfig struct {
+	Src, DstDirty, Dst string
+	Duration           time.Duration // whole seconds in the artifact
+	Bullies, Victims   int
+	// SynCord selects the rename syscall 436 for lock_hold. Set it only
+	// when kernel.Probe found a SynCord kernel.
+	SynCord bool
+	// CPUs maps task i to a CPU; nil means CPU i (the artifact).
+	CPUs []int
+	// Seed seeds the name generators (0: from the clock).
+	Seed uint64
+}
+
+// XDirTask is one task's result.
+type XDirTask struct {
+	ID       int    `json:"id"`
+	Role     string `json:"role"` // "bully" or "victim"
+	CPU      int    `json:"cpu"`
+	LockHold uint64 `json:"lock_hold_ns"`
+	Runs     int64  `json:"runs"`
+}
+
+// XDirResult is what a run measured.
+type XDirResult struct {
+	Tasks          []XDirTask `json:"tasks"`
+	Hold           XDirHold   `json:"lock_hold_source"`
+	Seconds        int        `json:"seconds"`         // the nominal duration the rates divide by
+	Elapsed        float64    `json:"elapsed_seconds"` // measured, start barrier to last join
+	Fairness       float64    `json:"fairness"`
+	OpsPerSec      float64    `json:"ops_per_sec"`
+	BullyOpsPerSec float64    `json:"bully_ops_per_sec"`
+	VictimOps      float64    `json:"victim_ops_per_sec"`
+	BullyMeanHold  float64    `json:"bully_mean_lock_hold_ns"`
+	VictimMeanHold float64    `json:"victim_mean_lock_hold_ns"`
+}
+
+// JainFairness is Jain's index over the two group means b and v:
+// (b+v)^2 / (2(b^2+v^2)), in (0, 1] for non-negative means not both zero.
+// Both zero gives NaN, as the artifact's C does.
+func JainFairness(b, v float64) float64 {
+	return (b + v) * (b + v) / ((b*b + v*v) * 2)
+}
+
+// xdirTask is a task's hot state, padded so two tasks never share a cache
+// line (128 bytes covers adjacent-line prefetch).
+type xdirTask struct {
+	runs     int64
+	lockHold uint64
+	err      error
+	_        [128 - 8 - 8 - 16]byte
+}
+
+// xdirAtFDCWD is AT_FDCWD in a variable: a negative constant cannot be
+// converted to uintptr.
+var xdirAtFDCWD = unix.AT_FDCWD
+
+const xdirCharset = "1234567890abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+// XDirRun runs the workload for cfg.Duration and returns per-task results.
+// Every task is a goroutine locked to its own OS thread and pinned to its
+// CPU before a common start; the loop makes raw system calls on
+// preformatted NUL-terminated paths and touches only its own padded counter.
+func XDirRun(ctx context.Context, cfg XDirConfig) (*XDirResult, error) {
+	n := cfg.Bullies + cfg.Victims
+	switch {
+	case cfg.Bullies < 0 || cfg.Victims < 0:
+		return nil, fmt.Errorf("xdir: bullies and victims must be >= 0, got %d and %d", cfg.Bullies, cfg.Victims)
+	case n == 0:
+		return nil, errors.New("xdir: no tasks (give at least one bully or victim)")
+	case cfg.Duration < time.Second:
+		return nil, fmt.Errorf("xdir: duration %v is shorter than one second", cfg.Duration)
+	case cfg.CPUs != nil && len(cfg.CPUs) != n:
+		return nil, fmt.Errorf("xdir: %d CPUs given for %d tasks", len(cfg.CPUs), n)
+	}
+	for _, d := range []string{cfg.Src, cfg.DstDirty, cfg.Dst} {
+		var st unix.Stat_t
+		if err := unix.Stat(d, &st); err != nil {
+			return nil, fmt.Errorf("xdir: stat %s: %w (run 'syncord bench xdir prepare' first)", d, err)
+		}
+		if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+			return nil, fmt.Errorf("xdir: %s is not a directory", d)
+		}
+	}
+	cpus := cfg.CPUs
+	if cpus == nil {
+		cpus = make([]int, n)
+		for i := range cpus {
+			cpus[i] = i
+		}
+	}
+	seed := cfg.Seed
+	if seed == 0 {
+		seed = uint64(time.Now().UnixNano())
+	}
+	hold := XDirHoldDuration
+	if cfg.SynCord {
+		hold = XDirHoldSyscall
+	}
+
+	tasks := make([]xdirTask, n)
+	var (
+		stop    atomic.Bool
+		ready   sync.WaitGroup
+		done    sync.WaitGroup
+		startCh = make(chan struct{})
+	)
+	ready.Add(n)
+	done.Add(n)
+	for i := 0; i < n; i++ {
+		dst := cfg.Dst
+		if i%2 == 0 {
+			dst = cfg.DstDirty
+		}
+		go func(i int, dst string) {
+			defer done.Done()
+			t := &tasks[i]
+			if err := drvPinCPU(cpus[i]); err != nil {
+				t.err = fmt.Errorf("xdir task %d: %w", i, err)
+				ready.Done()
+				return
+			}
+			ready.Done()
+			<-startCh
+			t.err = xdirLoop(t, cfg.Src, dst, cfg.SynCord, seed+uint64(i)*0x9E3779B97F4A7C15, &stop)
+		}(i, dst)
+	}
+	ready.Wait()
+	for i := range tasks {
+		if tasks[i].err != nil {
+			stop.Store(true)
+			close(startCh)
+			done.Wait()
+			return nil, tasks[i].err
+		}
+	}
+	begin := time.Now()
+	close(startCh)
+	timer := time.NewTimer(cfg.Duration)
+	var ctxErr error
+	select {
+	case <-timer.C:
+	case <-ctx.Done():
+		timer.Stop()
+		ctxErr = ctx.Err()
+	}
+	stop.Store(true)
+	done.Wait()
+	elapsed := time.Since(begin)
+	if ctxErr != nil {
+		return nil, fmt.Errorf("xdir: interrupted: %w", ctxErr)
+	}
+	for i := range tasks {
+		if tasks[i].err != nil {
+			return nil, tasks[i].err
+		}
+	}
+
+	secs := int(cfg.Duration / time.Second)
+	res := &XDirResult{Hold: hold, Seconds: secs, Elapsed: elapsed.Seconds()}
+	var bHold, vHold float64
+	var bRuns, vRuns int64
+	for i := range tasks {
+		role := "victim"
+		if i%2 == 0 {
+			role = "bully"
+			bHold += float64(tasks[i].lockHold)
+			bRuns += tasks[i].runs
+		} else {
+			vHold += float64(tasks[i].lockHold)
+			vRuns += tasks[i].runs
+		}
+		res.Tasks = append(res.Tasks, XDirTask{ID: i, Role: role, CPU: cpus[i], LockHold: tasks[i].lockHold, Runs: tasks[i].runs})
+	}
+	res.BullyMeanHold = bHold / float64(cfg.Bullies)
+	res.VictimMeanHold = vHold / float64(cfg.Victims)
+	res.Fairness = JainFairness(res.BullyMeanHold, res.VictimMeanHold)
+	res.OpsPerSec = float64(bRuns+vRuns) / float64(secs)
+	res.BullyOpsPerSec = float64(bRuns) / float64(secs)
+	res.VictimOps = float64(vRuns) / float64(secs)
+	return res, nil
+}
+
+// xdirLoop is one task's create / rename / unlink loop until stop.
+func xdirLoop(t *xdirTask, srcDir, dstDir string, syncord bool, seed uint64, stop *atomic.Bool) error {
+	// src and dst hold "<dir>/<36 chars>\x00"; only the 36 chars change.
+	src := make([]byte, len(srcDir)+1+36+1)
+	dst := make([]byte, len(dstDir)+1+36+1)
+	copy(src, srcDir)
+	src[len(srcDir)] = '/'
+	copy(dst, dstDir)
+	dst[len(dstDir)] = '/'
+	sname := src[len(srcDir)+1 : len(srcDir)+1+36]
+	dname := dst[len(dstDir)+1 : len(dstDir)+1+36]
+	psrc := unsafe.Pointer(&src[0])
+	pdst := unsafe.Pointer(&dst[0])
+	cwd := uintptr(xdirAtFDCWD)
+	x := seed | 1
+	var runs int64
+	var hold uint64
+	var h uint64
+	for !stop.Load() {
+		for k := range sname {
+			// xorshift64*: per-task, no shared state (the artifact's rand()
+			// takes a process-wide lock).
+			x ^= x >> 12
+			x ^= x << 25
+			x ^= x >> 27
+			c := xdirCharset[((x*0x2545F4914F6CDD1D)>>32)%uint64(len(xdirCharset))]
+			sname[k] = c
+			dname[k] = c
+		}
+		fd, _, e := syscall.Syscall6(unix.SYS_OPENAT, cwd, uintptr(psrc),
+			uintptr(unix.O_WRONLY|unix.O_APPEND|unix.O_CREAT|unix.O_CLOEXEC), 0o644, 0, 0)
+		if e != 0 {
+			return xdirErr("open", src, nil, e)
+		}
+		syscall.Syscall(unix.SYS_CLOSE, fd, 0, 0)
+		if syncord {
+			h = 0
+			if _, _, e = syscall.Syscall(SysRenameHold, uintptr(psrc), uintptr(pdst), uintptr(unsafe.Pointer(&h))); e != 0 {
+				return xdirErr("rename (syscall 436)", src, dst, e)
+			}
+			hold += h
+		} else {
+			t0 := time.Now()
+			_, _, e = syscall.Syscall6(unix.SYS_RENAMEAT, cwd, uintptr(psrc),
+				cwd, uintptr(pdst), 0, 0)
+			hold += uint64(time.Since(t0))
+			if e != 0 {
+				return xdirErr("rename", src, dst, e)
+			}
+		}
+		if _, _, e = syscall.Syscall(unix.SYS_UNLINKAT, cwd, uintptr(pdst), 0); e != 0 {
+			return xdirErr("unlink", dst, nil, e)
+		}
+		runs++
+	}
+	t.runs = runs
+	t.lockHold = hold
+	return nil
+}
+
+func xdirErr(op string, a, b []byte, e syscall.Errno) error {
+	s := string(a[:len(a)-1])
+	if b != nil {
+		s += " -> " + string(b[:len(b)-1])
+	}
+	hint := ""
+	switch e {
+	case unix.ENOSPC:
+		hint = " (filesystem or inode table full)"
+	case unix.ENOENT:
+		hint = " (was a directory removed during the run?)"
+	case unix.EXDEV:
+		hint = " (SRC, DST_DIRTY and DST must be on one filesystem)"
+	}
+	return fmt.Errorf("xdir %s %s: %w%s", op, s, e, hint)
+}
+
+// WriteText prints the artifact's output (exact):
+//
+//	[b] task %d: lock_hold=%lu, runs=%d     (even tasks)
+//	[v] task %d: lock_hold=%lu, runs=%d     (odd tasks)
+//	fairness=%f
+//	Ops/sec: %f
+//	Bully  Ops/sec: %f
+//	Victim Ops/sec: %f
+func (r *XDirResult) WriteText(w io.Writer) error {
+	var err error
+	p := func(format string, a ...any) {
+		if err == nil {
+			_, err = fmt.Fprintf(w, format, a...)
+		}
+	}
+	for i := 0; i < len(r.Tasks); i += 2 {
+		p("[b] task %d: lock_hold=%d, runs=%d\n", r.Tasks[i].ID, r.Tasks[i].LockHold, int32(r.Tasks[i].Runs))
+	}
+	for i := 1; i < len(r.Tasks); i += 2 {
+		p("[v] task %d: lock_hold=%d, runs=%d\n", r.Tasks[i].ID, r.Tasks[i].LockHold, int32(r.Tasks[i].Runs))
+	}
+	p("fairness=%s\n", cFloat(r.Fairness))
+	p("Ops/sec: %s\n", cFloat(r.OpsPerSec))
+	p("Bully  Ops/sec: %s\n", cFloat(r.BullyOpsPerSec))
+	p("Victim Ops/sec: %s\n", cFloat(r.VictimOps))
+	return err
+}
+
+// cFloat formats like glibc printf("%f"): NaN prints as "-nan" (what 0.0/0.0
+// gives on x86-64) and infinities as "inf"/"-inf".
+func cFloat(f float64) string {
+	switch {
+	case math.IsNaN(f):
+		return "-nan"
+	case math.IsInf(f, 1):
+		return "inf"
+	case math.IsInf(f, -1):
+		return "-inf"
+	}
+	return fmt.Sprintf("%f", f)
+}
