@@ -1,0 +1,76 @@
+// Package control is the SynCord control protocol: a client asks the agent
+// in the guest (`syncord agent`) to run one syncord subcommand, and the agent
+// streams the command's stdout and stderr back and ends with its exit status.
+// The server runs each request through a Runner, which cmd/syncord wires to
+// the same Run function the command line uses, so a remote command behaves
+// exactly like a local one.
+//
+// # Wire format (version 1)
+//
+// Both directions carry frames. All integers are big-endian.
+//
+//	offset size field
+//	0      4    magic "SCRD" (0x53 0x43 0x52 0x44)
+//	4      1    version, 1
+//	5      1    type (see below)
+//	6      2    flags (request: bit 0 = queue when a mutating command is busy)
+//	8      4    request id, chosen by the client; replies carry it back
+//	12     4    payload length n, at most MaxPayload (65536)
+//	16     4    header check: CRC-32 (Castagnoli) of bytes 0 .. 15
+//	20     n    payload
+//	20+n   4    CRC-32 (Castagnoli) of the payload
+//
+// Frame types:
+//
+//	1 request  client -> agent  payload: argc uint32, then per argument a
+//	                             uint32 length and its bytes (the argv of
+//	                             syncord, without the program name)
+//	2 cancel   client -> agent  empty; cancels the running request with that id
+//	3 stdout   agent -> client  a chunk of the command's standard output
+//	4 stderr   agent -> client  a chunk of the command's standard error
+//	5 exit     agent -> client  int32 exit status; the last frame of a request
+//
+// A connection carries one request at a time, any number one after another.
+// A client that goes away cancels its request. A request that arrives while
+// another runs on the same connection cancels the older one (on a serial port
+// it means a new host client took over) and its exit frame is discarded by
+// the client, which ignores frames carrying another request id.
+//
+// On sockets (unix, vsock) a malformed frame (bad magic, version, type,
+// length or checksum) closes that connection and nothing else. On a serial
+// port there are no connection boundaries and stale bytes from an earlier
+// host session may arrive, so the decoder resynchronises: it drops bytes
+// until the magic, and after a bad frame drops one byte and scans again. The
+// header check makes a false match in garbage harmless: the decoder never
+// waits for a payload whose length it read from garbage.
+//
+// Exit statuses the agent itself produces: 2 malformed request, 75 busy (a
+// mutating command runs already; the stderr frame says which and since when),
+// 77 refused (the agent command, or a path outside the configured roots), 124
+// per-request timeout.
+//
+// # Transports and defaults
+//
+// Listen addresses, comma-separated on `syncord agent --listen`:
+//
+//	unix:///run/syncord/agent.sock  unix socket, mode 0600, a stale socket is removed
+//	vsock://:5250                   vsock port DefaultVsockPort on any local CID;
+//	                                connections are accepted only from the host
+//	                                (CID 2) unless more CIDs are allowed
+//	virtio-serial://org.syncord.agent  the virtio-serial port of that name, found
+//	                                through /sys/class/virtio-ports/*/name and
+//	                                opened as /dev/<vportNpM> (made with mknod from
+//	                                the sysfs dev file when udev did not); the
+//	                                agent reopens it when the host side closes
+//
+// The defaults are DefaultVsockPort (5250) and DefaultPortName
+// ("org.syncord.agent"). The QEMU side of the serial port is
+//
+//	-device virtio-serial-pci -chardev socket,id=agent,path=HOST.sock,server=on,wait=off
+//	-device virtserialport,chardev=agent,name=org.syncord.agent
+//
+// and a host client (`syncord-host guest --serial HOST.sock`) connects to that
+// unix socket; Dial addresses are unix:///path, vsock://CID:PORT and
+// serial:///path (the host socket of a serial port: the client resynchronises
+// like the agent does).
+package control
