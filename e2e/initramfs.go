@@ -83,6 +83,12 @@ func buildInitramfs(path string, k *KernelInfo, cfg *Config) error {
 	if syncordBin == "" {
 		return fmt.Errorf("initramfs: binaries not built (call e2e.Binaries first)")
 	}
+	return BuildInitramfs(path, k, *cfg, syncordBin, hBin)
+}
+
+// BuildInitramfs writes the guest initramfs for cfg to path, with the given
+// static syncord and syncord-host binaries, outside of a test (the demo).
+func BuildInitramfs(path string, k *KernelInfo, cfg Config, syncordBin, hostBin string) error {
 	idx, err := loadModuleIndex(k.ModulesDir)
 	if err != nil {
 		return err
@@ -108,7 +114,7 @@ func buildInitramfs(path string, k *KernelInfo, cfg *Config) error {
 	c.CharDev("/dev/null", 1, 3)
 	c.CopyFile("/bin/busybox", "/bin/busybox")
 	c.CopyFile(GuestSyncord, syncordBin)
-	c.CopyFile(GuestSyncordHost, hBin)
+	c.CopyFile(GuestSyncordHost, hostBin)
 	var modList, modDep strings.Builder
 	for _, m := range mods {
 		rel, _ := filepath.Rel(k.ModulesDir, m)

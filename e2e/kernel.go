@@ -42,7 +42,7 @@ var (
 func Kernel(t testing.TB) *KernelInfo {
 	t.Helper()
 	skipUnlessEnabled(t)
-	kernelOnce.Do(func() { kernelInfo, kernelErr = fetchKernel() })
+	kernelOnce.Do(func() { kernelInfo, kernelErr = FetchKernel() })
 	if kernelErr != nil {
 		t.Fatalf("e2e kernel: %v", kernelErr)
 	}
@@ -112,7 +112,10 @@ func KernelVersion() (string, error) {
 	return "", fmt.Errorf("apt-cache depends linux-image-amd64: no linux-image-* dependency in %q (run apt-get update)", out)
 }
 
-func fetchKernel() (*KernelInfo, error) {
+// FetchKernel downloads Debian's current linux-image-amd64 kernel package
+// with apt-get and unpacks it into the cache, once: later calls find it
+// there.
+func FetchKernel() (*KernelInfo, error) {
 	ver, err := KernelVersion()
 	if err != nil {
 		return nil, err

@@ -1,0 +1,71 @@
+# syncord: see README.md. `make demo` and `make check` are the two entry
+# points; both install what they need first (scripts/deps.sh, apt-get).
+
+GO        ?= go
+PREFIX    ?= /usr/local
+DESTDIR   ?=
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+REVISION  ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+LDFLAGS   := -s -w -X main.version=$(VERSION) -X main.revision=$(REVISION)
+E2E_TIMEOUT ?= 60m
+
+.PHONY: all build deps test e2e check lint demo generate install clean fixtures bench
+
+all: build
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/syncord ./cmd/syncord
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/syncord-host ./cmd/syncord-host
+	@for b in bin/syncord bin/syncord-host; do \
+		file $$b | grep -q 'statically linked' || { echo "$$b is not statically linked" >&2; exit 1; }; \
+		echo "$$b: $$(du -h $$b | cut -f1), static"; \
+	done
+
+deps:
+	bash scripts/deps.sh
+
+# Unit tests everywhere; privileged tests (root, private bpffs) run when root.
+test:
+	$(GO) test -count=1 ./...
+
+# Boots Debian's stock kernel under QEMU TCG for every e2e test.
+e2e:
+	SYNCORD_E2E=1 $(GO) test -count=1 -p 1 -timeout $(E2E_TIMEOUT) -v ./e2e/ 2>&1 | tee e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|e2e: ' ; \
+	exit $${PIPESTATUS[0]}
+
+# What .ci/run calls: everything, after installing what it needs.
+check: deps lint build test e2e
+
+lint:
+	$(GO) vet ./...
+	$(GO) tool staticcheck ./...
+	@test -z "$$(gofmt -l .)" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
+
+# Regenerates committed BPF objects (needs clang/llvm).
+generate:
+	$(GO) generate ./...
+
+# The main job on an embedded default: boot the 2x2 NUMA VM, pin it,
+# profile rename_lock and run a will-it-scale sweep through the agent.
+demo: deps build
+	bash scripts/demo.sh
+
+# Refreshes the sysfs fixtures captured from real trees (this machine and
+# the e2e VMs); the 8x28 tree is synthesized.
+fixtures: build
+	$(GO) run ./numa/internal/capture -root /sys -o numa/testdata/host
+	SYNCORD_E2E=1 SYNCORD_CAPTURE_FIXTURES=1 $(GO) test -count=1 -run 'TestTopology' -v ./e2e/
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 1x ./...
+
+install: build
+	install -D -m 0755 bin/syncord $(DESTDIR)$(PREFIX)/bin/syncord
+	install -D -m 0755 bin/syncord-host $(DESTDIR)$(PREFIX)/bin/syncord-host
+	@if [ -f dist/syncord-agent.service ]; then \
+		install -D -m 0644 dist/syncord-agent.service $(DESTDIR)/etc/systemd/system/syncord-agent.service; \
+	fi
+
+clean:
+	rm -rf bin e2e.log e2e/logs
+	@echo "kept the kernel download in .cache/e2e (rm -rf .cache to drop it)"
