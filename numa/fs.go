@@ -76,13 +76,13 @@ func readBounded(path string) ([]byte, error) {
 	buf := make([]byte, 0, 512)
 	for {
 		if len(buf) == cap(buf) {
-			if len(buf) >= maxFileSize {
-				return nil, fmt.Errorf("read %s: larger than %d bytes, not a sysfs attribute", path, maxFileSize)
-			}
 			buf = append(buf, 0)[:len(buf)]
 		}
 		n, err := f.Read(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+n]
+		if len(buf) > maxFileSize {
+			return nil, fmt.Errorf("read %s: larger than %d bytes, not a sysfs attribute", path, maxFileSize)
+		}
 		if err == io.EOF {
 			return buf, nil
 		}
