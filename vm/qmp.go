@@ -191,13 +191,13 @@ func (c *QMPClient) Execute(ctx context.Context, cmd string, args any) (json.Raw
 	stop := c.deadline(ctx)
 	defer stop()
 	if _, err := c.conn.Write(append(msg, '\n')); err != nil {
-		return nil, fmt.Errorf("qmp %s: send: %v", cmd, ctxErr(ctx, err))
+		return nil, fmt.Errorf("qmp %s: send: %w", cmd, ctxErr(ctx, err))
 	}
 	wantID, _ := json.Marshal(id)
 	for {
 		line, err := c.readLine()
 		if err != nil {
-			return nil, fmt.Errorf("qmp %s: read reply: %v", cmd, ctxErr(ctx, err))
+			return nil, fmt.Errorf("qmp %s: read reply: %w", cmd, ctxErr(ctx, err))
 		}
 		var r qmpReply
 		if err := json.Unmarshal(line, &r); err != nil {
@@ -223,9 +223,14 @@ func (c *QMPClient) Execute(ctx context.Context, cmd string, args any) (json.Raw
 	}
 }
 
+// ctxErr prefers the context's error over the i/o error its deadline or
+// cancellation caused.
 func ctxErr(ctx context.Context, err error) error {
 	if ctx.Err() != nil {
 		return ctx.Err()
+	}
+	if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
+		return context.DeadlineExceeded
 	}
 	return err
 }
