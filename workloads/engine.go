@@ -1,0 +1,281 @@
+package workloads
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/syncord/syncord/numa"
+)
+
+// CacheLineStride is the distance in bytes between two tasks' counters, as
+// will-it-scale's CACHELINE_SIZE: no two counters share a cache line (nor an
+// adjacent-line prefetch pair).
+const CacheLineStride = 128
+
+// Counter is one task's operation count, alone in its 128-byte slot. The
+// owning task adds to it; the sampler reads it with an atomic load.
+type Counter struct {
+	n atomic.Uint64
+	_ [CacheLineStride - 8]byte
+}
+
+// Add adds n operations.
+func (c *Counter) Add(n uint64) { c.n.Add(n) }
+
+// Load returns the current count.
+func (c *Counter) Load() uint64 { return c.n.Load() }
+
+var _ [CacheLineStride - unsafe.Sizeof(Counter{})]byte // Counter is exactly one slot
+
+// Config says how many tasks to run and where.
+type Config struct {
+	// Tasks is the number of tasks (> 0).
+	Tasks int
+	// CoresPerSocket is the placement rule's cps (> 0).
+	CoresPerSocket int
+	// NoAffinity runs tasks unpinned; they keep the fast/slow role of the
+	// CPU the rule would have given them.
+	NoAffinity bool
+	// SysRoot is where sysfs is mounted ("" means /sys); the online CPUs
+	// are read from SysRoot/devices/system/cpu/online.
+	SysRoot string
+}
+
+// Task is one worker of a Run, handed to the body on its own locked,
+// pinned OS thread.
+type Task struct {
+	// ID is the task index, 0..Tasks-1.
+	ID int
+	// CPU is the CPU the placement rule gives the task (it runs there
+	// unless Config.NoAffinity).
+	CPU int
+	// Fast is the AMP role of CPU (numa.IsFast).
+	Fast bool
+	// Count is the task's padded counter.
+	Count *Counter
+
+	run *Run
+}
+
+// Ready waits at the start barrier: a body does its setup (files,
+// mappings), then calls Ready, then runs its loop until Stopped. Ready
+// returns false when the run was aborted before the start (another task's
+// setup failed, or the context ended); the body should then clean up and
+// return nil.
+func (t *Task) Ready() bool {
+	r := t.run
+	if r.ready.Add(1) == int32(len(r.tasks)) {
+		close(r.allReady)
+	}
+	select {
+	case <-r.start:
+		return true
+	case <-r.abort:
+		return false
+	}
+}
+
+// Stopped reports whether the run has been asked to stop. Bodies check it
+// once per loop iteration (one atomic load).
+func (t *Task) Stopped() bool { return t.run.stop.Load() }
+
+// StopFlag is the run's stop flag, for loops that want the raw load.
+func (t *Task) StopFlag() *atomic.Bool { return &t.run.stop }
+
+// Body is what each task runs: setup, t.Ready(), then a loop adding to
+// t.Count until t.Stopped(). A non-nil error stops the whole run.
+type Body func(t *Task) error
+
+// Run is a set of running tasks started by Launch.
+type Run struct {
+	tasks    []Task
+	counters []Counter
+	ready    atomic.Int32
+	allReady chan struct{}
+	start    chan struct{}
+	abort    chan struct{}
+	stop     atomic.Bool
+	failed   chan struct{}
+	failOnce sync.Once
+	errMu    sync.Mutex
+	err      error
+	wg       sync.WaitGroup
+	prevProc int
+	stopOnce sync.Once
+}
+
+// Plan returns the CPU of every task by the placement rule
+// (numa.Placement) and, unless cfg.NoAffinity, checks that each exists and
+// is online.
+func Plan(cfg Config) ([]int, error) {
+	if cfg.Tasks <= 0 {
+		return nil, fmt.Errorf("number of tasks must be > 0, got %d", cfg.Tasks)
+	}
+	if cfg.CoresPerSocket <= 0 {
+		return nil, fmt.Errorf("cores per socket must be > 0, got %d (pass -n CORES_PER_SOCKET)", cfg.CoresPerSocket)
+	}
+	cpus, err := numa.Placement(cfg.Tasks, cfg.CoresPerSocket)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.NoAffinity {
+		return cpus, nil
+	}
+	online, err := OnlineCPUs(cfg.SysRoot)
+	if err != nil {
+		return nil, err
+	}
+	for i, c := range cpus {
+		if !online.Contains(c) {
+			return nil, fmt.Errorf("task %d of %d must run on CPU %d (placement with %d cores per socket), which does not exist or is offline (online: %s); use fewer tasks, a matching -n, or --no-affinity",
+				i, cfg.Tasks, c, cfg.CoresPerSocket, online)
+		}
+	}
+	return cpus, nil
+}
+
+// OnlineCPUs reads sysRoot/devices/system/cpu/online ("" means /sys).
+func OnlineCPUs(sysRoot string) (numa.CPUSet, error) {
+	if sysRoot == "" {
+		sysRoot = "/sys"
+	}
+	p := filepath.Join(sysRoot, "devices/system/cpu/online")
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return nil, fmt.Errorf("read online CPUs: %w (is sysfs mounted at %s?)", err, sysRoot)
+	}
+	set, err := numa.ParseCPUList(string(b))
+	if err != nil {
+		return nil, fmt.Errorf("parse %s: %w", p, err)
+	}
+	return set, nil
+}
+
+// PinThread locks the calling goroutine to its OS thread and binds that
+// thread to cpu with sched_setaffinity(2). The goroutine must not unlock;
+// the thread exits with the goroutine.
+func PinThread(cpu int) error {
+	runtime.LockOSThread()
+	var set unix.CPUSet
+	set.Zero()
+	set.Set(cpu)
+	if err := unix.SchedSetaffinity(0, &set); err != nil {
+		return fmt.Errorf("sched_setaffinity to CPU %d: %w (is the CPU in this process's cpuset? try --no-affinity)", cpu, err)
+	}
+	return nil
+}
+
+// Launch starts cfg.Tasks tasks, each on a locked OS thread pinned to its
+// placement CPU, runs body on each, and returns once every task passed the
+// start barrier (all setups done) and the tasks were released together. If
+// a setup fails or ctx ends first, the tasks are aborted, waited for, and
+// the error returned. The caller must call Stop.
+//
+// GOMAXPROCS is raised to Tasks+2 for the run (and restored by Stop) so a
+// task spinning in raw system calls never starves the sampler.
+func Launch(ctx context.Context, cfg Config, body Body) (*Run, error) {
+	cpus, err := Plan(cfg)
+	if err != nil {
+		return nil, err
+	}
+	r := &Run{
+		tasks:    make([]Task, cfg.Tasks),
+		counters: make([]Counter, cfg.Tasks),
+		allReady: make(chan struct{}),
+		start:    make(chan struct{}),
+		abort:    make(chan struct{}),
+		failed:   make(chan struct{}),
+	}
+	r.prevProc = runtime.GOMAXPROCS(0)
+	if want := cfg.Tasks + 2; want > r.prevProc {
+		runtime.GOMAXPROCS(want)
+	}
+	for i := range r.tasks {
+		r.tasks[i] = Task{ID: i, CPU: cpus[i], Fast: numa.IsFast(cpus[i], cfg.CoresPerSocket), Count: &r.counters[i], run: r}
+	}
+	for i := range r.tasks {
+		t := &r.tasks[i]
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			runtime.LockOSThread()
+			// The thread dies with the goroutine (no UnlockOSThread), so a
+			// pinned mask never leaks to other goroutines.
+			if !cfg.NoAffinity {
+				if err := PinThread(t.CPU); err != nil {
+					r.fail(fmt.Errorf("task %d: %w", t.ID, err))
+					return
+				}
+			}
+			if err := body(t); err != nil {
+				r.fail(fmt.Errorf("task %d on CPU %d: %w", t.ID, t.CPU, err))
+			}
+		}()
+	}
+	select {
+	case <-r.allReady:
+	case <-r.failed:
+	case <-ctx.Done():
+		r.fail(ctx.Err())
+	}
+	r.errMu.Lock()
+	err = r.err
+	r.errMu.Unlock()
+	if err != nil {
+		r.Stop()
+		return nil, err
+	}
+	close(r.start)
+	return r, nil
+}
+
+func (r *Run) fail(err error) {
+	r.errMu.Lock()
+	if r.err == nil {
+		r.err = err
+	}
+	r.errMu.Unlock()
+	r.stop.Store(true)
+	r.failOnce.Do(func() { close(r.failed); close(r.abort) })
+}
+
+// Tasks returns the tasks (read-only).
+func (r *Run) Tasks() []Task { return r.tasks }
+
+// Failed is closed when a task returned an error.
+func (r *Run) Failed() <-chan struct{} { return r.failed }
+
+// Err returns the first task error, if any.
+func (r *Run) Err() error {
+	r.errMu.Lock()
+	defer r.errMu.Unlock()
+	return r.err
+}
+
+// Counts returns each task's counter (atomic loads), for a Sampler.
+func (r *Run) Counts(dst []uint64) []uint64 {
+	dst = dst[:0]
+	for i := range r.counters {
+		dst = append(dst, r.counters[i].Load())
+	}
+	return dst
+}
+
+// Stop asks every task to stop, waits for them and returns the first task
+// error. It is idempotent.
+func (r *Run) Stop() error {
+	r.stopOnce.Do(func() {
+		r.stop.Store(true)
+		r.wg.Wait()
+		runtime.GOMAXPROCS(r.prevProc)
+	})
+	return r.Err()
+}

@@ -1,0 +1,83 @@
+package workloads
+
+import (
+	"context"
+	"time"
+)
+
+// Sample is one sampling interval: the per-task deltas of the counters
+// reduced as will-it-scale's threads build prints them.
+type Sample struct {
+	Min   uint64 `json:"min"`
+	Max   uint64 `json:"max"`
+	Total uint64 `json:"total"`
+	Fast  uint64 `json:"fast"`
+	Slow  uint64 `json:"slow"`
+}
+
+// Reduce computes a Sample from per-task deltas and the tasks' roles
+// (fast[i] for task i). Min of no tasks is 0.
+func Reduce(deltas []uint64, fast []bool) Sample {
+	var s Sample
+	if len(deltas) == 0 {
+		return s
+	}
+	s.Min = ^uint64(0)
+	for i, d := range deltas {
+		s.Min = min(s.Min, d)
+		s.Max = max(s.Max, d)
+		s.Total += d
+		if fast[i] {
+			s.Fast += d
+		} else {
+			s.Slow += d
+		}
+	}
+	return s
+}
+
+// Sampler reads a Run's counters at a fixed interval and reduces the
+// deltas. Ticks are scheduled from the start time (no drift).
+type Sampler struct {
+	run      *Run
+	interval time.Duration
+	next     time.Time
+	prev     []uint64
+	cur      []uint64
+	deltas   []uint64
+	fast     []bool
+}
+
+// NewSampler returns a sampler for r whose first sample covers the
+// interval starting now.
+func NewSampler(r *Run, interval time.Duration) *Sampler {
+	s := &Sampler{run: r, interval: interval, next: time.Now().Add(interval)}
+	s.prev = r.Counts(nil)
+	s.cur = make([]uint64, 0, len(s.prev))
+	s.deltas = make([]uint64, len(s.prev))
+	for _, t := range r.Tasks() {
+		s.fast = append(s.fast, t.Fast)
+	}
+	return s
+}
+
+// Next waits for the end of the current interval and returns its sample.
+// It returns early with an error when ctx ends or a task fails.
+func (s *Sampler) Next(ctx context.Context) (Sample, error) {
+	timer := time.NewTimer(time.Until(s.next))
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+	case <-ctx.Done():
+		return Sample{}, ctx.Err()
+	case <-s.run.Failed():
+		return Sample{}, s.run.Err()
+	}
+	s.next = s.next.Add(s.interval)
+	s.cur = s.run.Counts(s.cur)
+	for i, v := range s.cur {
+		s.deltas[i] = v - s.prev[i]
+	}
+	s.prev, s.cur = s.cur, s.prev
+	return Reduce(s.deltas, s.fast), nil
+}
