@@ -1,6 +1,7 @@
 package numa
 
 import (
+	"encoding/json"
 	"fmt"
 	"sort"
 	"strconv"
@@ -110,4 +111,13 @@ func (s CPUSet) String() string {
 		i = j + 1
 	}
 	return b.String()
+}
+
+// MarshalJSON encodes s as a JSON list of CPU numbers; the empty and the nil
+// set are both [].
+func (s CPUSet) MarshalJSON() ([]byte, error) {
+	if s == nil {
+		return []byte("[]"), nil
+	}
+	return json.Marshal([]int(s))
 }
