@@ -36,6 +36,10 @@ type BuildOptions struct {
 	Description string
 	// Name overrides the policy name (default: the directory's basename).
 	Name string
+	// IncludeDir is searched before syncord's own headers; a
+	// syncord_helpers.h there replaces the SynCord helper table (test
+	// policies for stock kernels use the upstream ids).
+	IncludeDir string
 }
 
 // BuildResult is what Build wrote.
@@ -148,8 +152,16 @@ func Build(ctx context.Context, srcDir, outRoot string, opts BuildOptions) (*Bui
 	}
 	// Relative names keep the object byte-for-byte reproducible (the file
 	// name lands in an STT_FILE symbol).
-	cmd := exec.CommandContext(ctx, clang, "-target", "bpf", "-O2", "-Wall", "-Wno-unused-variable",
-		"-Wno-unused-function", "-nostdinc", "-Iinclude", "-c", src.Name+"_kern.c", "-o", src.Name+"_kern.o")
+	args := []string{"-target", "bpf", "-O2", "-Wall", "-Wno-unused-variable", "-Wno-unused-function", "-nostdinc"}
+	if opts.IncludeDir != "" {
+		abs, err := filepath.Abs(opts.IncludeDir)
+		if err != nil {
+			return nil, err
+		}
+		args = append(args, "-I"+abs)
+	}
+	args = append(args, "-Iinclude", "-c", src.Name+"_kern.c", "-o", src.Name+"_kern.o")
+	cmd := exec.CommandContext(ctx, clang, args...)
 	cmd.Dir = dir
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
