@@ -78,6 +78,13 @@ func dialVsock(ctx context.Context, cid, port uint32) (net.Conn, error) {
 		c   net.Conn
 		err error
 	}
+	if cid == LocalCID {
+		// Without vsock_loopback the kernel would send CID 1 to the
+		// hypervisor's transport; make sure the loopback is there first.
+		if err := LocalVsockAvailable(); err != nil {
+			return nil, err
+		}
+	}
 	ch := make(chan result, 1)
 	go func() {
 		c, err := vsock.Dial(cid, port, nil)
@@ -211,4 +218,15 @@ func (c *Client) Run(ctx context.Context, args []string, stdout, stderr io.Write
 			}
 		}
 	}
+}
+
+// LocalVsockAvailable reports whether vsock loopback (CID 1) works here: a
+// socket binds to VMADDR_CID_LOCAL only when the vsock_loopback transport is
+// loaded. It connects to nothing.
+func LocalVsockAvailable() error {
+	l, err := vsock.ListenContextID(LocalCID, 0, nil)
+	if err != nil {
+		return fmt.Errorf("no vsock loopback (CID 1): %w (try: modprobe vsock_loopback)", err)
+	}
+	return l.Close()
 }
