@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"slices"
 	"sort"
 	"strconv"
@@ -43,50 +42,38 @@ func (h HostTopology) NodeOf(cpu int) int {
 	return -1
 }
 
-// ReadHostTopology reads the host's nodes from sysRoot (normally /sys):
-// devices/system/node/nodeN/cpulist restricted to devices/system/cpu/online.
-// A kernel without NUMA (no node directory) is one node 0 holding every
-// online CPU; nodes without online CPUs are left out.
+// ReadHostTopology reads the host's NUMA nodes and their online CPUs from
+// the sysfs tree at sysRoot (normally /sys) with numa.FS.Topology:
+// devices/system/node/nodeN/cpulist, or one node 0 holding
+// devices/system/cpu/online on a kernel without NUMA.
 func ReadHostTopology(sysRoot string) (HostTopology, error) {
-	onlinePath := filepath.Join(sysRoot, "devices/system/cpu/online")
-	b, err := readSmall(onlinePath)
+	fs, err := numa.NewFS(sysRoot)
 	if err != nil {
 		return nil, fmt.Errorf("read host topology: %v", err)
 	}
-	online, err := numa.ParseCPUList(string(b))
+	top, err := fs.Topology()
 	if err != nil {
-		return nil, fmt.Errorf("read host topology: %s: %v", onlinePath, err)
+		return nil, fmt.Errorf("read host topology: %v", err)
 	}
-	dirs, _ := filepath.Glob(filepath.Join(sysRoot, "devices/system/node/node[0-9]*"))
+	return HostTopologyOf(top)
+}
+
+// HostTopologyOf keeps the nodes of top that have online CPUs.
+func HostTopologyOf(top *numa.Topology) (HostTopology, error) {
 	var h HostTopology
-	for _, d := range dirs {
-		id, err := strconv.Atoi(strings.TrimPrefix(filepath.Base(d), "node"))
-		if err != nil {
-			continue
-		}
-		b, err := readSmall(filepath.Join(d, "cpulist"))
-		if err != nil {
-			return nil, fmt.Errorf("read host topology: %v", err)
-		}
-		set, err := numa.ParseCPUList(string(b))
-		if err != nil {
-			return nil, fmt.Errorf("read host topology: %s/cpulist: %v", d, err)
-		}
+	for _, n := range top.Nodes {
 		var on []int
-		for _, c := range set {
-			if online.Contains(c) {
+		for _, c := range n.CPUs {
+			if top.Online.Contains(c) {
 				on = append(on, c)
 			}
 		}
 		if len(on) > 0 {
-			h = append(h, HostNode{ID: id, CPUs: numa.NewCPUSet(on...)})
+			h = append(h, HostNode{ID: n.ID, CPUs: numa.NewCPUSet(on...)})
 		}
 	}
 	if len(h) == 0 {
-		if online.Len() == 0 {
-			return nil, fmt.Errorf("read host topology: %s lists no CPUs", onlinePath)
-		}
-		h = HostTopology{{ID: 0, CPUs: online}}
+		return nil, fmt.Errorf("read host topology: no node has an online CPU")
 	}
 	sort.Slice(h, func(i, j int) bool { return h[i].ID < h[j].ID })
 	return h, nil

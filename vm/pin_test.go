@@ -3,7 +3,6 @@ package vm
 import (
 	"bytes"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -242,29 +241,21 @@ note: oversubscribed: 4 vCPUs on 2 host CPUs (up to 2 vCPUs per host CPU)
 }
 
 func TestReadHostTopology(t *testing.T) {
-	write := func(root, path, s string) {
-		p := filepath.Join(root, path)
-		os.MkdirAll(filepath.Dir(p), 0o755)
-		if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	two := t.TempDir()
-	write(two, "devices/system/cpu/online", "0-2,4-7\n")
-	write(two, "devices/system/node/node0/cpulist", "0-3\n")
-	write(two, "devices/system/node/node1/cpulist", "4-7\n")
-	write(two, "devices/system/node/node2/cpulist", "\n") // memory-only node
-	h, err := ReadHostTopology(two)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := fmt.Sprint(h); got != "[{0 0-2} {1 4-7}]" {
-		t.Errorf("topology %s", got)
-	}
-	flat := t.TempDir()
-	write(flat, "devices/system/cpu/online", "0-3\n")
-	if h, err = ReadHostTopology(flat); err != nil || fmt.Sprint(h) != "[{0 0-3}]" {
-		t.Errorf("no-NUMA topology %v %v", h, err)
+	for _, tc := range []struct{ fixture, want string }{
+		{"synth-8x28", "[{0 0-27} {1 28-55} {2 56-83} {3 84-111} {4 112-139} {5 140-167} {6 168-195} {7 196-223}]"},
+		{"synth-2x4-cpufreq", "[{0 0-3} {1 4-7}]"},
+		{"host", "[{0 0-1}]"},
+		{"host-offline", "[{0 0}]"},
+	} {
+		t.Run(tc.fixture, func(t *testing.T) {
+			h, err := ReadHostTopology(filepath.Join("..", "numa", "testdata", tc.fixture))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := fmt.Sprint(h); got != tc.want {
+				t.Errorf("topology %s, want %s", got, tc.want)
+			}
+		})
 	}
 	if _, err := ReadHostTopology(t.TempDir()); err == nil {
 		t.Error("empty root read")
@@ -275,5 +266,23 @@ func TestReadHostTopology(t *testing.T) {
 	}
 	if live.CPUs().Len() == 0 {
 		t.Error("live host has no CPUs")
+	}
+}
+
+// The artifact's guest planned onto the artifact's own 8x28 layout read
+// from the numa fixture: every socket on its own node, vCPU i on CPU i.
+func TestPlanOntoSynth8x28Fixture(t *testing.T) {
+	h, err := ReadHostTopology(filepath.Join("..", "numa", "testdata", "synth-8x28"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := NewPlan(guest(8, 28), h, PlanOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range p.Assignments {
+		if a.HostCPU != a.VCPU || a.HostNode != a.GuestNode {
+			t.Fatalf("row %+v: want vCPU i on CPU i, node = guest node", a)
+		}
 	}
 }

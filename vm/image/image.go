@@ -1,0 +1,425 @@
+package image
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+)
+
+// BasePackages are installed in every image besides the variant's own.
+var BasePackages = []string{
+	"systemd", "systemd-sysv", "udev", "kmod", "e2fsprogs", "initramfs-tools",
+	"linux-image-amd64", "iproute2", "procps",
+}
+
+// Options says what image to build. The zero value needs only Output,
+// Syncord and SyncordHost.
+type Options struct {
+	// Output is the raw image to write; its kernel, initramfs and
+	// manifest go beside it.
+	Output string
+	// SizeMB is the filesystem size (default 2048).
+	SizeMB int
+	// Suite is the Debian suite (default: this machine's codename).
+	Suite string
+	// ExtraPackages are installed besides BasePackages.
+	ExtraPackages []string
+	// Syncord and SyncordHost are the static binaries to install in
+	// /usr/local/bin.
+	Syncord, SyncordHost string
+	// Unit is the agent's systemd unit, installed and enabled.
+	Unit string
+	// Kernel and ModulesDir replace Debian's kernel with one the user
+	// built (a SynCord kernel): bzImage and its lib/modules/<version>.
+	Kernel, ModulesDir string
+	// Files maps an image path to a host file to copy in (mode kept).
+	Files map[string]string
+	// Enable lists extra unit names to enable (their files come in Files).
+	Enable []string
+	// CacheDir keeps the bootstrapped base trees (default
+	// $XDG_CACHE_HOME/syncord/image).
+	CacheDir string
+	// Sources is an apt sources file (one-line or deb822) for mmdebstrap
+	// (default: this machine's apt sources).
+	Sources string
+	// Progress receives one line per step (default: discarded).
+	Progress io.Writer
+}
+
+// Manifest is written to <Output>.json: how to boot the image.
+type Manifest struct {
+	Image      string  `json:"image"`
+	Kernel     string  `json:"kernel"`
+	Initrd     string  `json:"initrd,omitempty"`
+	Append     string  `json:"append"`
+	KernelVer  string  `json:"kernel_version"`
+	Suite      string  `json:"suite"`
+	SizeBytes  int64   `json:"size_bytes"`
+	BaseCached bool    `json:"base_cached"`
+	BuildSecs  float64 `json:"build_seconds"`
+}
+
+// ManifestPath returns where Build writes the manifest of img.
+func ManifestPath(img string) string { return img + ".json" }
+
+// ReadManifest reads the manifest written beside img.
+func ReadManifest(img string) (*Manifest, error) {
+	b, err := os.ReadFile(ManifestPath(img))
+	if err != nil {
+		return nil, fmt.Errorf("read image manifest: %w (build the image with syncord-host image or make image)", err)
+	}
+	var m Manifest
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("parse %s: %w", ManifestPath(img), err)
+	}
+	return &m, nil
+}
+
+// Build builds the image.
+func Build(ctx context.Context, o Options) (*Manifest, error) {
+	start := time.Now()
+	if err := o.defaults(); err != nil {
+		return nil, err
+	}
+	for _, tool := range []string{"mmdebstrap", "mkfs.ext4"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return nil, fmt.Errorf("%s not found (apt-get install mmdebstrap e2fsprogs)", tool)
+		}
+	}
+	for _, f := range []string{o.Syncord, o.SyncordHost} {
+		if _, err := os.Stat(f); err != nil {
+			return nil, fmt.Errorf("binary to install: %w (run make build)", err)
+		}
+	}
+	base, cached, err := o.base(ctx)
+	if err != nil {
+		return nil, err
+	}
+	o.step("staging a copy of the base tree")
+	stage, err := os.MkdirTemp(filepath.Dir(o.Output), ".image-stage-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(stage)
+	if err := run(ctx, "cp", "-a", base+"/.", stage); err != nil {
+		return nil, err
+	}
+	kver, err := o.customize(ctx, stage)
+	if err != nil {
+		return nil, err
+	}
+	m := &Manifest{Image: o.Output, Suite: o.Suite, KernelVer: kver, BaseCached: cached,
+		Append: "root=/dev/vda rw console=ttyS0 net.ifnames=0"}
+	m.Kernel = o.Output + ".vmlinuz"
+	if o.Kernel != "" {
+		if err := copyFile(o.Kernel, m.Kernel, 0o644); err != nil {
+			return nil, err
+		}
+	} else if err := copyFile(filepath.Join(stage, "boot", "vmlinuz-"+kver), m.Kernel, 0o644); err != nil {
+		return nil, err
+	}
+	if initrd := filepath.Join(stage, "boot", "initrd.img-"+kver); exists(initrd) {
+		m.Initrd = o.Output + ".initrd"
+		if err := copyFile(initrd, m.Initrd, 0o644); err != nil {
+			return nil, err
+		}
+	}
+	o.step(fmt.Sprintf("writing %d MiB ext4 filesystem to %s (mkfs.ext4 -d)", o.SizeMB, o.Output))
+	tmp := o.Output + ".tmp"
+	os.Remove(tmp)
+	if err := run(ctx, "mkfs.ext4", "-q", "-F", "-L", "syncord-root", "-d", stage, tmp, fmt.Sprintf("%dM", o.SizeMB)); err != nil {
+		os.Remove(tmp)
+		return nil, fmt.Errorf("%w (is --size large enough for the tree?)", err)
+	}
+	if err := os.Rename(tmp, o.Output); err != nil {
+		return nil, err
+	}
+	if fi, err := os.Stat(o.Output); err == nil {
+		m.SizeBytes = fi.Size()
+	}
+	m.BuildSecs = time.Since(start).Seconds()
+	b, _ := json.MarshalIndent(m, "", "  ")
+	if err := os.WriteFile(ManifestPath(o.Output), append(b, '\n'), 0o644); err != nil {
+		return nil, err
+	}
+	o.step(fmt.Sprintf("done in %.1fs: %s (kernel %s)", m.BuildSecs, o.Output, kver))
+	return m, nil
+}
+
+func (o *Options) defaults() error {
+	if o.Output == "" {
+		return errors.New("no output image given")
+	}
+	abs, err := filepath.Abs(o.Output)
+	if err != nil {
+		return err
+	}
+	o.Output = abs
+	if o.SizeMB == 0 {
+		o.SizeMB = 2048
+	}
+	if o.SizeMB < 512 {
+		return fmt.Errorf("image size %d MiB is too small for a Debian system with a kernel (use at least 512)", o.SizeMB)
+	}
+	if o.Suite == "" {
+		o.Suite = hostCodename()
+		if o.Suite == "" {
+			return errors.New("cannot tell this machine's Debian codename from /etc/os-release; give --suite")
+		}
+	}
+	if o.Progress == nil {
+		o.Progress = io.Discard
+	}
+	if o.CacheDir == "" {
+		dir, err := os.UserCacheDir()
+		if err != nil {
+			return err
+		}
+		o.CacheDir = filepath.Join(dir, "syncord", "image")
+	}
+	if o.Sources == "" {
+		o.Sources = hostSources()
+		if o.Sources == "" {
+			return errors.New("no apt sources found in /etc/apt (give --sources FILE)")
+		}
+	}
+	if (o.Kernel == "") != (o.ModulesDir == "") {
+		return errors.New("a custom kernel needs both --kernel BZIMAGE and --modules DIR (its lib/modules/<version>)")
+	}
+	return nil
+}
+
+func (o *Options) step(s string) { fmt.Fprintf(o.Progress, "image: %s\n", s) }
+
+func (o *Options) packages() []string {
+	seen := map[string]bool{}
+	var pk []string
+	for _, p := range append(append([]string{}, BasePackages...), o.ExtraPackages...) {
+		if o.Kernel != "" && p == "linux-image-amd64" {
+			continue
+		}
+		if p != "" && !seen[p] {
+			seen[p] = true
+			pk = append(pk, p)
+		}
+	}
+	sort.Strings(pk)
+	return pk
+}
+
+// base returns the bootstrapped tree for the suite, packages and sources,
+// running mmdebstrap only when the cache has none.
+func (o *Options) base(ctx context.Context) (string, bool, error) {
+	src, err := os.ReadFile(o.Sources)
+	if err != nil {
+		return "", false, fmt.Errorf("read apt sources: %w", err)
+	}
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\n%s\n%s", o.Suite, strings.Join(o.packages(), ","), src)
+	key := hex.EncodeToString(h.Sum(nil))[:16]
+	dir := filepath.Join(o.CacheDir, "base-"+o.Suite+"-"+key)
+	if exists(filepath.Join(dir, ".complete")) {
+		o.step("using cached base tree " + dir)
+		return dir, true, nil
+	}
+	if err := os.MkdirAll(o.CacheDir, 0o755); err != nil {
+		return "", false, err
+	}
+	tmp := dir + ".tmp"
+	os.RemoveAll(tmp)
+	o.step(fmt.Sprintf("bootstrapping Debian %s with mmdebstrap (%d packages; a few minutes, cached afterwards)", o.Suite, len(o.packages())))
+	args := []string{"--variant=minbase", "--mode=root", "--include=" + strings.Join(o.packages(), ","),
+		"--components=main", o.Suite, tmp, o.Sources}
+	cmd := exec.CommandContext(ctx, "mmdebstrap", args...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		os.RemoveAll(tmp)
+		return "", false, fmt.Errorf("mmdebstrap %s: %v\n%s", strings.Join(args, " "), err, tail(out, 20))
+	}
+	if err := os.WriteFile(filepath.Join(tmp, ".complete"), nil, 0o644); err != nil {
+		return "", false, err
+	}
+	os.RemoveAll(dir)
+	if err := os.Rename(tmp, dir); err != nil {
+		return "", false, err
+	}
+	return dir, false, nil
+}
+
+// customize installs syncord into the staged tree and returns the kernel
+// version the image boots.
+func (o *Options) customize(ctx context.Context, root string) (string, error) {
+	o.step("installing syncord, the agent unit and guest configuration")
+	install := map[string]string{
+		"/usr/local/bin/syncord":      o.Syncord,
+		"/usr/local/bin/syncord-host": o.SyncordHost,
+	}
+	for g, h := range o.Files {
+		install[g] = h
+	}
+	for g, h := range install {
+		fi, err := os.Stat(h)
+		if err != nil {
+			return "", fmt.Errorf("file for %s: %w", g, err)
+		}
+		if err := copyFile(h, filepath.Join(root, g), fi.Mode().Perm()); err != nil {
+			return "", err
+		}
+	}
+	enable := append([]string{}, o.Enable...)
+	if o.Unit != "" {
+		name := filepath.Base(o.Unit)
+		if err := copyFile(o.Unit, filepath.Join(root, "etc/systemd/system", name), 0o644); err != nil {
+			return "", err
+		}
+		enable = append(enable, name)
+	}
+	for _, u := range enable {
+		link := filepath.Join(root, "etc/systemd/system/multi-user.target.wants", u)
+		os.MkdirAll(filepath.Dir(link), 0o755)
+		os.Remove(link)
+		if err := os.Symlink("/etc/systemd/system/"+u, link); err != nil {
+			return "", err
+		}
+	}
+	writes := map[string]string{
+		"etc/fstab":    "/dev/vda / ext4 rw,errors=remount-ro 0 1\n",
+		"etc/hostname": "syncord-guest\n",
+		"etc/hosts":    "127.0.0.1 localhost\n127.0.1.1 syncord-guest\n",
+		// bpffs for the policy pins; tracefs is mounted by systemd.
+		"etc/systemd/system/sys-fs-bpf.mount": "[Unit]\nDescription=BPF filesystem for SynCord policy pins\nDefaultDependencies=no\nBefore=sysinit.target\n\n[Mount]\nWhat=bpf\nWhere=/sys/fs/bpf\nType=bpf\nOptions=mode=0700\n\n[Install]\nWantedBy=sysinit.target\n",
+		"etc/modules-load.d/syncord.conf":     "# vsock for the agent where the kernel has it (not on SynCord 5.4 kernels)\nvsock_loopback\n",
+	}
+	for p, c := range writes {
+		if err := os.WriteFile(filepath.Join(root, p), []byte(c), 0o644); err != nil {
+			return "", err
+		}
+	}
+	wants := filepath.Join(root, "etc/systemd/system/sysinit.target.wants")
+	os.MkdirAll(wants, 0o755)
+	os.Remove(filepath.Join(wants, "sys-fs-bpf.mount"))
+	if err := os.Symlink("/etc/systemd/system/sys-fs-bpf.mount", filepath.Join(wants, "sys-fs-bpf.mount")); err != nil {
+		return "", err
+	}
+	// Passwordless root on the serial console of a local research VM.
+	if err := editShadowRoot(filepath.Join(root, "etc/shadow")); err != nil {
+		return "", err
+	}
+	if o.Kernel != "" {
+		ver := filepath.Base(filepath.Clean(o.ModulesDir))
+		dst := filepath.Join(root, "lib/modules", ver)
+		os.RemoveAll(dst)
+		os.MkdirAll(filepath.Dir(dst), 0o755)
+		if err := run(ctx, "cp", "-a", o.ModulesDir, dst); err != nil {
+			return "", err
+		}
+		o.step("running depmod and update-initramfs for kernel " + ver)
+		if err := run(ctx, "chroot", root, "depmod", ver); err != nil {
+			return "", err
+		}
+		if err := run(ctx, "chroot", root, "update-initramfs", "-c", "-k", ver); err != nil {
+			o.step("update-initramfs failed; the kernel must then boot without an initramfs: " + err.Error())
+		}
+		return ver, nil
+	}
+	vers, _ := filepath.Glob(filepath.Join(root, "boot", "vmlinuz-*"))
+	if len(vers) == 0 {
+		return "", errors.New("no kernel in the bootstrapped tree (is linux-image-amd64 in the packages?)")
+	}
+	sort.Strings(vers)
+	return strings.TrimPrefix(filepath.Base(vers[len(vers)-1]), "vmlinuz-"), nil
+}
+
+func editShadowRoot(path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	lines := strings.Split(string(b), "\n")
+	for i, l := range lines {
+		if f := strings.SplitN(l, ":", 3); len(f) == 3 && f[0] == "root" {
+			lines[i] = "root::" + f[2]
+		}
+	}
+	return os.WriteFile(path, []byte(strings.Join(lines, "\n")), 0o640)
+}
+
+func hostCodename() string {
+	f, err := os.Open("/etc/os-release")
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VERSION_CODENAME="); ok {
+			return strings.Trim(v, `"`)
+		}
+	}
+	return ""
+}
+
+// hostSources returns this machine's apt sources file: a deb822 .sources
+// file in sources.list.d, or sources.list.
+func hostSources() string {
+	if m, _ := filepath.Glob("/etc/apt/sources.list.d/*.sources"); len(m) > 0 {
+		sort.Strings(m)
+		return m[0]
+	}
+	if fi, err := os.Stat("/etc/apt/sources.list"); err == nil && fi.Size() > 0 {
+		return "/etc/apt/sources.list"
+	}
+	return ""
+}
+
+func run(ctx context.Context, name string, args ...string) error {
+	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%s %s: %v\n%s", name, strings.Join(args, " "), err, tail(out, 20))
+	}
+	return nil
+}
+
+func copyFile(src, dst string, mode os.FileMode) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, mode)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return fmt.Errorf("copy %s to %s: %w", src, dst, err)
+	}
+	if err := out.Close(); err != nil {
+		return err
+	}
+	return os.Chmod(dst, mode)
+}
+
+func exists(p string) bool { _, err := os.Stat(p); return err == nil }
+
+func tail(b []byte, n int) string {
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
