@@ -87,6 +87,10 @@ func (t *Task) Ready() bool {
 // once per loop iteration (one atomic load).
 func (t *Task) Stopped() bool { return t.run.stop.Load() }
 
+// StopAll asks every task of the run to stop (fxmark's bench->stop = 1 on
+// a worker's error or ENOSPC).
+func (t *Task) StopAll() { t.run.stop.Store(true) }
+
 // StopFlag is the run's stop flag, for loops that want the raw load.
 func (t *Task) StopFlag() *atomic.Bool { return &t.run.stop }
 
@@ -110,6 +114,7 @@ type Run struct {
 	wg       sync.WaitGroup
 	prevProc int
 	stopOnce sync.Once
+	done     chan struct{}
 }
 
 // Plan returns the CPU of every task by the placement rule
@@ -193,6 +198,7 @@ func Launch(ctx context.Context, cfg Config, body Body) (*Run, error) {
 		start:    make(chan struct{}),
 		abort:    make(chan struct{}),
 		failed:   make(chan struct{}),
+		done:     make(chan struct{}),
 	}
 	r.prevProc = runtime.GOMAXPROCS(0)
 	if want := cfg.Tasks + 2; want > r.prevProc {
@@ -220,6 +226,7 @@ func Launch(ctx context.Context, cfg Config, body Body) (*Run, error) {
 			}
 		}()
 	}
+	go func() { r.wg.Wait(); close(r.done) }()
 	select {
 	case <-r.allReady:
 	case <-r.failed:
@@ -249,6 +256,9 @@ func (r *Run) fail(err error) {
 
 // Tasks returns the tasks (read-only).
 func (r *Run) Tasks() []Task { return r.tasks }
+
+// Done is closed when every task has returned.
+func (r *Run) Done() <-chan struct{} { return r.done }
 
 // Failed is closed when a task returned an error.
 func (r *Run) Failed() <-chan struct{} { return r.failed }

@@ -1,0 +1,709 @@
+package workloads
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// FxType is one FxMark metadata/data microbenchmark.
+type FxType struct {
+	Name string
+	// Description is fxmark's own text for --type.
+	Description string
+	ops         fxOps
+}
+
+type fxOps struct {
+	// pre is pre_work: runs on the pinned worker before the barrier.
+	pre func(b *fxBench, w *fxWorker) error
+	// main is main_work: counts works until stopped; ENOSPC ends it
+	// without error as in fxmark.
+	main func(b *fxBench, w *fxWorker) error
+}
+
+var fxTypes = map[string]*FxType{}
+
+// FxTypes returns the supported types sorted by name.
+func FxTypes() []*FxType {
+	out := make([]*FxType, 0, len(fxTypes))
+	for _, t := range fxTypes {
+		out = append(out, t)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// FxOptions configures one FxMark run.
+type FxOptions struct {
+	Type string
+	// NCore is --ncore: workers, background ones included.
+	NCore int
+	// NBg is --nbg: the last NBg workers are background workers, left out
+	// of the report.
+	NBg int
+	// Duration is --duration.
+	Duration time.Duration
+	// Root is --root: an existing directory holding nothing but
+	// lost+found; everything the run creates there is removed afterwards.
+	Root string
+	// CoresPerSocket is the placement rule's cps (fxmark's CORE_PER_CHIP).
+	CoresPerSocket int
+	NoAffinity     bool
+	SysRoot        string
+}
+
+// FxWorker is one worker's outcome.
+type FxWorker struct {
+	ID    int     `json:"id"`
+	CPU   int     `json:"cpu"`
+	Fast  bool    `json:"fast"`
+	BG    bool    `json:"background"`
+	Works float64 `json:"works"`
+	Usecs uint64  `json:"usecs"`
+}
+
+// FxResult is fxmark's report.
+type FxResult struct {
+	Type        string     `json:"type"`
+	NCPU        int        `json:"ncpu"`
+	Secs        float64    `json:"secs"`
+	Works       float64    `json:"works"`
+	WorksPerSec float64    `json:"works_per_sec"`
+	FastPerSec  float64    `json:"fast_works_per_sec"`
+	SlowPerSec  float64    `json:"slow_works_per_sec"`
+	Workers     []FxWorker `json:"workers"`
+}
+
+// FxHeader is the SynCord fxmark's report header with no profiler (its
+// profile column names are empty, hence the double space).
+const FxHeader = "# ncpu secs works works/sec  fast_works/sec, slow_works/sec"
+
+// WriteReport writes fxmark's two report lines: FxHeader and
+// "%d %f %f %f %f %f %s" (ncpu, avg secs, works, works/sec, fast and slow
+// works/sec, empty profile data).
+func (r *FxResult) WriteReport(w io.Writer) error {
+	_, err := fmt.Fprintf(w, "%s\n%d %f %f %f %f %f %s\n", FxHeader, r.NCPU, r.Secs, r.Works, r.WorksPerSec, r.FastPerSec, r.SlowPerSec, "")
+	return err
+}
+
+type fxBench struct {
+	root     string
+	duration time.Duration
+}
+
+type fxWorker struct {
+	t     *Task
+	id    int
+	works uint64
+	// private[0] of fxmark: the next file number, or the files made.
+	next uint64
+	fd   int
+}
+
+// pathBuf builds "<prefix><n><suffix>\0" in place without allocating.
+type pathBuf struct {
+	buf    []byte
+	prefix int
+	suffix string
+}
+
+func newPathBuf(prefix, suffix string) *pathBuf {
+	b := make([]byte, 0, len(prefix)+len(suffix)+24)
+	b = append(b, prefix...)
+	return &pathBuf{buf: b, prefix: len(prefix), suffix: suffix}
+}
+
+func (p *pathBuf) set(n uint64) *byte {
+	p.buf = strconv.AppendUint(p.buf[:p.prefix], n, 10)
+	p.buf = append(p.buf, p.suffix...)
+	p.buf = append(p.buf, 0)
+	return &p.buf[0]
+}
+
+func (p *pathBuf) String() string { return string(p.buf[:len(p.buf)-1]) }
+
+func (b *fxBench) workerDir(w *fxWorker) string {
+	return filepath.Join(b.root, strconv.Itoa(w.id))
+}
+
+// fxCount runs op until stopped, one work per successful call; an error
+// stops every worker (bench->stop = 1); ENOSPC ends the run quietly.
+func fxCount(w *fxWorker, op func() unix.Errno) error {
+	stop := w.t.StopFlag()
+	for !stop.Load() {
+		if e := op(); e != 0 {
+			if e == unix.EINTR {
+				continue
+			}
+			w.t.StopAll()
+			if e == unix.ENOSPC {
+				return nil
+			}
+			return e
+		}
+		w.works++
+		w.t.Count.Add(1)
+	}
+	return nil
+}
+
+// fxCountN is fxCount over the file numbers 0..n-1: the worker ends when
+// they run out.
+func fxCountN(w *fxWorker, n uint64, op func(i uint64) unix.Errno) error {
+	stop := w.t.StopFlag()
+	for i := uint64(0); i < n && !stop.Load(); {
+		if e := op(i); e != 0 {
+			if e == unix.EINTR {
+				continue
+			}
+			w.t.StopAll()
+			if e == unix.ENOSPC {
+				return nil
+			}
+			return e
+		}
+		i++
+		w.works++
+		w.t.Count.Add(1)
+	}
+	return nil
+}
+
+// fxCreateFor creates empty files named by pb for up to d (or until
+// ENOSPC), counting them in w.next: the setup of MWRM, MRDL, MWUL and
+// MWUM. fxmark fills until ENOSPC for the unlink tests; a time bound
+// keeps a large tmpfs from eating the machine's memory.
+func fxCreateFor(w *fxWorker, pb *pathBuf, d time.Duration) error {
+	deadline := time.Now().Add(d)
+	for w.next = 0; ; w.next++ {
+		if w.next%64 == 0 && time.Now().After(deadline) {
+			return nil
+		}
+		fd, e := rawOpen(pb.set(w.next), unix.O_CREAT|unix.O_RDWR|unix.O_CLOEXEC, 0o700)
+		if e == unix.ENOSPC {
+			return nil
+		}
+		if e != 0 {
+			return fmt.Errorf("create %s: %w", pb, e)
+		}
+		rawClose(fd)
+	}
+}
+
+func init() {
+	add := func(name, desc string, ops fxOps) {
+		fxTypes[name] = &FxType{Name: name, Description: desc, ops: ops}
+	}
+	mkdirOwn := func(b *fxBench, w *fxWorker) error { return os.MkdirAll(b.workerDir(w), 0o755) }
+
+	add("MWRL", "rename a file: each process rename a file in its private directory", fxOps{
+		pre: func(b *fxBench, w *fxWorker) error {
+			if err := mkdirOwn(b, w); err != nil {
+				return err
+			}
+			p := filepath.Join(b.workerDir(w), "n_file_rename-0.dat")
+			f, err := os.OpenFile(p, os.O_CREATE|os.O_RDWR, 0o700)
+			if err != nil {
+				return err
+			}
+			f.Sync()
+			return f.Close()
+		},
+		main: func(b *fxBench, w *fxWorker) error {
+			prefix := b.workerDir(w) + "/n_file_rename-"
+			from, to := newPathBuf(prefix, ".dat"), newPathBuf(prefix, ".dat")
+			from.set(w.next)
+			return fxCount(w, func() unix.Errno {
+				if e := rawRename(&from.buf[0], to.set(w.next+1)); e != 0 {
+					return e
+				}
+				w.next++
+				from, to = to, from
+				return 0
+			})
+		},
+	})
+	add("MWCL", "inode allocation: each process creates files at its private directory", fxOps{
+		pre: mkdirOwn,
+		main: func(b *fxBench, w *fxWorker) error {
+			pb := newPathBuf(b.workerDir(w)+"/n_inode_alloc-", ".dat")
+			return fxCount(w, func() unix.Errno {
+				fd, e := rawOpen(pb.set(w.works), unix.O_CREAT|unix.O_RDWR|unix.O_CLOEXEC, 0o700)
+				if e != 0 {
+					return e
+				}
+				return rawClose(fd)
+			})
+		},
+	})
+	add("MWCM", "each process creates files in their private directory", fxOps{
+		main: func(b *fxBench, w *fxWorker) error {
+			// fxmark's MWCM creates in the shared test root, whatever its
+			// description says.
+			pb := newPathBuf(fmt.Sprintf("%s/m_file_cr-%d-", b.root, w.id), ".dat")
+			page := make([]byte, pageSize)
+			return fxCount(w, func() unix.Errno {
+				fd, e := rawOpen(pb.set(w.works), unix.O_CREAT|unix.O_RDWR|unix.O_CLOEXEC, 0o700)
+				if e != 0 {
+					return e
+				}
+				if _, e := rawWrite(fd, &page[0], len(page)); e != 0 {
+					rawClose(fd)
+					return e
+				}
+				return rawClose(fd)
+			})
+		},
+	})
+	// unlinkAll unlinks the files made by pre_work in order; a worker that
+	// runs out ends alone (fxmark's MWUL/MWUM loops end at private[0]).
+	unlinkAll := func(pb *pathBuf) func(b *fxBench, w *fxWorker) error {
+		return func(b *fxBench, w *fxWorker) error {
+			return fxCountN(w, w.next, func(i uint64) unix.Errno { return rawUnlink(pb.set(i)) })
+		}
+	}
+	// fxmark's file MWUL.c unlinks in private directories and MWUM.c in
+	// the shared root (its --type table swaps the two names; we follow the
+	// sources and the L/M naming: L = private, M = shared).
+	add("MWUL", "each process deletes files in their private directory", fxOps{
+		pre: func(b *fxBench, w *fxWorker) error {
+			if err := mkdirOwn(b, w); err != nil {
+				return err
+			}
+			return fxCreateFor(w, newPathBuf(b.workerDir(w)+"/u_file_rm-", ".dat"), b.duration)
+		},
+		main: func(b *fxBench, w *fxWorker) error {
+			return unlinkAll(newPathBuf(b.workerDir(w)+"/u_file_rm-", ".dat"))(b, w)
+		},
+	})
+	add("MWUM", "each process deletes files at the test root directory", fxOps{
+		pre: func(b *fxBench, w *fxWorker) error {
+			return fxCreateFor(w, newPathBuf(fmt.Sprintf("%s/u_sh_file_rm-%d-", b.root, w.id), ".dat"), b.duration)
+		},
+		main: func(b *fxBench, w *fxWorker) error {
+			return unlinkAll(newPathBuf(fmt.Sprintf("%s/u_sh_file_rm-%d-", b.root, w.id), ".dat"))(b, w)
+		},
+	})
+	add("MWRM", "directory insert: each process moves files from its private directory to a common direcotry", fxOps{
+		pre: func(b *fxBench, w *fxWorker) error {
+			if err := mkdirOwn(b, w); err != nil {
+				return err
+			}
+			pb := newPathBuf(fmt.Sprintf("%s/n_dir_ins-%d-", b.workerDir(w), w.id), ".dat")
+			if err := fxCreateFor(w, pb, b.duration); err != nil {
+				return err
+			}
+			// Remove 5% so the moves do not hit ENOSPC.
+			rm := uint64(float64(w.next)*0.05) + 1
+			for i := uint64(0); w.next > 0 && i < rm; i++ {
+				w.next--
+				if e := rawUnlink(pb.set(w.next)); e != 0 {
+					return fmt.Errorf("unlink %s: %w", pb, e)
+				}
+			}
+			return nil
+		},
+		main: func(b *fxBench, w *fxWorker) error {
+			from := newPathBuf(fmt.Sprintf("%s/n_dir_ins-%d-", b.workerDir(w), w.id), ".dat")
+			to := newPathBuf(fmt.Sprintf("%s/n_dir_ins-%d-", b.root, w.id), ".dat")
+			// Moving ends the whole run when a worker runs out (fxmark's
+			// MWRM sets bench->stop after its loop).
+			defer w.t.StopAll()
+			return fxCountN(w, w.next, func(i uint64) unix.Errno { return rawRename(from.set(i), to.set(i)) })
+		},
+	})
+	add("MRPL", "path resolution for a private file", fxOps{
+		pre: func(b *fxBench, w *fxWorker) error {
+			d := filepath.Join(b.workerDir(w), "0", "0", "0")
+			if err := os.MkdirAll(d, 0o755); err != nil {
+				return err
+			}
+			return os.WriteFile(filepath.Join(d, "0"), nil, 0o700)
+		},
+		main: func(b *fxBench, w *fxWorker) error {
+			p := cstr(filepath.Join(b.workerDir(w), "0", "0", "0", "0"))
+			var st unix.Stat_t
+			return fxCount(w, func() unix.Errno { return rawStat(p, &st) })
+		},
+	})
+	add("MRPH", "path resolution at the same level directory", fxOps{
+		pre: func(b *fxBench, w *fxWorker) error {
+			if w.id != 0 {
+				return nil // the leader builds the 8^5 tree
+			}
+			for i := range 8 * 8 * 8 * 8 {
+				d := filepath.Join(b.root, strconv.Itoa(i>>9&7), strconv.Itoa(i>>6&7), strconv.Itoa(i>>3&7), strconv.Itoa(i&7))
+				if err := os.MkdirAll(d, 0o755); err != nil {
+					return err
+				}
+				for m := range 8 {
+					if err := os.WriteFile(filepath.Join(d, strconv.Itoa(m)), nil, 0o700); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		},
+		main: func(b *fxBench, w *fxWorker) error {
+			p := cstr(filepath.Join(b.root, "0", "0", "0", "0", "0"))
+			var st unix.Stat_t
+			return fxCount(w, func() unix.Errno { return rawStat(p, &st) })
+		},
+	})
+	add("MRDL", "directory read: each process reads entries of its private directory", fxOps{
+		pre: func(b *fxBench, w *fxWorker) error {
+			if err := mkdirOwn(b, w); err != nil {
+				return err
+			}
+			return fxCreateFor(w, newPathBuf(fmt.Sprintf("%s/n_dir_rd-%d-", b.workerDir(w), w.id), ".dat"), b.duration)
+		},
+		main: func(b *fxBench, w *fxWorker) error {
+			fd, err := unix.Open(b.workerDir(w), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+			if err != nil {
+				return err
+			}
+			defer unix.Close(fd)
+			// One work per readdir(3) call, as glibc does it: entries come
+			// from a 32 KiB getdents64 buffer, refilled when consumed; at
+			// the end every call is a getdents64 returning 0.
+			buf := make([]byte, 32<<10)
+			var off, n int
+			return fxCount(w, func() unix.Errno {
+				if off >= n {
+					r, _, e := unix.RawSyscall(unix.SYS_GETDENTS64, uintptr(fd), uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)))
+					if e != 0 {
+						return e
+					}
+					off, n = 0, int(r)
+					if n == 0 {
+						return 0
+					}
+				}
+				reclen := int(buf[off+16]) | int(buf[off+17])<<8 // d_reclen
+				off += reclen
+				return 0
+			})
+		},
+	})
+	add("DWAL", "block allocation: each process appends pages to a private file", fxOps{
+		pre: func(b *fxBench, w *fxWorker) error {
+			if err := mkdirOwn(b, w); err != nil {
+				return err
+			}
+			fd, err := unix.Open(filepath.Join(b.workerDir(w), fmt.Sprintf("n_blk_alloc-%d.dat", w.id)), unix.O_CREAT|unix.O_RDWR|unix.O_CLOEXEC, 0o700)
+			w.fd = fd
+			return err
+		},
+		main: func(b *fxBench, w *fxWorker) error {
+			defer unix.Close(w.fd)
+			page := make([]byte, pageSize)
+			return fxCount(w, func() unix.Errno {
+				_, e := rawWrite(w.fd, &page[0], len(page))
+				return e
+			})
+		},
+	})
+	onePage := func(name string) func(b *fxBench, w *fxWorker) error {
+		return func(b *fxBench, w *fxWorker) error {
+			if err := mkdirOwn(b, w); err != nil {
+				return err
+			}
+			fd, err := unix.Open(filepath.Join(b.workerDir(w), name), unix.O_CREAT|unix.O_RDWR|unix.O_CLOEXEC, 0o700)
+			if err != nil {
+				return err
+			}
+			w.fd = fd
+			return writeZeros(fd, pageSize)
+		}
+	}
+	add("DWOL", "block write: each process overwrite a pages to a private file", fxOps{
+		pre: onePage("n_blk_wrt.dat"),
+		main: func(b *fxBench, w *fxWorker) error {
+			defer unix.Close(w.fd)
+			page := make([]byte, pageSize)
+			return fxCount(w, func() unix.Errno {
+				n, e := rawPwrite(w.fd, &page[0], len(page), 0)
+				if e == 0 && n != len(page) {
+					return unix.EIO
+				}
+				return e
+			})
+		},
+	})
+	add("DRBL", "file read: each process read a block of its private file", fxOps{
+		pre: onePage("n_file_rd.dat"),
+		main: func(b *fxBench, w *fxWorker) error {
+			defer unix.Close(w.fd)
+			page := make([]byte, pageSize)
+			return fxCount(w, func() unix.Errno {
+				_, e := rawPread(w.fd, &page[0], len(page), 0)
+				return e
+			})
+		},
+	})
+}
+
+// checkFxRoot requires root to be an existing directory holding nothing
+// but lost+found, so that cleaning up afterwards removes only what the run
+// made.
+func checkFxRoot(root string) error {
+	st, err := os.Stat(root)
+	if err != nil {
+		return fmt.Errorf("fxmark --root %s: %w (create it, or mount a file system there)", root, err)
+	}
+	if !st.IsDir() {
+		return fmt.Errorf("fxmark --root %s is not a directory", root)
+	}
+	ents, err := os.ReadDir(root)
+	if err != nil {
+		return fmt.Errorf("fxmark --root %s: %w", root, err)
+	}
+	for _, e := range ents {
+		if e.Name() != "lost+found" {
+			return fmt.Errorf("fxmark --root %s is not empty (holds %s): use an empty directory or a fresh file system, everything the run creates there is removed", root, e.Name())
+		}
+	}
+	return nil
+}
+
+// cleanFxRoot removes everything in root but lost+found.
+func cleanFxRoot(root string) error {
+	ents, err := os.ReadDir(root)
+	if err != nil {
+		return err
+	}
+	var first error
+	for _, e := range ents {
+		if e.Name() == "lost+found" {
+			continue
+		}
+		if err := os.RemoveAll(filepath.Join(root, e.Name())); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// RunFxMark runs one FxMark benchmark: NCore pinned workers (the
+// placement rule with CoresPerSocket, tagged fast/slow) each do the type's
+// setup, meet at the start barrier, and work until Duration passes (or
+// until they run out of work). The root is cleaned afterwards on every
+// return path.
+func RunFxMark(ctx context.Context, o FxOptions) (*FxResult, error) {
+	typ, ok := fxTypes[o.Type]
+	if !ok {
+		var names []string
+		for _, t := range FxTypes() {
+			names = append(names, t.Name)
+		}
+		return nil, fmt.Errorf("unknown fxmark type %q (supported: %s)", o.Type, strings.Join(names, ", "))
+	}
+	if o.NCore <= 0 {
+		return nil, fmt.Errorf("--ncore must be > 0, got %d", o.NCore)
+	}
+	if o.NBg < 0 || o.NBg >= o.NCore {
+		return nil, fmt.Errorf("--nbg must be >= 0 and < --ncore, got %d with %d cores", o.NBg, o.NCore)
+	}
+	if o.Duration <= 0 {
+		return nil, fmt.Errorf("--duration must be > 0")
+	}
+	if err := checkFxRoot(o.Root); err != nil {
+		return nil, err
+	}
+	root, err := filepath.Abs(o.Root)
+	if err != nil {
+		return nil, err
+	}
+	defer cleanFxRoot(root)
+
+	b := &fxBench{root: root, duration: o.Duration}
+	workers := make([]*fxWorker, o.NCore)
+	usecs := make([]uint64, o.NCore)
+	var mu sync.Mutex
+	body := func(t *Task) error {
+		w := &fxWorker{t: t, id: t.ID, fd: -1}
+		mu.Lock()
+		workers[t.ID] = w
+		mu.Unlock()
+		if typ.ops.pre != nil {
+			if err := typ.ops.pre(b, w); err != nil {
+				return fmt.Errorf("%s pre_work: %w", o.Type, err)
+			}
+		}
+		if !t.Ready() {
+			if w.fd >= 0 {
+				unix.Close(w.fd)
+			}
+			return nil
+		}
+		start := time.Now()
+		err := typ.ops.main(b, w)
+		usecs[t.ID] = uint64(time.Since(start).Microseconds())
+		if err != nil {
+			return fmt.Errorf("%s main_work: %w", o.Type, err)
+		}
+		return nil
+	}
+	cfg := Config{Tasks: o.NCore, CoresPerSocket: o.CoresPerSocket, NoAffinity: o.NoAffinity, SysRoot: o.SysRoot}
+	run, err := Launch(ctx, cfg, body)
+	if err != nil {
+		return nil, err
+	}
+	timer := time.NewTimer(o.Duration)
+	defer timer.Stop()
+	var ctxErr error
+	select {
+	case <-timer.C:
+	case <-run.Done():
+	case <-run.Failed():
+	case <-ctx.Done():
+		ctxErr = ctx.Err()
+	}
+	if err := run.Stop(); err != nil {
+		return nil, err
+	}
+	if ctxErr != nil {
+		return nil, ctxErr
+	}
+	res := &FxResult{Type: o.Type, NCPU: o.NCore - o.NBg}
+	var totalUsecs uint64
+	var fast, slow float64
+	for i, t := range run.Tasks() {
+		w := workers[i]
+		fw := FxWorker{ID: t.ID, CPU: t.CPU, Fast: t.Fast, BG: i >= o.NCore-o.NBg, Works: float64(w.works), Usecs: usecs[i]}
+		res.Workers = append(res.Workers, fw)
+		if fw.BG {
+			continue
+		}
+		totalUsecs += fw.Usecs
+		res.Works += fw.Works
+		if fw.Fast {
+			fast += fw.Works
+		} else {
+			slow += fw.Works
+		}
+	}
+	res.Secs = float64(totalUsecs) / float64(res.NCPU) / 1e6
+	if res.Secs > 0 {
+		res.WorksPerSec = res.Works / res.Secs
+		res.FastPerSec = fast / res.Secs
+		res.SlowPerSec = slow / res.Secs
+	}
+	return res, nil
+}
+
+// FxSweepRow is one .dat row: ncpu and works/sec, fast and slow in
+// millions.
+type FxSweepRow struct {
+	NCPU  int     `json:"ncpu"`
+	Total float64 `json:"mworks_per_sec"`
+	Fast  float64 `json:"fast_mworks_per_sec"`
+	Slow  float64 `json:"slow_mworks_per_sec"`
+}
+
+// FxDatRow converts a result to its .dat row.
+func FxDatRow(r *FxResult) FxSweepRow {
+	return FxSweepRow{NCPU: r.NCPU, Total: r.WorksPerSec / 1e6, Fast: r.FastPerSec / 1e6, Slow: r.SlowPerSec / 1e6}
+}
+
+// WriteFxDat writes the plotter's .dat file: "# media:fs:bench:iomode:*",
+// "# core, total, fast, slow", then "ncpu total fast slow" per row sorted
+// by ncpu, the numbers as Python prints floats.
+func WriteFxDat(w io.Writer, media, fs, bench, iomode string, rows []FxSweepRow) error {
+	rows = append([]FxSweepRow(nil), rows...)
+	sort.SliceStable(rows, func(i, j int) bool { return rows[i].NCPU < rows[j].NCPU })
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "# %s:%s:%s:%s:*\n# core, total, fast, slow\n", media, fs, bench, iomode)
+	for _, r := range rows {
+		fmt.Fprintf(&sb, "%d %s %s %s\n", r.NCPU, PyFloat(r.Total), PyFloat(r.Fast), PyFloat(r.Slow))
+	}
+	_, err := io.WriteString(w, sb.String())
+	return err
+}
+
+// PyFloat formats f as Python 3's str(float): the shortest repr, fixed
+// notation with at least one decimal for exponents -4..15, else
+// scientific with a two-digit exponent ("1e-05", "1.5e+16").
+func PyFloat(f float64) string {
+	switch {
+	case f != f:
+		return "nan"
+	case f > 1.7976931348623157e308:
+		return "inf"
+	case f < -1.7976931348623157e308:
+		return "-inf"
+	}
+	if f == 0 {
+		if 1/f < 0 {
+			return "-0.0"
+		}
+		return "0.0"
+	}
+	e := strconv.FormatFloat(f, 'e', -1, 64)
+	exp, _ := strconv.Atoi(e[strings.IndexByte(e, 'e')+1:])
+	if exp < -4 || exp >= 16 {
+		return e
+	}
+	s := strconv.FormatFloat(f, 'f', -1, 64)
+	if !strings.Contains(s, ".") {
+		s += ".0"
+	}
+	return s
+}
+
+// FsTypeName names the file system at path from statfs(2)'s f_type, for
+// the .dat header ("tmpfs", "ext4", ...; "unknown" otherwise).
+func FsTypeName(path string) string {
+	var st unix.Statfs_t
+	if err := unix.Statfs(path, &st); err != nil {
+		return "unknown"
+	}
+	switch uint64(st.Type) {
+	case unix.TMPFS_MAGIC:
+		return "tmpfs"
+	case unix.EXT4_SUPER_MAGIC:
+		return "ext4"
+	case unix.XFS_SUPER_MAGIC:
+		return "xfs"
+	case unix.BTRFS_SUPER_MAGIC:
+		return "btrfs"
+	case unix.F2FS_SUPER_MAGIC:
+		return "f2fs"
+	case unix.OVERLAYFS_SUPER_MAGIC:
+		return "overlay"
+	}
+	return "unknown"
+}
+
+// MountTmpfs mounts a private tmpfs at dir (mode 0777, size bytes; 0 means
+// the kernel default) and returns the function that unmounts it.
+func MountTmpfs(dir string, size int64) (func() error, error) {
+	opts := "mode=0777"
+	if size > 0 {
+		opts += ",size=" + strconv.FormatInt(size, 10)
+	}
+	if err := unix.Mount("syncord-fxmark", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, opts); err != nil {
+		if errors.Is(err, unix.EPERM) {
+			return nil, fmt.Errorf("mount tmpfs at %s: %w (needs root / CAP_SYS_ADMIN)", dir, err)
+		}
+		return nil, fmt.Errorf("mount tmpfs at %s: %w", dir, err)
+	}
+	return func() error {
+		if err := unix.Unmount(dir, 0); err != nil {
+			return fmt.Errorf("unmount tmpfs at %s: %w", dir, err)
+		}
+		return nil
+	}, nil
+}

@@ -1,0 +1,75 @@
+package workloads
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+var fxDataRE = regexp.MustCompile(`^(\d+) (\d+\.\d{6}) (\d+\.\d{6}) (\d+\.\d{6}) (\d+\.\d{6}) (\d+\.\d{6}) $`)
+
+// TestFxMarkTypesRun runs every type for a short while with 2 workers in
+// a fresh directory: the report has fxmark's shape, works were done, fast
+// plus slow works/sec is the total, and the root is left empty.
+func TestFxMarkTypesRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("skipping: runs every fxmark type (drop -short)")
+	}
+	noAff := onlineCount(t) < 2
+	for _, ft := range FxTypes() {
+		t.Run(ft.Name, func(t *testing.T) {
+			root := t.TempDir()
+			res, err := RunFxMark(context.Background(), FxOptions{Type: ft.Name, NCore: 2, Duration: 300 * time.Millisecond,
+				Root: root, CoresPerSocket: 2, NoAffinity: noAff})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var buf bytes.Buffer
+			res.WriteReport(&buf)
+			lines := strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n")
+			if len(lines) != 2 || lines[0] != FxHeader || !fxDataRE.MatchString(lines[1]) {
+				t.Fatalf("report:\n%q", buf.String())
+			}
+			if res.Works <= 0 || res.WorksPerSec <= 0 {
+				t.Errorf("no works: %+v", res)
+			}
+			if d := res.FastPerSec + res.SlowPerSec - res.WorksPerSec; d > 1e-6*res.WorksPerSec || d < -1e-6*res.WorksPerSec {
+				t.Errorf("fast %f + slow %f != total %f", res.FastPerSec, res.SlowPerSec, res.WorksPerSec)
+			}
+			ents, _ := os.ReadDir(root)
+			if len(ents) != 0 {
+				t.Errorf("root not cleaned: %d entries, first %s", len(ents), ents[0].Name())
+			}
+		})
+	}
+}
+
+func TestFxMarkRootChecks(t *testing.T) {
+	dir := t.TempDir()
+	busy := t.TempDir()
+	os.WriteFile(filepath.Join(busy, "precious"), []byte("x"), 0o600)
+	file := filepath.Join(dir, "f")
+	os.WriteFile(file, nil, 0o600)
+	for _, tc := range []struct {
+		name, root, want string
+	}{
+		{"missing", filepath.Join(dir, "nope"), "no such file"},
+		{"file", file, "not a directory"},
+		{"not empty", busy, "not empty"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := RunFxMark(context.Background(), FxOptions{Type: "MWRL", NCore: 1, Duration: time.Second, Root: tc.root, CoresPerSocket: 1, NoAffinity: true})
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want %q", err, tc.want)
+			}
+		})
+	}
+	if _, err := os.Stat(filepath.Join(busy, "precious")); err != nil {
+		t.Fatal("a non-empty root was touched")
+	}
+}
