@@ -453,12 +453,28 @@ func (l *Loaded) Pin(dir string) (paths []string, err error) {
 		if prog == nil {
 			return paths, fmt.Errorf("pin policy %s: program %s is not loaded", l.Policy.Name, pr.Pin)
 		}
-		if err := pin(filepath.Join(dir, pr.Pin), prog.Pin); err != nil {
+		if err := pin(filepath.Join(dir, pr.Pin), func(path string) error {
+			// Pin a duplicate: cilium's Pin of an object pinned before
+			// moves the old pin instead of adding one.
+			c, err := prog.Clone()
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			return c.Pin(path)
+		}); err != nil {
 			return paths, err
 		}
 	}
 	if l.Policy.Map != nil && l.Map != nil {
-		if err := pin(filepath.Join(dir, l.Policy.Map.Name), l.Map.Pin); err != nil {
+		if err := pin(filepath.Join(dir, l.Policy.Map.Name), func(path string) error {
+			c, err := l.Map.Clone()
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			return c.Pin(path)
+		}); err != nil {
 			return paths, err
 		}
 	}
