@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/syncord/syncord/vm/image"
 )
 
 // Port names of the guest's virtio-serial ports.
@@ -46,6 +48,11 @@ type Config struct {
 	KVM bool
 	// ExtraArgs are appended to the QEMU command line.
 	ExtraArgs []string
+	// Image boots a disk image built by vm/image (its manifest gives the
+	// kernel, initramfs and command line) instead of the initramfs; it is
+	// attached first (/dev/vda) with snapshot=on, so the image is not
+	// changed. The image must run CommandLoop (see ImageFiles).
+	Image string
 }
 
 func (c *Config) defaults() {
@@ -112,8 +119,14 @@ func Boot(t testing.TB, cfg Config) *VM {
 		exited: make(chan struct{})}
 	t.Cleanup(func() { vm.shutdown(t) })
 
-	initrd := filepath.Join(dir, "initramfs.cpio")
-	if err := buildInitramfs(initrd, k, &cfg); err != nil {
+	kernel, initrd, appendLine := k.Vmlinuz, filepath.Join(dir, "initramfs.cpio"), "rdinit=/init"
+	if cfg.Image != "" {
+		m, err := image.ReadManifest(cfg.Image)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kernel, initrd, appendLine = m.Kernel, m.Initrd, m.Append
+	} else if err := buildInitramfs(initrd, k, &cfg); err != nil {
 		t.Fatal(err)
 	}
 	cmdSock := filepath.Join(dir, "cmd.sock")
@@ -123,7 +136,7 @@ func Boot(t testing.TB, cfg Config) *VM {
 	}
 	defer ln.Close()
 
-	args := qemuArgs(&cfg, k.Vmlinuz, initrd, vm.console, vm.qmp, cmdSock, vm.agent)
+	args := qemuArgs(&cfg, kernel, initrd, appendLine, vm.console, vm.qmp, cmdSock, vm.agent)
 	vm.cmd = exec.Command("qemu-system-x86_64", args...)
 	vm.cmd.Stdout, vm.cmd.Stderr = nil, nil
 	qlog, err := os.Create(filepath.Join(dir, "qemu.log"))
@@ -178,7 +191,7 @@ func Boot(t testing.TB, cfg Config) *VM {
 	return vm
 }
 
-func qemuArgs(cfg *Config, kernel, initrd, console, qmp, cmdSock, agentSock string) []string {
+func qemuArgs(cfg *Config, kernel, initrd, appendLine, console, qmp, cmdSock, agentSock string) []string {
 	accel := "tcg"
 	if cfg.KVM {
 		accel = "kvm"
@@ -195,8 +208,8 @@ func qemuArgs(cfg *Config, kernel, initrd, console, qmp, cmdSock, agentSock stri
 			"-numa", fmt.Sprintf("node,nodeid=%d,cpus=%d-%d,memdev=mem%d", s, s*cfg.Cores, (s+1)*cfg.Cores-1, s))
 	}
 	args = append(args,
-		"-kernel", kernel, "-initrd", initrd,
-		"-append", strings.TrimSpace("console=ttyS0 panic=-1 loglevel=4 rdinit=/init "+cfg.Append),
+		"-kernel", kernel,
+		"-append", strings.TrimSpace("console=ttyS0 panic=-1 loglevel=4 "+appendLine+" "+cfg.Append),
 		"-serial", "file:"+console,
 		"-qmp", "unix:"+qmp+",server=on,wait=off",
 		"-device", "virtio-serial-pci,id=vser0",
@@ -205,7 +218,18 @@ func qemuArgs(cfg *Config, kernel, initrd, console, qmp, cmdSock, agentSock stri
 		"-chardev", "socket,id=agent,path="+agentSock+",server=on,wait=off",
 		"-device", "virtserialport,bus=vser0.0,chardev=agent,name="+AgentPort,
 	)
-	for i, d := range cfg.Disks {
+	if initrd != "" {
+		args = append(args, "-initrd", initrd)
+	}
+	disks := cfg.Disks
+	if cfg.Image != "" {
+		args = append(args, "-drive", fmt.Sprintf("file=%s,format=raw,if=virtio,index=0,snapshot=on", cfg.Image))
+		disks = nil
+		for i, d := range cfg.Disks {
+			args = append(args, "-drive", fmt.Sprintf("file=%s,format=raw,if=virtio,index=%d,cache=unsafe", d, i+1))
+		}
+	}
+	for i, d := range disks {
 		args = append(args, "-drive", fmt.Sprintf("file=%s,format=raw,if=virtio,index=%d,cache=unsafe", d, i))
 	}
 	return append(args, cfg.ExtraArgs...)

@@ -128,6 +128,7 @@ func BuildInitramfs(path string, k *KernelInfo, cfg Config, syncordBin, hostBin 
 	c.File("/lib/modules/"+k.Version+"/modules.dep", 0o644, []byte(modDep.String()))
 	c.File("/etc/e2e/modules", 0o644, []byte(modList.String()))
 	c.File("/etc/e2e/init.sh", 0o644, []byte(cfg.Init+"\n"))
+	c.File("/etc/e2e/loop.sh", 0o755, []byte(CommandLoop))
 	for _, g := range sortedKeys(cfg.Files) {
 		c.CopyFile(g, cfg.Files[g])
 	}
@@ -156,9 +157,20 @@ hostname syncord-e2e
 ip link set lo up 2>/dev/null
 while read -r m; do insmod "$m" || echo "e2e: insmod $m failed" >/dev/console; done </etc/e2e/modules
 echo "e2e: modules loaded" >/dev/console
+cd /root
+. /etc/e2e/init.sh
+exec sh /etc/e2e/loop.sh
+`
+
+// CommandLoop serves the harness's command channel on the virtio port
+// org.syncord.e2e: a line "<id> <base64 shell>" runs the shell (cwd /root),
+// and the reply is one line "@@E2E <id> <status> <base64 combined output>".
+// The initramfs's init execs it; a guest image runs it as a systemd
+// service (see ImageFiles). Without the port it idles.
+const CommandLoop = `#!/bin/sh
 dev=
 i=0
-while [ -z "$dev" ] && [ $i -lt 200 ]; do
+while [ -z "$dev" ] && [ $i -lt 300 ]; do
 	for p in /sys/class/virtio-ports/*; do
 		[ -e "$p/name" ] && [ "$(cat "$p/name")" = "org.syncord.e2e" ] && dev=/dev/${p##*/}
 	done
@@ -167,12 +179,11 @@ while [ -z "$dev" ] && [ $i -lt 200 ]; do
 	sleep 0.1
 	i=$((i+1))
 done
-cd /root
-. /etc/e2e/init.sh
 if [ -z "$dev" ]; then
-	echo "e2e: no command port; init done" >/dev/console
+	echo "e2e: no command port" >/dev/console
 	while true; do sleep 3600; done
 fi
+mkdir -p /root /tmp
 exec 3<>"$dev"
 echo "e2e: command channel on $dev" >/dev/console
 echo @@E2E-READY >&3
@@ -186,3 +197,34 @@ done
 echo "e2e: command channel closed" >/dev/console
 poweroff -f
 `
+
+// commandUnit runs CommandLoop in a guest image under systemd.
+const commandUnit = `[Unit]
+Description=syncord e2e command channel (test images only)
+After=systemd-udevd.service
+
+[Service]
+ExecStart=/bin/sh /usr/local/sbin/syncord-e2e-loop
+Restart=no
+
+[Install]
+WantedBy=multi-user.target
+`
+
+// ImageFiles writes the command loop and its unit into dir and returns the
+// Files and Enable values for image.Options, so a test image answers
+// vm.Run like the initramfs does.
+func ImageFiles(dir string) (files map[string]string, enable []string, err error) {
+	loop := filepath.Join(dir, "syncord-e2e-loop")
+	unit := filepath.Join(dir, "syncord-e2e.service")
+	if err := os.WriteFile(loop, []byte(CommandLoop), 0o755); err != nil {
+		return nil, nil, err
+	}
+	if err := os.WriteFile(unit, []byte(commandUnit), 0o644); err != nil {
+		return nil, nil, err
+	}
+	return map[string]string{
+		"/usr/local/sbin/syncord-e2e-loop":        loop,
+		"/etc/systemd/system/syncord-e2e.service": unit,
+	}, []string{"syncord-e2e.service"}, nil
+}
