@@ -1,0 +1,135 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/syncord/syncord/bpf/contention"
+	"github.com/syncord/syncord/kernel"
+)
+
+const lockstatContentionHelp = `
+Profile kernel lock contention on a stock kernel (Linux 5.19+) from the
+lock:contention_begin/_end tracepoints, without a SynCord kernel or policy.
+Prints the SynCord lockstat table sorted by wait total; the acquisition and
+hold columns print "-" (the tracepoints only see contention). Runs for
+--duration, or until interrupted (SIGINT); --interval prints a table per
+interval. Nothing stays attached or pinned afterwards.
+
+--json writes one JSON object per line (fields and units: go doc
+github.com/syncord/syncord/bpf/contention). --symbols names global locks
+from /proc/kallsyms (needs CONFIG_KALLSYMS_ALL for data symbols).
+On a kernel without the tracepoints (SynCord 5.4 kernels) use the SynCord
+lockstat policy instead: syncord policy install lockstat.`
+
+// lockstatContention is `syncord lockstat --contention`.
+func lockstatContention(ctx context.Context, env *Env, args []string) error {
+	fs := newFlags(env, "lockstat", "lockstat --contention [--duration D] [--interval I] [--lock SYMBOL|ADDR] [--type T] [--pid P] [--top N] [--callers K] [--symbols] [--json]", lockstatContentionHelp)
+	fs.Bool("contention", true, "profile from the contention tracepoints (this mode)")
+	duration := fs.Duration("duration", 0, "how long to profile (0: until SIGINT)")
+	interval := fs.Duration("interval", 0, "print a table every `I` (0: once at the end)")
+	lock := fs.String("lock", "", "only the lock at `SYMBOL|ADDR` (a kallsyms data symbol, or a hex address)")
+	types := fs.String("type", "", "only locks of these comma-separated `types`: "+strings.Join(contentionTypeNames(), ", "))
+	pid := fs.Uint("pid", 0, "only contention by threads of process `P`")
+	top := fs.Int("top", 0, "print the `N` locks with the most wait time (0: all)")
+	callers := fs.Int("callers", 0, "add the top `K` call sites per lock (from kernel stacks)")
+	symbols := fs.Bool("symbols", false, "name global locks from /proc/kallsyms")
+	jsonOut := fs.Bool("json", false, "one JSON object per line instead of the table")
+	maxLocks := fs.Uint("max-locks", contention.DefaultMaxLocks, "size of the per-lock map; more locks are counted as dropped")
+	maxStacks := fs.Uint("max-stacks", contention.DefaultMaxStacks, "size of the stack map (with --callers)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		fs.Usage()
+		return fmt.Errorf("lockstat --contention: unexpected argument %q: %w", fs.Arg(0), errUsage)
+	}
+	if *duration < 0 || *interval < 0 || *top < 0 || *callers < 0 {
+		return fmt.Errorf("lockstat --contention: --duration, --interval, --top and --callers must not be negative: %w", errUsage)
+	}
+	if *pid > 1<<22 {
+		return fmt.Errorf("lockstat --contention: --pid %d is above the kernel's pid_max limit: %w", *pid, errUsage)
+	}
+	allowed, err := contention.ParseTypes(*types)
+	if err != nil {
+		return fmt.Errorf("lockstat --contention: --type: %v: %w", err, errUsage)
+	}
+	if err := contention.Check("/proc", "/sys"); err != nil {
+		return err
+	}
+
+	opts := contention.Options{PID: uint32(*pid), AllowedFlags: allowed, Callers: *callers > 0,
+		MaxLocks: uint32(*maxLocks), MaxStacks: uint32(*maxStacks)}
+	ropts := contention.ReportOptions{Symbols: *symbols, Top: *top, Callers: *callers, Kernel: contentionKernelRelease()}
+
+	var syms *kernel.Symbols
+	lockAddr, lockIsAddr := contentionLockAddr(*lock)
+	if *symbols || *callers > 0 || (*lock != "" && !lockIsAddr) {
+		syms, err = kernel.NewDefaultFS().Kallsyms()
+		if err != nil {
+			return fmt.Errorf("lockstat --contention: %w (run as root, or drop --symbols/--callers and give --lock as an address)", err)
+		}
+	}
+	switch {
+	case *lock == "":
+	case lockIsAddr:
+		opts.LockLo, opts.LockHi = lockAddr, lockAddr+1
+	default:
+		a, ok := syms.Address(*lock)
+		if !ok {
+			return fmt.Errorf("lockstat --contention: lock symbol %q is not in /proc/kallsyms (kernels without CONFIG_KALLSYMS_ALL list no data symbols; give the lock's address instead)", *lock)
+		}
+		// The lock may lie inside the symbol (rename_lock's spinlock is
+		// at +4): filter a range in the kernel, the symbol in Report.
+		opts.LockLo, opts.LockHi = a, a+4096
+		ropts.LockSymbol = *lock
+	}
+
+	return contention.Run(ctx, opts, *duration, *interval, func(p *contention.Period) error {
+		r := contention.NewReport(p, syms, ropts)
+		if lost := p.Snapshot.Drops.Lost(); lost > 0 {
+			fmt.Fprintf(env.Stderr, "syncord: lockstat: %d contention events not counted (%+v); raise --max-locks\n", lost, p.Snapshot.Drops)
+		}
+		if *jsonOut {
+			return r.WriteJSON(env.Stdout)
+		}
+		if *interval > 0 && p.Index > 0 {
+			fmt.Fprintln(env.Stdout)
+		}
+		return r.WriteTable(env.Stdout, *symbols)
+	})
+}
+
+func contentionTypeNames() []string {
+	var out []string
+	for _, n := range contention.TypeNames() {
+		if n != "unknown" {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// contentionLockAddr accepts "0xffffffff8300b704" or "ffffffff8300b704".
+func contentionLockAddr(s string) (uint64, bool) {
+	if s == "" {
+		return 0, false
+	}
+	v, err := strconv.ParseUint(strings.TrimPrefix(strings.ToLower(s), "0x"), 16, 64)
+	if err != nil || (!strings.HasPrefix(s, "0x") && len(s) < 8) {
+		return 0, false // a short word like "dead" is a symbol name
+	}
+	return v, true
+}
+
+// contentionKernelRelease reads /proc/sys/kernel/osrelease.
+func contentionKernelRelease() string {
+	b, err := os.ReadFile("/proc/sys/kernel/osrelease")
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
+}
