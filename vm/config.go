@@ -36,8 +36,10 @@ type Config struct {
 	Cores        int    // cores per socket (threads=1); DefaultCores
 	MemPerNodeMB int    // memory of each node in MiB; DefaultMemPerNodeMB
 
-	// Boot either a disk image (virtio-blk, qcow2 by extension, else raw)
-	// or a kernel and initrd with a command line (DefaultAppend).
+	// Boot a disk image (the first virtio-blk disk, /dev/vda; qcow2 by
+	// extension, else raw) with its own bootloader, or a kernel and initrd
+	// with a command line (DefaultAppend), or both: the kernel boots
+	// directly with the image as its root disk (what vm/image builds).
 	Image  string
 	Kernel string
 	Initrd string
@@ -56,7 +58,7 @@ type Config struct {
 	// ConsoleLog receives the guest's serial console (ttyS0); empty means
 	// QEMU's stdio.
 	ConsoleLog string
-	// Accel is "tcg" (default) or "kvm" (adds -cpu host).
+	// Accel is "tcg" (default, with -cpu max) or "kvm" (with -cpu host).
 	Accel string
 	// ExtraDisks are attached as raw virtio-blk disks after Image.
 	ExtraDisks []string
@@ -123,8 +125,6 @@ func (c Config) Validate() error {
 		return fmt.Errorf("vm config: memory per node must be >= 1 MiB, got %d", c.MemPerNodeMB)
 	case d.Image == "" && d.Kernel == "":
 		return fmt.Errorf("vm config: nothing to boot (give an image, or a kernel and initrd)")
-	case d.Image != "" && d.Kernel != "":
-		return fmt.Errorf("vm config: give either an image or a kernel, not both")
 	case d.Kernel == "" && (d.Initrd != "" || c.Append != ""):
 		return fmt.Errorf("vm config: initrd and append need a kernel")
 	case d.VsockCID < 3:
@@ -181,7 +181,7 @@ func (c Config) Args() []string {
 	case "kvm":
 		a = append(a, "-accel", "kvm", "-cpu", "host")
 	default:
-		a = append(a, "-accel", d.Accel)
+		a = append(a, "-accel", d.Accel, "-cpu", "max")
 	}
 	cpus := d.Sockets * d.Cores
 	a = append(a,

@@ -29,6 +29,7 @@ func TestArgsGolden(t *testing.T) {
   -nographic \
   -no-reboot \
   -accel tcg \
+  -cpu max \
   -smp cpus=4,sockets=2,cores=2,threads=1 \
   -m 512M \
   -object memory-backend-ram,id=mem0,size=256M \
@@ -145,7 +146,7 @@ func TestValidate(t *testing.T) {
 		{"ok kernel", Config{Kernel: "/k", Initrd: "/i"}, ""},
 		{"ok image", Config{Image: "/i.qcow2"}, ""},
 		{"nothing to boot", Config{}, "nothing to boot"},
-		{"both", Config{Image: "/i", Kernel: "/k"}, "not both"},
+		{"kernel with root image", Config{Image: "/i.img", Kernel: "/k", Initrd: "/i", Append: "root=/dev/vda"}, ""},
 		{"initrd without kernel", Config{Image: "/i", Initrd: "/x"}, "need a kernel"},
 		{"negative sockets", Config{Kernel: "/k", Sockets: -1}, "sockets must be"},
 		{"negative cores", Config{Kernel: "/k", Cores: -2}, "cores per socket"},

@@ -28,7 +28,8 @@ func (p *Process) PID() int { return p.cmd.Process.Pid }
 
 // Start validates cfg, removes stale sockets at its QMP and serial paths
 // (refusing when something still listens there) and starts QEMU with the
-// given stdio (nil means /dev/null). The caller must Stop or Wait.
+// given stdio (nil means /dev/null). The caller must Stop or Wait; the
+// sockets are removed when QEMU exits.
 func Start(cfg Config, stdin io.Reader, stdout, stderr io.Writer) (*Process, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -44,9 +45,12 @@ func Start(cfg Config, stdin io.Reader, stdout, stderr io.Writer) (*Process, err
 	}
 	cmd := exec.Command(d.Binary, cfg.Args()...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, stdout, stderr
-	// Its own process group: a terminal's ^C reaches syncord-host, which
-	// forwards it, rather than killing QEMU mid-write.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if stdin == nil {
+		// Its own process group: a terminal's ^C reaches the caller, which
+		// stops QEMU through Wait or Stop. With stdin (a console on stdio)
+		// QEMU stays in the caller's group so it may read the terminal.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %v (install qemu-system-x86)", d.Binary, err)
 	}
