@@ -1,5 +1,19 @@
-// Package runtime is the agent: policy install, uninstall and status with
-// rollback, the state recorded under /run/syncord, and the control protocol
-// (framed requests that run a syncord subcommand, streamed replies) with its
-// transports: unix sockets, vsock and virtio-serial ports.
+// Package runtime installs, uninstalls and reports SynCord policies.
+//
+// Install checks the kernel (kernel.Probe: a lock policy needs a SynCord
+// kernel), mounts bpffs if needed, loads and pins the policy (package bpf),
+// reads the strings of the livepatch module to find the /sys/fs/bpf paths
+// it looks up and refuses it when one is not pinned, inserts the module
+// (finit_module, package kmod), waits for the livepatch transition (package
+// livepatch) and records the install atomically in
+// <state>/policies/<name>.json (default /run/syncord). Every step has an
+// undo run in reverse on any later failure. Uninstall disables the
+// livepatch, waits, removes the module and only the pins the install made.
+// Status compares the records with bpffs, /proc/modules and
+// /sys/kernel/livepatch without changing anything; Reconcile (on agent
+// start) makes the records tell the truth after a crash. Every root (bpffs,
+// /sys, /proc, the state directory) is configurable.
+//
+// The control protocol of the agent and its transports are in
+// runtime/control.
 package runtime

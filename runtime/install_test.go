@@ -1,0 +1,288 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/syncord/syncord/bpf"
+	"github.com/syncord/syncord/kernel"
+)
+
+func testPolicy(t *testing.T) *Resolved {
+	t.Helper()
+	res, err := Resolve(testPolicyDir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+// The real kernel of this machine refuses a lock policy: the install must
+// say it needs a SynCord kernel and leave bpffs and the state empty.
+func TestInstallLockPolicyNeedsSynCordKernel(t *testing.T) {
+	bpffs := privateBPFFS(t)
+	info, err := kernel.NewDefaultFS().Probe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.SynCord {
+		t.Skipf("skipping: kernel %s is a SynCord kernel; this test needs a stock one", info.Release)
+	}
+	state := t.TempDir()
+	rt := New(Config{BPFFS: bpffs, StateDir: state})
+	res, err := Resolve("lockstat", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = rt.Install(context.Background(), InstallRequest{Policy: res.Policy, Source: "lockstat"})
+	if !errors.Is(err, bpf.ErrNotSynCordKernel) {
+		t.Fatalf("Install lockstat = %v, want ErrNotSynCordKernel", err)
+	}
+	for _, want := range []string{"not a SynCord kernel", "boot a SynCord kernel", info.Release} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
+	if got := bpffsEntries(t, bpffs); len(got) != 0 {
+		t.Errorf("bpffs holds %v after a refused install", got)
+	}
+	if got := recordFiles(t, state); len(got) != 0 {
+		t.Errorf("state holds %v after a refused install", got)
+	}
+}
+
+// Pins only (no livepatch): pins made and recorded, status installed,
+// uninstall removes exactly them and leaves a foreign entry alone.
+func TestInstallPinsAndUninstall(t *testing.T) {
+	bpffs := privateBPFFS(t)
+	proc, sys := fixtureRoots(t)
+	if err := os.Mkdir(filepath.Join(bpffs, "someone-else"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	state := t.TempDir()
+	var log lines
+	rt := New(Config{BPFFS: bpffs, ProcRoot: proc, SysRoot: sys, StateDir: state, Progress: log.add})
+	res := testPolicy(t)
+	rec, err := rt.Install(context.Background(), InstallRequest{Policy: res.Policy, Source: testPolicyDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantPins := []string{filepath.Join(bpffs, "syncord_test_filter"), filepath.Join(bpffs, "hash_map")}
+	if rec.Phase != PhaseInstalled || !reflect.DeepEqual(rec.Pins, wantPins) {
+		t.Fatalf("record %+v, want installed with pins %v", rec, wantPins)
+	}
+	if got := bpffsEntries(t, bpffs); !reflect.DeepEqual(got, []string{"hash_map", "someone-else", "syncord_test_filter"}) {
+		t.Fatalf("bpffs = %v", got)
+	}
+	st, err := rt.Status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Policies) != 1 || st.Policies[0].Health != Installed || !reflect.DeepEqual(st.OtherPins, []string{filepath.Join(bpffs, "someone-else")}) {
+		t.Fatalf("status = %+v", st)
+	}
+	if _, err := rt.Install(context.Background(), InstallRequest{Policy: res.Policy}); err == nil || !strings.Contains(err.Error(), "already recorded") {
+		t.Fatalf("second install = %v, want already recorded", err)
+	}
+	if _, err := rt.Uninstall(context.Background(), "", UninstallOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := bpffsEntries(t, bpffs); !reflect.DeepEqual(got, []string{"someone-else"}) {
+		t.Fatalf("bpffs after uninstall = %v, want only the foreign entry", got)
+	}
+	if got := recordFiles(t, state); len(got) != 0 {
+		t.Fatalf("records after uninstall: %v", got)
+	}
+	if _, err := rt.Uninstall(context.Background(), "", UninstallOptions{}); err == nil || !strings.Contains(err.Error(), "no policy is installed") {
+		t.Fatalf("uninstall with nothing installed = %v", err)
+	}
+	if !strings.Contains(log.String(), "loaded and pinned syncord-test") {
+		t.Errorf("progress lacks the pin line:\n%s", log.String())
+	}
+}
+
+// With the livepatch module (on a fake module loader: no module may be
+// inserted on this host), the whole install and uninstall.
+func TestInstallWithLivepatch(t *testing.T) {
+	bpffs := privateBPFFS(t)
+	proc, sys := fixtureRoots(t)
+	state := t.TempDir()
+	k := newFakeKernel(t, proc, sys, bpffs)
+	var log lines
+	rt := New(Config{BPFFS: bpffs, ProcRoot: proc, SysRoot: sys, StateDir: state, Modules: k, Progress: log.add})
+	res := testPolicy(t)
+	rec, err := rt.Install(context.Background(), InstallRequest{Policy: res.Policy, Source: testPolicyDir, Livepatch: testModule})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, log.String())
+	}
+	if rec.Phase != PhaseInstalled || rec.Module != "livepatch_test" || rec.Patch != "livepatch_test" {
+		t.Fatalf("record %+v", rec)
+	}
+	st, err := rt.Status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps := st.Policies[0]
+	if ps.Health != Installed || !ps.Module.Loaded || ps.Patch == nil || !ps.Patch.Enabled || ps.Patch.Transition {
+		t.Fatalf("status %+v", ps)
+	}
+	if _, err := rt.Uninstall(context.Background(), "syncord-test", UninstallOptions{}); err != nil {
+		t.Fatalf("%v\n%s", err, log.String())
+	}
+	if k.isLoaded("livepatch_test") || len(bpffsEntries(t, bpffs)) != 0 || len(recordFiles(t, state)) != 0 {
+		t.Fatalf("left behind: module %v, bpffs %v, records %v", k.isLoaded("livepatch_test"), bpffsEntries(t, bpffs), recordFiles(t, state))
+	}
+	if !strings.Contains(log.String(), "disabled livepatch livepatch_test") {
+		t.Errorf("uninstall did not disable the livepatch first:\n%s", log.String())
+	}
+}
+
+// Every failure after a step undoes all the steps before it.
+func TestInstallRollback(t *testing.T) {
+	tests := []struct {
+		name string
+		// edit changes the request; fault fails a step.
+		edit      func(req *InstallRequest)
+		fault     string
+		wantErr   string
+		wantLoads int
+	}{
+		{name: "fault after load", fault: "load", wantErr: "injected"},
+		{name: "fault after pin", fault: "pin", wantErr: "injected"},
+		{name: "fault after insmod", fault: "insmod", wantErr: "injected", wantLoads: 1},
+		{name: "fault after transition", fault: "transition", wantErr: "injected", wantLoads: 1},
+		{
+			name: "module looks up a path that is not pinned",
+			edit: func(req *InstallRequest) {
+				req.Policy.Programs[0].Pin = "another_filter"
+			},
+			wantErr: "looks up /sys/fs/bpf/syncord_test_filter, not pinned",
+		},
+		{
+			name: "pin check skipped: the module's init fails",
+			edit: func(req *InstallRequest) {
+				req.Policy.Programs[0].Pin = "another_filter"
+				req.SkipPinCheck = true
+			},
+			wantErr:   "finit_module livepatch-test.ko: no such file or directory",
+			wantLoads: 1,
+		},
+		{
+			name:    "cancelled before insmod",
+			fault:   "cancel",
+			wantErr: "context canceled",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			bpffs := privateBPFFS(t)
+			proc, sys := fixtureRoots(t)
+			state := t.TempDir()
+			k := newFakeKernel(t, proc, sys, bpffs)
+			var log lines
+			rt := New(Config{BPFFS: bpffs, ProcRoot: proc, SysRoot: sys, StateDir: state, Modules: k, Progress: log.add})
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			rt.fault = func(step string) error {
+				if tt.fault == "cancel" && step == "pin" {
+					cancel()
+				}
+				if step == tt.fault {
+					return fmt.Errorf("injected fault after %s", step)
+				}
+				return nil
+			}
+			res := testPolicy(t)
+			req := InstallRequest{Policy: res.Policy, Source: testPolicyDir, Livepatch: testModule}
+			if tt.edit != nil {
+				tt.edit(&req)
+			}
+			rec, err := rt.Install(ctx, req)
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("Install = %v, want error containing %q\n%s", err, tt.wantErr, log.String())
+			}
+			if rec != nil {
+				t.Errorf("a rolled back install returned record %+v", rec)
+			}
+			if got := bpffsEntries(t, bpffs); len(got) != 0 {
+				t.Errorf("pins left after rollback: %v\n%s", got, log.String())
+			}
+			if k.isLoaded("livepatch_test") {
+				t.Errorf("module left loaded after rollback\n%s", log.String())
+			}
+			if k.loads != tt.wantLoads {
+				t.Errorf("module loaded %d times, want %d", k.loads, tt.wantLoads)
+			}
+			if got := recordFiles(t, state); len(got) != 0 {
+				t.Errorf("records left after rollback: %v", got)
+			}
+		})
+	}
+}
+
+// crashChild is the installing process of TestInstallCrash: run by the
+// test binary itself, it installs and is killed by the CrashEnv hook.
+func TestInstallCrashChild(t *testing.T) {
+	dir := os.Getenv("SYNCORD_TEST_CHILD")
+	if dir == "" {
+		t.Skip("helper process of TestInstallCrash")
+	}
+	rt := New(Config{BPFFS: filepath.Join(dir, "bpffs"), ProcRoot: filepath.Join(dir, "proc"), SysRoot: filepath.Join(dir, "sys"), StateDir: filepath.Join(dir, "state")})
+	res := testPolicy(t)
+	_, err := rt.Install(context.Background(), InstallRequest{Policy: res.Policy, Source: testPolicyDir})
+	t.Fatalf("install returned (%v) instead of being killed", err)
+}
+
+// An installer killed after pinning leaves pins and a record; status tells
+// the truth (interrupted, pins present), reconcile marks the record failed
+// with what is left, and uninstall removes it.
+func TestInstallCrash(t *testing.T) {
+	root := t.TempDir()
+	bpffs := privateBPFFS(t)
+	proc, sys := fixtureRoots(t)
+	for name, target := range map[string]string{"bpffs": bpffs, "proc": proc, "sys": sys} {
+		if err := os.Symlink(target, filepath.Join(root, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestInstallCrashChild$", "-test.v")
+	cmd.Env = append(os.Environ(), "SYNCORD_TEST_CHILD="+root, CrashEnv+"=pin")
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+		t.Fatalf("child: %v, want killed by SIGKILL\n%s", err, out)
+	}
+	rt := New(Config{BPFFS: bpffs, ProcRoot: proc, SysRoot: sys, StateDir: filepath.Join(root, "state")})
+	st, err := rt.Status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Policies) != 1 {
+		t.Fatalf("status has %d policies, want 1", len(st.Policies))
+	}
+	ps := st.Policies[0]
+	if ps.Health != Interrupted || ps.Record.Phase != PhasePinned || len(ps.Pins) != 2 || !ps.Pins[0].Present || !ps.Pins[1].Present {
+		t.Fatalf("status after crash = %+v", ps)
+	}
+	fs, err := rt.Reconcile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(fs) != 1 || fs[0].Health != Interrupted || !strings.Contains(fs[0].Action, "syncord_test_filter") {
+		t.Fatalf("reconcile = %+v", fs)
+	}
+	if _, err := rt.Uninstall(context.Background(), "syncord-test", UninstallOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := bpffsEntries(t, bpffs); len(got) != 0 {
+		t.Fatalf("bpffs after uninstall: %v", got)
+	}
+}

@@ -1,0 +1,119 @@
+package runtime
+
+import (
+	"fmt"
+	"os"
+	"syscall"
+	"time"
+
+	"github.com/syncord/syncord/bpf"
+	"github.com/syncord/syncord/kernel"
+	"github.com/syncord/syncord/kmod"
+	"github.com/syncord/syncord/livepatch"
+)
+
+// Config says where things are. The zero value is a live system: bpffs at
+// /sys/fs/bpf, /sys, /proc, state under /run/syncord. Tests point every root
+// at private directories (a private bpffs, fixture trees).
+type Config struct {
+	// BPFFS is the bpffs directory pins go to (default /sys/fs/bpf).
+	// Paths a livepatch module looks up under /sys/fs/bpf/ are checked
+	// under this directory.
+	BPFFS string
+	// SysRoot, ProcRoot are the sysfs and procfs roots (default /sys, /proc).
+	SysRoot, ProcRoot string
+	// StateDir holds the install records (default /run/syncord).
+	StateDir string
+	// TransitionTimeout bounds the wait for a livepatch transition
+	// (default 60s).
+	TransitionTimeout time.Duration
+	// Progress receives one line per step (no trailing newline); nil
+	// drops them.
+	Progress func(line string)
+	// Modules inserts and removes kernel modules; nil means the real
+	// system calls (package kmod).
+	Modules ModuleLoader
+}
+
+// ModuleLoader inserts and removes kernel modules. kmod does it for real;
+// tests on machines where no module may be inserted pass their own.
+type ModuleLoader interface {
+	Load(path, params string) error
+	Unload(name string) error
+}
+
+type kmodLoader struct{}
+
+func (kmodLoader) Load(path, params string) error { return kmod.Load(path, params) }
+func (kmodLoader) Unload(name string) error       { return kmod.Unload(name) }
+
+// Runtime installs, uninstalls and reports policies.
+type Runtime struct {
+	cfg     Config
+	store   *store
+	lp      *livepatch.FS
+	procMod *kmod.Proc
+	kfs     kernel.FS
+	modules ModuleLoader
+
+	// fault, when set by tests, is called after each step and may fail
+	// it, to prove the rollback of everything before it.
+	fault func(step string) error
+}
+
+// New returns a Runtime for cfg.
+func New(cfg Config) *Runtime {
+	if cfg.BPFFS == "" {
+		cfg.BPFFS = bpf.DefaultBPFFS
+	}
+	if cfg.SysRoot == "" {
+		cfg.SysRoot = "/sys"
+	}
+	if cfg.ProcRoot == "" {
+		cfg.ProcRoot = "/proc"
+	}
+	if cfg.StateDir == "" {
+		cfg.StateDir = DefaultStateDir
+	}
+	if cfg.TransitionTimeout <= 0 {
+		cfg.TransitionTimeout = 60 * time.Second
+	}
+	if cfg.Modules == nil {
+		cfg.Modules = kmodLoader{}
+	}
+	return &Runtime{
+		cfg:     cfg,
+		store:   &store{dir: cfg.StateDir},
+		lp:      livepatch.New(cfg.SysRoot).WithProc(cfg.ProcRoot),
+		procMod: kmod.NewProc(cfg.ProcRoot),
+		kfs:     kernel.NewFS(cfg.ProcRoot, cfg.SysRoot),
+		modules: cfg.Modules,
+	}
+}
+
+// Config returns the configuration with defaults filled in.
+func (r *Runtime) Config() Config { return r.cfg }
+
+func (r *Runtime) progress(format string, args ...any) {
+	if r.cfg.Progress != nil {
+		r.cfg.Progress(fmt.Sprintf(format, args...))
+	}
+}
+
+// CrashEnv names the environment variable of the crash test hook: when it
+// holds a step name ("pin", "insmod"), the installing process kills itself
+// with SIGKILL right after that step, as a crash or an OOM kill would. Only
+// the e2e tests set it, inside a throwaway VM.
+const CrashEnv = "SYNCORD_TEST_CRASH_AFTER"
+
+func (r *Runtime) step(name string) error {
+	if os.Getenv(CrashEnv) == name {
+		r.progress("test hook %s=%s: killing this process", CrashEnv, name)
+		syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		time.Sleep(time.Second) // the signal is delivered before this ends
+	}
+	if r.fault != nil {
+		return r.fault(name)
+	}
+	return nil
+}

@@ -1,0 +1,95 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"strings"
+
+	"github.com/syncord/syncord/bpf"
+)
+
+// UninstallOptions tune Uninstall; the zero value is the safe default.
+type UninstallOptions struct {
+	// ForceTransition writes the livepatch's force file when the disable
+	// transition does not finish in time. Unsafe.
+	ForceTransition bool
+}
+
+// Uninstall removes the policy name (or, when name is "", the only one
+// recorded): it disables its livepatch, waits for the transition, removes
+// the module, removes the pins this install made (and no other) and drops
+// the record. Each step tolerates what is already gone, so it also cleans up
+// after an interrupted install. On failure the record stays, marked failed,
+// with what is left.
+func (r *Runtime) Uninstall(ctx context.Context, name string, opts UninstallOptions) (*Record, error) {
+	unlock, err := r.store.lock()
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	if name == "" {
+		recs, err := r.store.list()
+		if err != nil {
+			return nil, err
+		}
+		switch len(recs) {
+		case 0:
+			return nil, fmt.Errorf("uninstall: no policy is installed (state in %s)", r.cfg.StateDir)
+		case 1:
+			name = recs[0].Name
+		default:
+			var names []string
+			for _, rec := range recs {
+				names = append(names, rec.Name)
+			}
+			return nil, fmt.Errorf("uninstall: %d policies are installed (%s): name one", len(recs), strings.Join(names, ", "))
+		}
+	}
+	rec, err := r.store.load(name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("uninstall policy %s: not installed (no record in %s; see syncord policy status)", name, r.store.policiesDir())
+	}
+	if err != nil {
+		return nil, err
+	}
+	rec.Phase = PhaseUninstalling
+	rec.Errors = nil
+	if err := r.store.save(rec); err != nil {
+		return rec, err
+	}
+	r.progress("uninstalling %s", name)
+	var errs []error
+	if rec.Module != "" {
+		if err := r.removeModule(ctx, rec.Module, rec.Patch, opts.ForceTransition); err != nil {
+			errs = append(errs, fmt.Errorf("remove livepatch module %s: %w", rec.Module, err))
+		} else {
+			rec.Module, rec.ModulePath, rec.Patch = "", "", ""
+		}
+	}
+	// The pins go only once the module that looks them up is out.
+	if len(errs) == 0 {
+		if err := bpf.Unpin(rec.Pins); err != nil {
+			errs = append(errs, err)
+		} else {
+			r.progress("removed %s", listOrNone(rec.Pins))
+			rec.Pins = nil
+		}
+	}
+	if len(errs) > 0 {
+		rec.Phase = PhaseFailed
+		for _, e := range errs {
+			rec.Errors = append(rec.Errors, e.Error())
+		}
+		if err := r.store.save(rec); err != nil {
+			errs = append(errs, err)
+		}
+		return rec, fmt.Errorf("uninstall policy %s: %w", name, errors.Join(errs...))
+	}
+	if err := r.store.remove(name); err != nil {
+		return rec, err
+	}
+	r.progress("uninstalled %s", name)
+	return rec, nil
+}
