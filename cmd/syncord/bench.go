@@ -1,0 +1,384 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/syncord/syncord/numa"
+	"github.com/syncord/syncord/workloads"
+)
+
+// benchEntry is one `syncord bench NAME` driver.
+type benchEntry struct {
+	name    string
+	summary string
+	run     func(ctx context.Context, env *Env, args []string) error
+}
+
+var benches = map[string]*benchEntry{}
+
+// registerBench adds `syncord bench NAME`. Drivers in other files
+// (bench_more.go) call it from init.
+func registerBench(name, summary string, run func(ctx context.Context, env *Env, args []string) error) {
+	if _, dup := benches[name]; dup {
+		panic("duplicate bench " + name)
+	}
+	benches[name] = &benchEntry{name: name, summary: summary, run: run}
+}
+
+func init() {
+	register(&command{name: "bench", summary: "run workload drivers (will-it-scale, sweep, fxmark, ...)", mutating: true, run: runBench})
+	registerBench("will-it-scale", "one will-it-scale test, output as the artifact's threads build", runWillItScale)
+	registerBench("sweep", "runtest.py: a will-it-scale test over core counts", runSweep)
+	registerBench("fxmark", "FxMark metadata workloads (MWRL, ...), one run or a sweep to .dat rows", runFxMark)
+}
+
+func benchUsage(w io.Writer) {
+	fmt.Fprintln(w, "Usage: syncord bench DRIVER [ARGS...]   (syncord bench DRIVER --help for details)")
+	fmt.Fprintln(w)
+	names := make([]string, 0, len(benches))
+	for n := range benches {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(w, "  %-14s %s\n", n, benches[n].summary)
+	}
+}
+
+func runBench(ctx context.Context, env *Env, args []string) error {
+	if len(args) == 0 {
+		benchUsage(env.Stderr)
+		return errUsage
+	}
+	if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		benchUsage(env.Stdout)
+		return nil
+	}
+	b, ok := benches[args[0]]
+	if !ok {
+		benchUsage(env.Stderr)
+		return &exitError{code: 2, err: fmt.Errorf("unknown bench driver %q", args[0])}
+	}
+	return b.run(ctx, env, args[1:])
+}
+
+// parseMixed parses flags that may come before or after positional
+// arguments ("will-it-scale lock1 -t 4" as well as "-t 4 lock1").
+func parseMixed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := parse(fs, args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
+
+// benchTopology reads the machine's topology for defaults.
+func benchTopology(sysRoot string) (*numa.Topology, error) {
+	sys, err := numa.NewFS(sysRoot)
+	if err != nil {
+		return nil, err
+	}
+	return sys.Topology()
+}
+
+// defaultCPS is -n when not given: the topology's cores per socket.
+func defaultCPS(n int, sysRoot string) (int, error) {
+	if n > 0 {
+		return n, nil
+	}
+	if n < 0 {
+		return 0, fmt.Errorf("-n must be > 0, got %d", n)
+	}
+	top, err := benchTopology(sysRoot)
+	if err != nil {
+		return 0, fmt.Errorf("cores per socket from the topology: %w (pass -n)", err)
+	}
+	if c := top.CoresPerSocket(); c > 0 {
+		return c, nil
+	}
+	return 0, fmt.Errorf("cannot tell cores per socket from %s (pass -n)", sysRoot)
+}
+
+func parsePoints(s string) ([]int, error) {
+	var pts []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("--points %q: %q is not a positive core count", s, f)
+		}
+		pts = append(pts, n)
+	}
+	return pts, nil
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+const wisHelp = `
+Run one will-it-scale test in threads mode, as the SynCord artifact's
+<test>_threads -t TASKS -s SECONDS -n CORES_PER_SOCKET: TASKS threads, each
+locked to an OS thread and pinned by the placement rule (with fewer tasks
+than a socket, half on the socket's fast half and half on its slow half),
+released together; every second one line
+"min:.. max:.. total:.. fast:.. slow:.." of the per-task operation deltas;
+"measurement" after the 6th line; after SECONDS more lines
+"average:TOTAL:FAST:SLOW". -s 0 runs until interrupted (SIGINT) and then
+prints the average of what was measured. Temp files go to a private
+directory under --tmpdir, removed on every exit.
+`
+
+func runWillItScale(ctx context.Context, env *Env, args []string) error {
+	fs := newFlags(env, "bench will-it-scale", "bench will-it-scale TEST -t TASKS -s SECONDS [-n CORES_PER_SOCKET] [--no-affinity] [--json] | --list", wisHelp)
+	tasks := fs.Int("t", 1, "number of `tasks` (threads)")
+	secs := fs.Int("s", 5, "measured `seconds` after the 6 warmup samples (0: until SIGINT)")
+	cps := fs.Int("n", 0, "`cores per socket` for placement and fast/slow (default: from the topology)")
+	noAff := fs.Bool("no-affinity", false, "do not pin tasks (roles still follow the placement rule)")
+	tmp := fs.String("tmpdir", os.TempDir(), "`dir` for the run's private temp directory")
+	sysRoot := fs.String("sysfs", numa.DefaultRoot, "sysfs `root`")
+	list := fs.Bool("list", false, "list the tests and their descriptions")
+	asJSON := fs.Bool("json", false, "print the result as JSON (no progress lines)")
+	pos, err := parseMixed(fs, args)
+	if err != nil {
+		return err
+	}
+	if *list {
+		for _, t := range workloads.WISTests() {
+			fmt.Fprintf(env.Stdout, "%-16s %s\n", t.Name, t.Description)
+		}
+		return nil
+	}
+	if len(pos) != 1 {
+		fs.Usage()
+		return errUsage
+	}
+	n, err := defaultCPS(*cps, *sysRoot)
+	if err != nil {
+		return err
+	}
+	o := workloads.WISOptions{Test: pos[0], Tasks: *tasks, Seconds: *secs, CoresPerSocket: n, NoAffinity: *noAff, SysRoot: *sysRoot, TmpDir: *tmp}
+	var out io.Writer = env.Stdout
+	if *asJSON {
+		out = nil
+	}
+	res, err := workloads.RunWillItScale(ctx, o, out)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return writeJSON(env.Stdout, res)
+	}
+	return nil
+}
+
+const sweepHelp = `
+Run runtest.py: one will-it-scale test at every point (task count) for
+--duration measured seconds each, printing
+"(num_cores, num_nodes, cores_per_socket) = (C, N, P)", "# core,total,fast,slow"
+and one "core,total,fast,slow" row per point (-1 for a failed run). The
+points default to the topology's sweep points (powers of two below a
+socket, then socket multiples). Progress goes to stderr; stdout stays
+parseable.
+`
+
+func runSweep(ctx context.Context, env *Env, args []string) error {
+	fs := newFlags(env, "bench sweep", "bench sweep will-it-scale TEST [--points LIST] [--duration 5] [-n CORES_PER_SOCKET] [--no-affinity] [--json]", sweepHelp)
+	points := fs.String("points", "", "comma-separated task `counts` (default: the topology's sweep points)")
+	dur := fs.Int("duration", 5, "measured `seconds` per point (-s of each run)")
+	cps := fs.Int("n", 0, "`cores per socket` (default: from the topology)")
+	noAff := fs.Bool("no-affinity", false, "do not pin tasks")
+	tmp := fs.String("tmpdir", os.TempDir(), "`dir` for temp files")
+	sysRoot := fs.String("sysfs", numa.DefaultRoot, "sysfs `root`")
+	asJSON := fs.Bool("json", false, "print the result as JSON")
+	pos, err := parseMixed(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 2 || pos[0] != "will-it-scale" {
+		fs.Usage()
+		return errUsage
+	}
+	if *dur <= 0 {
+		return fmt.Errorf("--duration must be > 0, got %d", *dur)
+	}
+	top, err := benchTopology(*sysRoot)
+	if err != nil {
+		return fmt.Errorf("sweep header from the topology: %w", err)
+	}
+	hdr := top.RuntestHeader()
+	n := *cps
+	if n == 0 {
+		n = top.CoresPerSocket()
+	} else {
+		hdr.CoresPerSocket = n
+	}
+	if n <= 0 {
+		return fmt.Errorf("cores per socket must be > 0 (pass -n)")
+	}
+	var pts []int
+	if *points != "" {
+		if pts, err = parsePoints(*points); err != nil {
+			return err
+		}
+	} else {
+		pts = numa.SweepPoints(top.Online.Len(), n)
+	}
+	o := workloads.SweepOptions{
+		Run:      workloads.WISOptions{Test: pos[1], CoresPerSocket: n, NoAffinity: *noAff, SysRoot: *sysRoot, TmpDir: *tmp},
+		Points:   pts,
+		Duration: *dur,
+		Header:   hdr,
+	}
+	var out io.Writer = env.Stdout
+	if *asJSON {
+		out = nil
+	}
+	res, err := workloads.RunSweep(ctx, o, out, env.Stderr)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return writeJSON(env.Stdout, res)
+	}
+	return nil
+}
+
+const fxHelp = `
+Run an FxMark microbenchmark (the SynCord fork): NCORE workers pinned by
+the placement rule and tagged fast/slow, each doing the type's setup in
+--root, released together, working for --duration seconds. Prints
+fxmark's report:
+  # ncpu secs works works/sec  fast_works/sec, slow_works/sec
+  NCPU SECS WORKS WORKS/SEC FAST/SEC SLOW/SEC
+--root must exist and be empty (lost+found aside); everything the run
+creates there is removed afterwards. --tmpfs mounts a private tmpfs on
+--root for the run (needs root) and unmounts it.
+
+--sweep runs every --points core count (default: the topology's sweep
+points) and prints the plotter's .dat rows instead:
+  # MEDIA:FS:TYPE:IOMODE:*
+  # core, total, fast, slow
+  NCPU WORKS/SEC/1e6 FAST/1e6 SLOW/1e6      (sorted by NCPU)
+with each run's report on stderr.
+
+Types:
+`
+
+func runFxMark(ctx context.Context, env *Env, args []string) error {
+	var types strings.Builder
+	for _, t := range workloads.FxTypes() {
+		fmt.Fprintf(&types, "  %s: %s\n", t.Name, t.Description)
+	}
+	fs := newFlags(env, "bench fxmark", "bench fxmark --type TYPE --ncore N --duration S --root DIR [--nbg B] [--tmpfs] [--sweep [--points LIST]] [--json]", fxHelp+types.String())
+	typ := fs.String("type", "", "benchmark `type` (MWRL, ...)")
+	ncore := fs.Int("ncore", 1, "number of `workers` (background ones included)")
+	nbg := fs.Int("nbg", 0, "number of background `workers` (left out of the report)")
+	dur := fs.Int("duration", 30, "`seconds` to run")
+	root := fs.String("root", "", "test root `dir` (must exist and be empty)")
+	cps := fs.Int("n", 0, "`cores per socket` (default: from the topology)")
+	noAff := fs.Bool("no-affinity", false, "do not pin workers")
+	tmpfs := fs.Bool("tmpfs", false, "mount a private tmpfs on --root for the run")
+	tmpfsSize := fs.Int64("tmpfs-size", 0, "tmpfs size in `bytes` (0: kernel default, half of RAM)")
+	sweep := fs.Bool("sweep", false, "run every --points core count and print .dat rows")
+	points := fs.String("points", "", "comma-separated core `counts` for --sweep (default: the topology's sweep points)")
+	media := fs.String("media", "mem", "media name for the .dat header")
+	fsName := fs.String("fs", "", "file system name for the .dat header (default: detected from --root)")
+	iomode := fs.String("iomode", "bufferedio", "I/O mode for the .dat header")
+	sysRoot := fs.String("sysfs", numa.DefaultRoot, "sysfs `root`")
+	asJSON := fs.Bool("json", false, "print the result as JSON")
+	pos, err := parseMixed(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 0 || *typ == "" || *root == "" {
+		fs.Usage()
+		return errUsage
+	}
+	if *dur <= 0 {
+		return fmt.Errorf("--duration must be > 0, got %d", *dur)
+	}
+	n, err := defaultCPS(*cps, *sysRoot)
+	if err != nil {
+		return err
+	}
+	if st, err := os.Stat(*root); err != nil || !st.IsDir() {
+		return fmt.Errorf("fxmark --root %s must be an existing directory (create it first)", *root)
+	}
+	if *tmpfs {
+		unmount, err := workloads.MountTmpfs(*root, *tmpfsSize)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			if err := unmount(); err != nil {
+				fmt.Fprintf(env.Stderr, "syncord: %v\n", err)
+			}
+		}()
+	}
+	o := workloads.FxOptions{Type: *typ, NCore: *ncore, NBg: *nbg, Duration: time.Duration(*dur) * time.Second, Root: *root,
+		CoresPerSocket: n, NoAffinity: *noAff, SysRoot: *sysRoot}
+	if !*sweep {
+		res, err := workloads.RunFxMark(ctx, o)
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return writeJSON(env.Stdout, res)
+		}
+		return res.WriteReport(env.Stdout)
+	}
+
+	var pts []int
+	if *points != "" {
+		if pts, err = parsePoints(*points); err != nil {
+			return err
+		}
+	} else {
+		top, err := benchTopology(*sysRoot)
+		if err != nil {
+			return err
+		}
+		pts = numa.SweepPoints(top.Online.Len(), n)
+	}
+	name := *fsName
+	if name == "" {
+		name = workloads.FsTypeName(*root)
+	}
+	var rows []workloads.FxSweepRow
+	var results []*workloads.FxResult
+	start := time.Now()
+	for i, p := range pts {
+		fmt.Fprintf(env.Stderr, "fxmark %s: point %d of %d (%d cores), elapsed %s\n", *typ, i+1, len(pts), p, time.Since(start).Round(time.Second))
+		po := o
+		po.NCore = p + *nbg
+		res, err := workloads.RunFxMark(ctx, po)
+		if err != nil {
+			return fmt.Errorf("fxmark %s with %d cores: %w", *typ, p, err)
+		}
+		res.WriteReport(env.Stderr)
+		results = append(results, res)
+		rows = append(rows, workloads.FxDatRow(res))
+	}
+	if *asJSON {
+		return writeJSON(env.Stdout, map[string]any{"results": results, "rows": rows})
+	}
+	return workloads.WriteFxDat(env.Stdout, *media, name, *typ, *iomode, rows)
+}
