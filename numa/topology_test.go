@@ -44,6 +44,21 @@ func TestTopologyFixtures(t *testing.T) {
 			// (so runtest.py) shows "-" for its node: a second node.
 			sockets: 1, cps: 2, sweep: []int{1}, runtest: RuntestHeader{2, 2, 1},
 		}},
+		{"vm-2node", want{
+			online: "0-3", present: "0-3", numa: true, nodes: []string{"0-1", "2-3"},
+			memTotal: 211064 * 1024, distances0: []int{10, 20},
+			sockets: 2, cps: 2, sweep: []int{1, 2, 4}, runtest: RuntestHeader{4, 2, 2},
+		}},
+		{"vm-4node", want{
+			online: "0-3", present: "0-3", numa: true, nodes: []string{"0", "1", "2", "3"},
+			memTotal: 256584 * 1024, distances0: []int{10, 20, 20, 20},
+			sockets: 4, cps: 1, sweep: []int{1, 2, 3, 4}, runtest: RuntestHeader{4, 4, 1},
+		}},
+		{"vm-2node-offline", want{
+			online: "0-2", present: "0-3", numa: true, nodes: []string{"0-1", "2"},
+			memTotal: 211064 * 1024, distances0: []int{10, 20},
+			sockets: 2, cps: 2, sweep: []int{1, 2, 3}, runtest: RuntestHeader{4, 3, 1},
+		}},
 		{"synth-8x28", want{
 			online: "0-223", present: "0-223", numa: true,
 			nodes:    []string{"0-27", "28-55", "56-83", "84-111", "112-139", "140-167", "168-195", "196-223"},
