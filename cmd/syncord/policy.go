@@ -1,0 +1,307 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/syncord/syncord/bpf"
+	"github.com/syncord/syncord/numa"
+	"github.com/syncord/syncord/runtime"
+)
+
+const policyHelp = `
+Install, remove and inspect SynCord lock policies.
+
+  install NAME|DIR   load and pin a policy, insert its livepatch module
+  uninstall [NAME]   disable the livepatch, remove the module and the pins
+  status             what is installed, checked against the system
+  build DIR          compile a policy source directory
+  list               the built-in policies, their hooks, pins, parameters`
+
+func init() {
+	register(&command{name: "policy", summary: "install, uninstall, build and list lock policies", mutating: true,
+		run: policyCmd})
+}
+
+func policyCmd(ctx context.Context, env *Env, args []string) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprintf(env.Stderr, "Usage: syncord policy install|uninstall|status|build|list [ARGS...]\n%s\n", policyHelp)
+		if len(args) == 0 {
+			return errUsage
+		}
+		return flag.ErrHelp
+	}
+	switch args[0] {
+	case "install":
+		return policyInstallCmd(ctx, env, args[1:])
+	case "uninstall":
+		return policyUninstallCmd(ctx, env, args[1:])
+	case "status":
+		return policyStatusCmd(ctx, env, args[1:])
+	case "build":
+		return policyBuildCmd(ctx, env, args[1:])
+	case "list":
+		return policyListCmd(ctx, env, args[1:])
+	}
+	fmt.Fprintf(env.Stderr, "syncord policy: unknown subcommand %q (install, uninstall, status, build, list)\n", args[0])
+	return errUsage
+}
+
+// runtimeFlags are the roots every policy subcommand takes.
+type runtimeFlags struct {
+	bpffs, state, sys, proc *string
+	timeout                 *time.Duration
+}
+
+func addRuntimeFlags(fs *flag.FlagSet) runtimeFlags {
+	return runtimeFlags{
+		bpffs:   fs.String("bpffs", bpf.DefaultBPFFS, "bpffs `DIR` the pins go to (mounted if it is not)"),
+		state:   fs.String("state-dir", runtime.DefaultStateDir, "`DIR` where installs are recorded"),
+		sys:     fs.String("sys-root", "/sys", "sysfs root (for tests)"),
+		proc:    fs.String("proc-root", "/proc", "procfs root (for tests)"),
+		timeout: fs.Duration("timeout", 60*time.Second, "how long to wait for a livepatch transition"),
+	}
+}
+
+func (f runtimeFlags) runtime(env *Env) *runtime.Runtime {
+	return runtime.New(runtime.Config{
+		BPFFS: *f.bpffs, StateDir: *f.state, SysRoot: *f.sys, ProcRoot: *f.proc,
+		TransitionTimeout: *f.timeout,
+		Progress:          func(line string) { fmt.Fprintf(env.Stderr, "syncord: %s\n", line) },
+	})
+}
+
+// paramFlags collects repeated --param name=value.
+type paramFlags map[string]uint64
+
+func (p paramFlags) String() string {
+	var s []string
+	for k, v := range p {
+		s = append(s, fmt.Sprintf("%s=%d", k, v))
+	}
+	sort.Strings(s)
+	return strings.Join(s, ",")
+}
+
+func (p paramFlags) Set(s string) error {
+	k, v, ok := strings.Cut(s, "=")
+	if !ok || k == "" {
+		return fmt.Errorf("want name=value, got %q", s)
+	}
+	n, err := strconv.ParseUint(v, 0, 64)
+	if err != nil {
+		return fmt.Errorf("parameter %s: %q is not an unsigned integer", k, v)
+	}
+	p[k] = n
+	return nil
+}
+
+const policyInstallHelp = `
+Install a policy: NAME is a built-in policy (syncord policy list), DIR a
+directory with manifest.json (syncord policy build output), the artifact's
+output/<p> directory, or a policy source directory with <p>_kern.o.
+
+Steps: check the kernel (lock policies need a SynCord kernel), mount bpffs if
+needed, load and pin every program at <bpffs>/<pfile name> and the map at
+<bpffs>/hash_map, check that every /sys/fs/bpf path named in the livepatch
+module is pinned, insert the module, wait for the livepatch transition, and
+record the install under --state-dir. Any failure undoes every earlier step:
+no pin and no module are left behind. Progress goes to stderr.`
+
+func policyInstallCmd(ctx context.Context, env *Env, args []string) error {
+	fs := newFlags(env, "policy install", "policy install NAME|DIR [--livepatch KO] [--param name=value]... [--bpffs DIR] [--json]", policyInstallHelp)
+	rf := addRuntimeFlags(fs)
+	ko := fs.String("livepatch", "", "livepatch module `KO` to insert (default: LivePatchGen/livepatch-concord.ko of an artifact output directory)")
+	modParams := fs.String("module-params", "", "parameters of the livepatch module (\"name=value ...\")")
+	params := paramFlags{}
+	fs.Var(params, "param", "set a policy parameter, `name=value` (repeatable)")
+	skipPinCheck := fs.Bool("skip-pin-check", false, "insert the module without checking that the bpffs paths it names are pinned")
+	force := fs.Bool("force-transition", false, "force the livepatch transition if it does not finish in --timeout (unsafe)")
+	jsonOut := fs.Bool("json", false, "print the install record as JSON")
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		fs.Usage()
+		return fmt.Errorf("policy install: want one policy name or directory: %w", errUsage)
+	}
+	res, err := runtime.Resolve(pos[0], nil)
+	if err != nil {
+		return err
+	}
+	vals, err := policyParams(res.Params, params, *rf.sys)
+	if err != nil {
+		return err
+	}
+	res.Policy.Params = vals
+	if *ko == "" {
+		*ko = res.Livepatch
+	}
+	rec, err := rf.runtime(env).Install(ctx, runtime.InstallRequest{
+		Policy: res.Policy, Source: res.Source, Livepatch: *ko, ModuleParams: *modParams,
+		SkipPinCheck: *skipPinCheck, ForceTransition: *force,
+	})
+	if err != nil {
+		if log := bpf.VerifierLog(err); log != "" {
+			fmt.Fprintln(env.Stderr, log)
+		}
+		return err
+	}
+	if *jsonOut {
+		return writeJSON(env.Stdout, rec)
+	}
+	fmt.Fprintf(env.Stdout, "installed %s: %d pins", rec.Name, len(rec.Pins))
+	if rec.Module != "" {
+		fmt.Fprintf(env.Stdout, ", livepatch %s", rec.Module)
+	}
+	fmt.Fprintln(env.Stdout)
+	return nil
+}
+
+// policyParams gives every parameter its value: the user's, else the
+// machine fact it is taken from, else the compiled default (left unset).
+func policyParams(decl []bpf.Param, user paramFlags, sysRoot string) (map[string]uint64, error) {
+	out := map[string]uint64{}
+	for k, v := range user {
+		out[k] = v
+	}
+	var top *numa.Topology
+	for _, p := range decl {
+		if _, set := out[p.Name]; set || p.From == "" {
+			continue
+		}
+		if top == nil {
+			sys, err := numa.NewFS(sysRoot)
+			if err == nil {
+				top, err = sys.Topology()
+			}
+			if err != nil {
+				return nil, fmt.Errorf("policy parameter %s from %s: %w (pass --param %s=VALUE)", p.Name, p.From, err, p.Name)
+			}
+		}
+		switch p.From {
+		case "cores_per_socket":
+			if c := top.CoresPerSocket(); c > 0 {
+				out[p.Name] = uint64(c)
+			}
+		case "nr_cpus":
+			out[p.Name] = uint64(top.Online.Len())
+		}
+	}
+	if len(out) == 0 {
+		return nil, nil
+	}
+	return out, nil
+}
+
+const policyUninstallHelp = `
+Uninstall a policy (NAME may be left out when only one is installed):
+disable its livepatch, wait for the transition to finish, remove the module,
+then remove the pins this install made, and no others. Also cleans up what
+an interrupted install left.`
+
+func policyUninstallCmd(ctx context.Context, env *Env, args []string) error {
+	fs := newFlags(env, "policy uninstall", "policy uninstall [NAME] [--json]", policyUninstallHelp)
+	rf := addRuntimeFlags(fs)
+	force := fs.Bool("force-transition", false, "force the livepatch transition if it does not finish in --timeout (unsafe)")
+	jsonOut := fs.Bool("json", false, "print the removed record as JSON")
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 1 {
+		fs.Usage()
+		return fmt.Errorf("policy uninstall: at most one policy name: %w", errUsage)
+	}
+	name := ""
+	if len(pos) == 1 {
+		name = pos[0]
+	}
+	rec, err := rf.runtime(env).Uninstall(ctx, name, runtime.UninstallOptions{ForceTransition: *force})
+	if err != nil {
+		return err
+	}
+	if *jsonOut {
+		return writeJSON(env.Stdout, rec)
+	}
+	fmt.Fprintf(env.Stdout, "uninstalled %s\n", rec.Name)
+	return nil
+}
+
+const policyStatusHelp = `
+Show the kernel kind, each recorded policy checked against the system (its
+pins in bpffs, its module in /proc/modules, its livepatch's enabled and
+transition), every loaded livepatch, and bpffs entries no policy recorded.
+Health is installed, in-progress, interrupted (the installer died), degraded,
+failed or gone. Changes nothing.`
+
+func policyStatusCmd(ctx context.Context, env *Env, args []string) error {
+	fs := newFlags(env, "policy status", "policy status [--json]", policyStatusHelp)
+	rf := addRuntimeFlags(fs)
+	jsonOut := fs.Bool("json", false, "print the status as JSON")
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		fs.Usage()
+		return fmt.Errorf("policy status: unexpected argument %q: %w", pos[0], errUsage)
+	}
+	st, err := rf.runtime(env).Status()
+	if err != nil {
+		return err
+	}
+	if *jsonOut {
+		return writeJSON(env.Stdout, st)
+	}
+	printPolicyStatus(env.Stdout, st)
+	return nil
+}
+
+func printPolicyStatus(w io.Writer, st *runtime.Status) {
+	lp := "no livepatch support"
+	if st.Kernel.Livepatch {
+		lp = "livepatch"
+	}
+	mounted := "not mounted"
+	if st.BPFFSMounted {
+		mounted = "mounted"
+	}
+	fmt.Fprintf(w, "kernel %s (%s, %s)\nbpffs %s (%s), state %s\n", st.Kernel.Release, st.Kernel.Kind, lp, st.BPFFS, mounted, st.StateDir)
+	if len(st.Policies) == 0 {
+		fmt.Fprintln(w, "no policy installed")
+	}
+	for _, ps := range st.Policies {
+		fmt.Fprintf(w, "policy %s\n", ps.Summary())
+		for _, p := range ps.Pins {
+			state := "present"
+			if !p.Present {
+				state = "missing"
+			}
+			fmt.Fprintf(w, "  pin %s %s\n", p.Path, state)
+		}
+		for _, pr := range ps.Problems {
+			fmt.Fprintf(w, "  ! %s\n", pr)
+		}
+	}
+	for _, p := range st.Livepatches {
+		fmt.Fprintf(w, "livepatch %s enabled=%d transition=%d\n", p.Name, b2i(p.Enabled), b2i(p.Transition))
+	}
+	for _, p := range st.OtherPins {
+		fmt.Fprintf(w, "other bpffs entry %s\n", p)
+	}
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
