@@ -1,0 +1,133 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/syncord/syncord/bpf"
+)
+
+func runPolicy(t *testing.T, fn func(context.Context, *Env, []string) error, args ...string) (string, string, int) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	env := &Env{Stdout: &out, Stderr: &errb}
+	code := status(env, fn(context.Background(), env, args))
+	return out.String(), errb.String(), code
+}
+
+func TestPolicyBuild(t *testing.T) {
+	if _, err := exec.LookPath("clang"); err != nil {
+		t.Skip("skipping: clang not installed (apt-get install clang llvm)")
+	}
+	out := t.TempDir()
+	// Flags after the directory are accepted too.
+	stdout, stderr, code := runPolicy(t, policyBuildCmd, "../../bpf/policies/amp", "--out", out, "--ncpu", "8")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	dir := filepath.Join(out, "amp", "eBPFGen")
+	for _, f := range []string{"amp_kern.o", "amp_kern.c", "manifest.json"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Errorf("missing %s: %v", f, err)
+		}
+	}
+	for _, s := range []string{"amp_cont_lock", "lock_qspinlock_contended", "lock_to_enter_slowpath", "param cores_per_socket=28", "policy install " + filepath.Join(out, "amp")} {
+		if !strings.Contains(stdout, s) {
+			t.Errorf("output lacks %q:\n%s", s, stdout)
+		}
+	}
+	// The build output opens as a policy with the committed built-in's pins.
+	p, err := bpf.OpenPolicy(filepath.Join(out, "amp"), "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := bpf.LookupBuiltin("amp")
+	if !reflect.DeepEqual(p.Programs, b.Manifest.Programs) {
+		t.Fatalf("programs %+v, built-in %+v", p.Programs, b.Manifest.Programs)
+	}
+	obj, _ := os.ReadFile(p.ObjectPath)
+	if !bytes.Equal(obj, b.Object) {
+		t.Error("policy build of the amp sources differs from the committed object")
+	}
+
+	stdout, _, code = runPolicy(t, policyBuildCmd, "--json", "--out", out, "../../bpf/testdata/artpol")
+	var res struct {
+		Object string        `json:"object"`
+		Policy *bpf.Manifest `json:"policy"`
+	}
+	if code != 0 || json.Unmarshal([]byte(stdout), &res) != nil || res.Policy.Map == nil || len(res.Policy.Programs) != 3 {
+		t.Fatalf("--json: %d %s", code, stdout)
+	}
+	c, _ := os.ReadFile(filepath.Join(out, "artpol", "eBPFGen", "artpol_kern.c"))
+	if !strings.Contains(string(c), "per_cpu_data[") || strings.Contains(string(c), "${NCPU}") {
+		t.Error("${NCPU} not substituted")
+	}
+}
+
+func TestPolicyBuildErrors(t *testing.T) {
+	bad := t.TempDir()
+	os.WriteFile(filepath.Join(bad, "x.pfile"), []byte("SEC(\"kprobe/x\")\nint f(void *c) { return 0; }\n"), 0o644)
+	noKpatch := t.TempDir()
+	cases := []struct {
+		name string
+		args []string
+		code int
+		msg  string
+	}{
+		{"no dir", nil, 2, "exactly one policy directory"},
+		{"two dirs", []string{"a", "b"}, 2, "exactly one policy directory"},
+		{"livepatch alone", []string{"--livepatch", "p.patch", bad}, 2, "go together"},
+		{"not lock section", []string{"--out", t.TempDir(), bad}, 1, "does not start with lock_"},
+		{"missing clang", []string{"--out", t.TempDir(), "--clang", "/nonexistent/clang", "../../bpf/policies/amp"}, 1, "apt-get install clang"},
+		{"missing dir", []string{"/nonexistent/policy"}, 1, "read policy directory"},
+	}
+	if _, err := exec.LookPath("clang"); err == nil {
+		if _, err := exec.LookPath("kpatch-build"); err != nil {
+			cases = append(cases, struct {
+				name string
+				args []string
+				code int
+				msg  string
+			}{"no kpatch-build", []string{"--out", noKpatch, "--livepatch", "p.patch", "--linux-src", t.TempDir(), "../../bpf/policies/amp"}, 1, "install kpatch-build"})
+		}
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, stderr, code := runPolicy(t, policyBuildCmd, c.args...)
+			if code != c.code || !strings.Contains(stderr, c.msg) {
+				t.Fatalf("exit %d, stderr %q; want %d and %q", code, stderr, c.code, c.msg)
+			}
+		})
+	}
+}
+
+func TestPolicyList(t *testing.T) {
+	stdout, _, code := runPolicy(t, policyListCmd)
+	if code != 0 {
+		t.Fatal(code)
+	}
+	for _, s := range []string{
+		"lockstat:", "hook lock_to_enter_slowpath", "pin lockstat_to_enter_slow_path", "pin hash_map",
+		"numa-grouping:", "numa-grouping-cna:", "scl:", "numa-scl:", "bravo:", "pin bravo_bypass_release_lock",
+		"amp:", "param cores_per_socket=28  (from cores_per_socket;", "param patience=22000000",
+	} {
+		if !strings.Contains(stdout, s) {
+			t.Errorf("list lacks %q", s)
+		}
+	}
+	stdout, _, code = runPolicy(t, policyListCmd, "--json")
+	var ms []bpf.Manifest
+	if code != 0 || json.Unmarshal([]byte(stdout), &ms) != nil || len(ms) != 7 {
+		t.Fatalf("--json: %d %s", code, stdout)
+	}
+	if _, _, code := runPolicy(t, policyListCmd, "extra"); code != 2 {
+		t.Errorf("extra argument: exit %d", code)
+	}
+}
