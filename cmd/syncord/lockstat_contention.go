@@ -6,6 +6,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/syncord/syncord/bpf/contention"
 	"github.com/syncord/syncord/kernel"
@@ -29,8 +30,10 @@ lockstat policy instead: syncord policy install lockstat.`
 func lockstatContention(ctx context.Context, env *Env, args []string) error {
 	fs := newFlags(env, "lockstat", "lockstat --contention [--duration D] [--interval I] [--lock SYMBOL|ADDR] [--type T] [--pid P] [--top N] [--callers K] [--symbols] [--json]", lockstatContentionHelp)
 	fs.Bool("contention", true, "profile from the contention tracepoints (this mode)")
-	duration := fs.Duration("duration", 0, "how long to profile (0: until SIGINT)")
-	interval := fs.Duration("interval", 0, "print a table every `I` (0: once at the end)")
+	var durationF, intervalF secondsFlag
+	fs.Var(&durationF, "duration", "how long to profile, `D` in seconds or as 1m30s (0: until SIGINT)")
+	fs.Var(&intervalF, "interval", "print a table every `I` (seconds or 500ms; 0: once at the end)")
+	duration, interval := (*time.Duration)(&durationF), (*time.Duration)(&intervalF)
 	lock := fs.String("lock", "", "only the lock at `SYMBOL|ADDR` (a kallsyms data symbol, or a hex address)")
 	types := fs.String("type", "", "only locks of these comma-separated `types`: "+strings.Join(contentionTypeNames(), ", "))
 	pid := fs.Uint("pid", 0, "only contention by threads of process `P`")
@@ -132,4 +135,26 @@ func contentionKernelRelease() string {
 		return ""
 	}
 	return strings.TrimSpace(string(b))
+}
+
+// secondsFlag is a duration given as plain seconds ("3", "0.5") or in Go
+// syntax ("3s", "1m30s").
+type secondsFlag time.Duration
+
+func (f *secondsFlag) String() string { return time.Duration(*f).String() }
+
+func (f *secondsFlag) Set(s string) error {
+	if v, err := strconv.ParseFloat(s, 64); err == nil {
+		if v < 0 || v > 1e9 {
+			return fmt.Errorf("%q seconds out of range", s)
+		}
+		*f = secondsFlag(v * float64(time.Second))
+		return nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("%q is neither seconds nor a duration like 1m30s", s)
+	}
+	*f = secondsFlag(d)
+	return nil
 }

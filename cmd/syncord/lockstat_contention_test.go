@@ -38,6 +38,29 @@ func TestContentionLockAddr(t *testing.T) {
 	}
 }
 
+func TestSecondsFlag(t *testing.T) {
+	for _, tc := range []struct {
+		in      string
+		want    time.Duration
+		wantErr bool
+	}{
+		{"3", 3 * time.Second, false},
+		{"0.5", 500 * time.Millisecond, false},
+		{"1m30s", 90 * time.Second, false},
+		{"250ms", 250 * time.Millisecond, false},
+		{"-1", 0, true},
+		{"soon", 0, true},
+	} {
+		t.Run(tc.in, func(t *testing.T) {
+			var f secondsFlag
+			err := f.Set(tc.in)
+			if (err != nil) != tc.wantErr || (err == nil && time.Duration(f) != tc.want) {
+				t.Errorf("Set(%q) = %v, %v; want %v, error %v", tc.in, time.Duration(f), err, tc.want, tc.wantErr)
+			}
+		})
+	}
+}
+
 func TestLockstatContentionUsage(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -46,6 +69,7 @@ func TestLockstatContentionUsage(t *testing.T) {
 		{"unknown type", []string{"--type", "futex"}},
 		{"stray argument", []string{"now"}},
 		{"negative top", []string{"--top", "-1"}},
+		{"bad duration", []string{"--duration", "soon"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var out, errb bytes.Buffer
@@ -93,7 +117,7 @@ func TestLockstatContentionJSON(t *testing.T) {
 	}
 	var out, errb bytes.Buffer
 	err := lockstatContention(ctx, &Env{Stdout: &out, Stderr: &errb},
-		[]string{"--contention", "--duration", "2s", "--symbols", "--callers", "2", "--json"})
+		[]string{"--contention", "--duration", "2", "--symbols", "--callers", "2", "--json"})
 	cancel()
 	wg.Wait()
 	if err != nil {
