@@ -45,11 +45,14 @@ func Start(cfg Config, stdin io.Reader, stdout, stderr io.Writer) (*Process, err
 	}
 	cmd := exec.Command(d.Binary, cfg.Args()...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, stdout, stderr
+	// QEMU gets SIGTERM when its parent dies, so a killed syncord-host
+	// leaves no VM behind.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	if stdin == nil {
 		// Its own process group: a terminal's ^C reaches the caller, which
 		// stops QEMU through Wait or Stop. With stdin (a console on stdio)
 		// QEMU stays in the caller's group so it may read the terminal.
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		cmd.SysProcAttr.Setpgid = true
 	}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %v (install qemu-system-x86)", d.Binary, err)
