@@ -284,7 +284,7 @@ func LevelDBReadRandom(ctx context.Context, cfg LevelDBConfig) (*LevelDBResult, 
 	for i := 0; i < n; i++ {
 		go func(i int) {
 			defer done.Done()
-			if err := drvPinCPU(cpus[i]); err != nil {
+			if err := PinThread(cpus[i]); err != nil {
 				errs[i] = fmt.Errorf("leveldb thread %d: %w", i, err)
 				abort.Store(true)
 				ready.Done()

@@ -200,23 +200,82 @@ type metisMapKey struct {
 }
 
 // metisMapStore is one map worker's output: keys with their positions.
+// Keys of up to 8 bytes (all of wrmem's) are found through a small
+// open-addressing table on the key packed into a uint64 (keys hold no zero
+// byte, so the packing is unique and 0 marks a free slot); longer keys use
+// a Go map.
 type metisMapStore struct {
-	ids   map[string]int32
+	slots []metisSlot
+	used  int
+	long  map[string]int32
 	keys  []metisMapKey
 	arena metisArena
 	parts [][]int32 // by partition, after the map phase
 }
 
-func (s *metisMapStore) emit(key []byte, pos uint64) error {
-	id, ok := s.ids[string(key)]
-	if !ok {
-		id = int32(len(s.keys))
-		s.ids[string(key)] = id
-		s.keys = append(s.keys, metisMapKey{name: string(key)})
+type metisSlot struct {
+	packed uint64
+	id     int32
+}
+
+func newMetisMapStore() *metisMapStore {
+	return &metisMapStore{slots: make([]metisSlot, 1<<12), long: map[string]int32{}}
+}
+
+func metisSlotHash(packed uint64, mask int) int {
+	return int((packed*0x9E3779B97F4A7C15)>>32) & mask
+}
+
+// lookup returns the id of key (packed when len(key) <= 8), adding it.
+func (s *metisMapStore) lookup(key []byte, packed uint64) int32 {
+	if len(key) > 8 {
+		id, ok := s.long[string(key)]
+		if !ok {
+			id = int32(len(s.keys))
+			s.long[string(key)] = id
+			s.keys = append(s.keys, metisMapKey{name: string(key)})
+		}
+		return id
 	}
+	mask := len(s.slots) - 1
+	for i := metisSlotHash(packed, mask); ; i = (i + 1) & mask {
+		sl := &s.slots[i]
+		if sl.packed == packed {
+			return sl.id
+		}
+		if sl.packed == 0 {
+			id := int32(len(s.keys))
+			sl.packed, sl.id = packed, id
+			s.keys = append(s.keys, metisMapKey{name: string(key)})
+			if s.used++; s.used*2 > len(s.slots) {
+				s.grow()
+			}
+			return id
+		}
+	}
+}
+
+func (s *metisMapStore) grow() {
+	old := s.slots
+	s.slots = make([]metisSlot, 2*len(old))
+	mask := len(s.slots) - 1
+	for _, sl := range old {
+		if sl.packed == 0 {
+			continue
+		}
+		i := metisSlotHash(sl.packed, mask)
+		for s.slots[i].packed != 0 {
+			i = (i + 1) & mask
+		}
+		s.slots[i] = sl
+	}
+}
+
+func (s *metisMapStore) emit(key []byte, packed, pos uint64) error {
+	id := s.lookup(key, packed)
 	k := &s.keys[id]
 	slot := int(k.n % metisBlockVals)
-	if k.n == 0 || slot == 0 {
+	if slot == 0 {
 		b, err := s.arena.alloc(1 + metisBlockVals)
 		if err != nil {
 			return err
@@ -228,7 +287,8 @@ func (s *metisMapStore) emit(key []byte, pos uint64) error {
 		}
 		k.last = b
 	}
-	s.arena.words(k.last, 1+metisBlockVals)[1+slot] = pos
+	c, off := k.last>>32, int(k.last&0xffffffff)
+	s.arena.chunks[c][off+1+slot] = pos
 	k.n++
 	return nil
 }
@@ -262,14 +322,14 @@ func metisMap(data []byte, base uint64, s *metisMapStore) error {
 	var key [metisMaxKeyLen]byte
 	in := false
 	n := 0
-	var start uint64
+	var packed, start uint64
 	for i, c := range data {
 		if c >= 'a' && c <= 'z' {
 			c -= 'a' - 'A'
 		}
 		if in {
 			if (c < 'A' || c > 'Z') && c != '\'' {
-				if err := s.emit(key[:n], start); err != nil {
+				if err := s.emit(key[:n], packed, start); err != nil {
 					return err
 				}
 				in = false
@@ -277,18 +337,22 @@ func metisMap(data []byte, base uint64, s *metisMapStore) error {
 				if n >= metisMaxKeyLen-1 {
 					return fmt.Errorf("metis map: word at %d longer than %d bytes", start, metisMaxKeyLen-1)
 				}
+				if n < 8 {
+					packed |= uint64(c) << (8 * n)
+				}
 				key[n] = c
 				n++
 			}
 		} else if c >= 'A' && c <= 'Z' {
 			start = base + uint64(i)
 			key[0] = c
+			packed = uint64(c)
 			n = 1
 			in = true
 		}
 	}
 	if in {
-		return s.emit(key[:n], start)
+		return s.emit(key[:n], packed, start)
 	}
 	return nil
 }
@@ -333,7 +397,7 @@ func newMetisPool(cpus []int) (*metisPool, error) {
 	for i, cpu := range cpus {
 		p.work[i] = make(chan func() error)
 		go func(i, cpu int) {
-			if err := drvPinCPU(cpu); err != nil {
+			if err := PinThread(cpu); err != nil {
 				ready <- fmt.Errorf("metis worker %d: %w", i, err)
 				for f := range p.work[i] {
 					_ = f
@@ -454,7 +518,7 @@ func MetisRun(ctx context.Context, cfg MetisConfig, progress io.Writer) (*MetisR
 	splits := metisSplits(raw, inputsize, nsplits)
 	stores := make([]*metisMapStore, nprocs)
 	for i := range stores {
-		stores[i] = &metisMapStore{ids: make(map[string]int32, 1024)}
+		stores[i] = newMetisMapStore()
 	}
 	var next atomic.Int64
 	mapRange := func(limit int) func(w int) error {
@@ -491,8 +555,8 @@ func MetisRun(ctx context.Context, cfg MetisConfig, progress io.Writer) (*MetisR
 		}
 		seen := map[string]struct{}{}
 		for _, s := range stores {
-			for k := range s.ids {
-				seen[k] = struct{}{}
+			for i := range s.keys {
+				seen[s.keys[i].name] = struct{}{}
 			}
 		}
 		ntasks = max(metisPrimeAtLeast(len(seen)/metisKeysPerBucket), nprocs*metisReducePerCore)

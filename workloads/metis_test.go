@@ -57,9 +57,9 @@ func TestMetisSplits(t *testing.T) {
 }
 
 func TestMetisMapWords(t *testing.T) {
-	s := &metisMapStore{ids: map[string]int32{}}
+	s := newMetisMapStore()
 	defer s.arena.release()
-	in := []byte("it's a Dog, dog-DOG 9x 'q")
+	in := []byte("it's a Dog, dog-DOG 9x 'q abcdefghij abcdefghij")
 	if err := metisMap(in, 100, s); err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +67,7 @@ func TestMetisMapWords(t *testing.T) {
 	for i := range s.keys {
 		got[s.keys[i].name] = s.copyValues(&s.keys[i], nil)
 	}
-	want := map[string][]uint64{"IT'S": {100}, "A": {105}, "DOG": {107, 112, 116}, "X": {121}, "Q": {124}}
+	want := map[string][]uint64{"IT'S": {100}, "A": {105}, "DOG": {107, 112, 116}, "X": {121}, "Q": {124}, "ABCDEFGHIJ": {126, 137}}
 	if len(got) != len(want) {
 		t.Fatalf("keys %v, want %v", got, want)
 	}

@@ -160,7 +160,7 @@ func XDirRun(ctx context.Context, cfg XDirConfig) (*XDirResult, error) {
 		go func(i int, dst string) {
 			defer done.Done()
 			t := &tasks[i]
-			if err := drvPinCPU(cpus[i]); err != nil {
+			if err := PinThread(cpus[i]); err != nil {
 				t.err = fmt.Errorf("xdir task %d: %w", i, err)
 				ready.Done()
 				return

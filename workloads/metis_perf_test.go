@@ -1,0 +1,47 @@
+package workloads
+
+import (
+	"context"
+	"io"
+	"os"
+	"strconv"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// BenchmarkMetisWrmem runs wrmem at 1 and 2 cores (-s from
+// SYNCORD_METIS_MB, default 256) and reports the input throughput
+// (input_MB/s over Real:), the phase times and the peak RSS of the process
+// (getrusage ru_maxrss, so the larger of the runs so far).
+//
+//	go test ./workloads -run '^$' -bench MetisWrmem -benchtime 1x
+func BenchmarkMetisWrmem(b *testing.B) {
+	mb := 256
+	if v, err := strconv.Atoi(os.Getenv("SYNCORD_METIS_MB")); err == nil && v > 0 {
+		mb = v
+	}
+	for _, p := range []int{1, 2} {
+		b.Run("cores="+strconv.Itoa(p), func(b *testing.B) {
+			if drvOnlineCPUs() < p {
+				b.Skipf("skipping: needs %d CPUs", p)
+			}
+			var res *MetisResult
+			for i := 0; i < b.N; i++ {
+				var err error
+				res, err = MetisRun(context.Background(), MetisConfig{Procs: p, InputMB: mb}, io.Discard)
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+			var ru unix.Rusage
+			unix.Getrusage(unix.RUSAGE_SELF, &ru)
+			b.ReportMetric(float64(mb)/(float64(res.RealMS)/1000), "input_MB/s")
+			b.ReportMetric(float64(res.RealMS), "real_ms")
+			b.ReportMetric(float64(res.MapMS), "map_ms")
+			b.ReportMetric(float64(res.ReduceMS), "reduce_ms")
+			b.ReportMetric(float64(ru.Maxrss)/1024, "peak_rss_MiB")
+			b.ReportMetric(float64(res.MinorFaults), "minflt")
+		})
+	}
+}
