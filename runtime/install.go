@@ -100,7 +100,7 @@ func (r *Runtime) Install(ctx context.Context, req InstallRequest) (rec *Record,
 	var undo []undoStep
 	rec = &Record{
 		Name: p.Name, Source: req.Source, Phase: PhasePinning, Params: p.Params,
-		BPFFS: r.cfg.BPFFS, Pins: planned, Kernel: info.Release, Started: time.Now().UTC(),
+		BPFFS: r.cfg.BPFFS, Pins: planned, ModulePath: req.Livepatch, Kernel: info.Release, Started: time.Now().UTC(),
 	}
 	recorded := false
 	defer func() {

@@ -235,13 +235,16 @@ func TestInstallCrashChild(t *testing.T) {
 	if dir == "" {
 		t.Skip("helper process of TestInstallCrash")
 	}
-	rt := New(Config{BPFFS: filepath.Join(dir, "bpffs"), ProcRoot: filepath.Join(dir, "proc"), SysRoot: filepath.Join(dir, "sys"), StateDir: filepath.Join(dir, "state")})
+	proc, sys, bpffs := filepath.Join(dir, "proc"), filepath.Join(dir, "sys"), filepath.Join(dir, "bpffs")
+	k := newFakeKernel(t, proc, sys, bpffs)
+	rt := New(Config{BPFFS: bpffs, ProcRoot: proc, SysRoot: sys, StateDir: filepath.Join(dir, "state"), Modules: k})
 	res := testPolicy(t)
-	_, err := rt.Install(context.Background(), InstallRequest{Policy: res.Policy, Source: testPolicyDir})
+	_, err := rt.Install(context.Background(), InstallRequest{Policy: res.Policy, Source: testPolicyDir, Livepatch: testModule})
 	t.Fatalf("install returned (%v) instead of being killed", err)
 }
 
-// An installer killed after pinning leaves pins and a record; status tells
+// An installer killed after pinning, before inserting its livepatch, leaves
+// pins and a record; status tells
 // the truth (interrupted, pins present), reconcile marks the record failed
 // with what is left, and uninstall removes it.
 func TestInstallCrash(t *testing.T) {

@@ -53,8 +53,10 @@ type Record struct {
 	MountedBPFFS bool `json:"mounted_bpffs,omitempty"`
 	// Pins are the paths this install made (or, while pinning, will make).
 	Pins []string `json:"pins"`
-	// Module is the livepatch module's name, ModulePath its file, Patch
-	// its directory under /sys/kernel/livepatch; empty without --livepatch.
+	// ModulePath is the livepatch module file asked for (from the start of
+	// the install); Module, the module's name, and Patch, its directory
+	// under /sys/kernel/livepatch, are recorded just before insmod. All
+	// are empty without --livepatch.
 	Module     string `json:"module,omitempty"`
 	ModulePath string `json:"module_path,omitempty"`
 	Patch      string `json:"patch,omitempty"`

@@ -55,6 +55,10 @@ type PolicyStatus struct {
 	Pins   []PinStatus      `json:"pins"`
 	Module *ModuleStatus    `json:"module,omitempty"`
 	Patch  *livepatch.Patch `json:"patch,omitempty"`
+	// Complete is true when every recorded pin is present and the
+	// recorded module (if any) is live with its patch enabled and not in
+	// transition.
+	Complete bool `json:"complete"`
 	// Problems explain a health other than installed.
 	Problems []string `json:"problems,omitempty"`
 }
@@ -184,6 +188,7 @@ func (r *Runtime) examine(rec *Record, mods []kmod.Module, running bool) PolicyS
 	}
 	complete := present == len(rec.Pins) && (rec.Module == "" || (moduleIn && patchOK))
 	nothing := present == 0 && !moduleIn
+	ps.Complete = complete
 	switch {
 	case rec.Phase == PhaseFailed:
 		ps.Health = Failed
@@ -242,14 +247,13 @@ func (r *Runtime) Reconcile() ([]Finding, error) {
 		f := Finding{Policy: rec.Name, Health: ps.Health}
 		switch {
 		case ps.Health == Installed:
-			if rec.Phase != PhaseInstalled {
-				// Only a record from a finished install without its last
-				// save gets here.
-				rec.Phase = PhaseInstalled
-				f.Action = "every step had finished; recorded as installed"
-			} else {
-				continue
-			}
+			continue
+		case ps.Health == Interrupted && ps.Complete && rec.Phase != PhaseUninstalling && (rec.ModulePath == "" || rec.Module != ""):
+			// The install was killed after its last step but before its
+			// last save.
+			rec.Phase = PhaseInstalled
+			rec.Errors = nil
+			f.Action = "every step had finished; recorded as installed"
 		case ps.Health == Gone || (allAbsent(ps) && rec.Phase != PhaseInstalled):
 			if err := r.store.remove(rec.Name); err != nil {
 				return out, err
