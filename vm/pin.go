@@ -98,7 +98,9 @@ func readSmall(path string) ([]byte, error) {
 type PlanKind string
 
 const (
-	// PlanNUMA keeps every guest socket on one host node where it fits.
+	// PlanNUMA keeps every guest socket on one host node where it fits,
+	// distinct guest sockets on distinct host nodes while there are nodes
+	// enough (see preferredNode).
 	PlanNUMA PlanKind = "numa"
 	// PlanIdentity pins vCPU i to host CPU i, as the artifact's script did.
 	PlanIdentity PlanKind = "identity"
@@ -240,6 +242,17 @@ func groupBySocket(cpus []CPU) []guestGroup {
 	return gs
 }
 
+// preferredNode is where guest socket k of S goes on a host of N nodes:
+// socket k on node k while there are nodes enough, so the guest's nodes are
+// distinct host nodes and its NUMA effects are real; otherwise consecutive
+// sockets share a node in equal blocks (socket k on node k*N/S).
+func preferredNode(k, sockets, nodes int) int {
+	if sockets <= nodes {
+		return k
+	}
+	return k * nodes / sockets
+}
+
 func numaPlan(p *Plan, cpus []CPU, host HostTopology, allow bool) ([]int, error) {
 	out := make([]int, len(cpus))
 	groups := groupBySocket(cpus)
@@ -248,11 +261,11 @@ func numaPlan(p *Plan, cpus []CPU, host HostTopology, allow bool) ([]int, error)
 		if !allow {
 			return nil, fmt.Errorf("pin plan numa: %d vCPUs need %d host CPUs, the host has %d online (use --allow-oversubscribe, or a smaller guest)", len(cpus), len(cpus), total)
 		}
-		// Oversubscribed: guest socket k stays on host node k mod N and
-		// its vCPUs go round-robin over that node's CPUs.
+		// Oversubscribed: guest socket k stays on its preferred host node
+		// and its vCPUs go round-robin over that node's CPUs.
 		next := make([]int, len(host))
 		for k, g := range groups {
-			n := k % len(host)
+			n := preferredNode(k, len(groups), len(host))
 			for _, i := range g.pos {
 				out[i] = host[n].CPUs[next[n]%host[n].CPUs.Len()]
 				next[n]++
@@ -264,9 +277,12 @@ func numaPlan(p *Plan, cpus []CPU, host HostTopology, allow bool) ([]int, error)
 	for n := range host {
 		free[n] = slices.Clone(host[n].CPUs)
 	}
-	for _, g := range groups {
+	for k, g := range groups {
+		// The preferred node first, then the following ones (wrapping).
 		fit := -1
-		for n := range free {
+		pref := preferredNode(k, len(groups), len(host))
+		for d := range free {
+			n := (pref + d) % len(free)
 			if free[n].Len() >= len(g.pos) {
 				fit = n
 				break

@@ -97,8 +97,9 @@ func TestPlanArtifactGuest(t *testing.T) {
 		{name: "2 nodes x 112", host: hostOf(112, 112), nodeOf: func(s int) int { return s / 4 },
 			firstCPUOf: map[int]int{0: 0, 3: 84, 4: 112, 7: 196}},
 		{name: "2 nodes uneven 100+124", host: hostOf(100, 124),
-			// node 0 takes sockets 0-2 (84 CPUs, 16 left), node 1 sockets
-			// 3-6 (112, 12 left); socket 7 spans both.
+			// sockets 0-3 prefer node 0, 4-7 node 1. Node 0 takes 0-2
+			// (84 CPUs, 16 left), socket 3 moves to node 1, which then
+			// holds 3-6 (112, 12 left); socket 7 spans both.
 			nodeOf: func(s int) int {
 				switch {
 				case s < 3:
@@ -109,12 +110,15 @@ func TestPlanArtifactGuest(t *testing.T) {
 				return -1
 			}, spread: []int{7}, wantNotes: 1},
 		{name: "2 nodes x 16 oversubscribed", host: hostOf(16, 16), opt: PlanOptions{AllowOversubscribe: true},
-			nodeOf: func(s int) int { return s % 2 }, oversub: true, wantNotes: 1},
+			nodeOf: func(s int) int { return s / 4 }, oversub: true, wantNotes: 1},
 		{name: "8 nodes x 28", host: hostOf(28, 28, 28, 28, 28, 28, 28, 28), nodeOf: func(s int) int { return s },
 			firstCPUOf: map[int]int{0: 0, 5: 140, 7: 196}},
+		{name: "16 nodes x 28", host: hostOf(28, 28, 28, 28, 28, 28, 28, 28, 28, 28, 28, 28, 28, 28, 28, 28), nodeOf: func(s int) int { return s }},
+		{name: "4 nodes x 56", host: hostOf(56, 56, 56, 56), nodeOf: func(s int) int { return s / 2 },
+			firstCPUOf: map[int]int{1: 28, 2: 56, 7: 196}},
 		{name: "8 nodes x 32", host: hostOf(32, 32, 32, 32, 32, 32, 32, 32), nodeOf: func(s int) int { return s },
 			firstCPUOf: map[int]int{1: 32, 7: 224}},
-		{name: "8 nodes x 24 spreads", host: hostOf(24, 24, 24, 24, 24, 24, 24, 24, 24, 24),
+		{name: "10 nodes x 24 spreads", host: hostOf(24, 24, 24, 24, 24, 24, 24, 24, 24, 24),
 			spread: []int{0, 1, 2, 3, 4, 5, 6, 7}, wantNotes: 8},
 		{name: "8 nodes x 8 refused", host: hostOf(8, 8, 8, 8, 8, 8, 8, 8), wantErr: "the host has 64"},
 		{name: "identity 224", host: hostOf(28, 28, 28, 28, 28, 28, 28, 28), opt: PlanOptions{Kind: PlanIdentity},
@@ -195,14 +199,13 @@ func TestPlanSmallGuests(t *testing.T) {
 	}
 	checkPlan(t, p, g, holes)
 	got := fmt.Sprint(p.Assignments[0].HostCPU, p.Assignments[1].HostCPU, p.Assignments[2].HostCPU, p.Assignments[3].HostCPU)
-	// socket 0 first-fits node 0 (0,2); node 0 then has one CPU left, so
-	// socket 1 goes whole to node 1 rather than splitting.
+	// socket 0 on node 0 (0,2), socket 1 on node 1 (4,5).
 	if got != "0 2 4 5" {
 		t.Errorf("plan %s, want 0 2 4 5", got)
 	}
 	// Without socket props the node id groups; without either, one group.
 	bare := []CPU{{Index: 0, ThreadID: 10, Props: CPUProps{-1, -1, -1, -1}}, {Index: 1, ThreadID: 11, Props: CPUProps{-1, -1, -1, -1}}}
-	p, err = NewPlan(bare, hostOf(1, 2), PlanOptions{})
+	p, err = NewPlan(bare, hostOf(1, 2), PlanOptions{}) // node 0 too small
 	if err != nil {
 		t.Fatal(err)
 	}
