@@ -253,39 +253,40 @@ func TestTopologyWithoutNUMA(t *testing.T) {
 func TestTopologyErrorsNameTheFile(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
+		fixture string
 		edit    func(t *testing.T, root string)
 		wantErr []string
 	}{
-		{"malformed core_id", func(t *testing.T, root string) {
+		{"malformed core_id", "vm-2node", func(t *testing.T, root string) {
 			writeFile(t, root, "devices/system/cpu/cpu1/topology/core_id", "one\n")
 		}, []string{"parse ", "devices/system/cpu/cpu1/topology/core_id", "bad integer"}},
-		{"online CPU without topology", func(t *testing.T, root string) {
+		{"online CPU without topology", "vm-2node", func(t *testing.T, root string) {
 			os.RemoveAll(filepath.Join(root, "devices/system/cpu/cpu1/topology"))
 		}, []string{"devices/system/cpu/cpu1/topology/physical_package_id", "no such file"}},
-		{"malformed online list", func(t *testing.T, root string) {
+		{"malformed online list", "vm-2node", func(t *testing.T, root string) {
 			writeFile(t, root, "devices/system/cpu/online", "0-x\n")
 		}, []string{"devices/system/cpu/online", "cpulist"}},
-		{"no cpu directory", func(t *testing.T, root string) {
+		{"no cpu directory", "vm-2node", func(t *testing.T, root string) {
 			os.RemoveAll(filepath.Join(root, "devices/system/cpu"))
 		}, []string{"devices/system/cpu/online", "mount -t sysfs"}},
-		{"missing present", func(t *testing.T, root string) {
+		{"missing present", "vm-2node", func(t *testing.T, root string) {
 			os.Remove(filepath.Join(root, "devices/system/cpu/present"))
 		}, []string{"devices/system/cpu/present"}},
-		{"node dir without online", func(t *testing.T, root string) {
+		{"node dir without online", "vm-2node", func(t *testing.T, root string) {
 			os.Remove(filepath.Join(root, "devices/system/node/online"))
 		}, []string{"devices/system/node/online"}},
-		{"meminfo without MemTotal", func(t *testing.T, root string) {
+		{"meminfo without MemTotal", "vm-2node", func(t *testing.T, root string) {
 			writeFile(t, root, "devices/system/node/node0/meminfo", "Node 0 MemFree: 1 kB\n")
 		}, []string{"devices/system/node/node0/meminfo", "no MemTotal"}},
-		{"distance row too short", func(t *testing.T, root string) {
+		{"distance row too short", "vm-2node", func(t *testing.T, root string) {
 			writeFile(t, root, "devices/system/node/node1/distance", "21\n")
 		}, []string{"devices/system/node/node1/distance", "1 distances for 2 online nodes"}},
-		{"cpufreq file malformed", func(t *testing.T, root string) {
+		{"cpufreq file malformed", "synth-2x4-cpufreq", func(t *testing.T, root string) {
 			writeFile(t, root, "devices/system/cpu/cpu3/cpufreq/scaling_max_freq", "fast\n")
 		}, []string{"devices/system/cpu/cpu3/cpufreq/scaling_max_freq", "bad frequency"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			root := tempFixture(t, "synth-2x4-cpufreq")
+			root := tempFixture(t, tc.fixture)
 			tc.edit(t, root)
 			fs, err := NewFS(root)
 			if err != nil {

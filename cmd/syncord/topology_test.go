@@ -4,10 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/syncord/syncord/numa"
 )
@@ -176,4 +180,26 @@ func TestTopologyErrors(t *testing.T) {
 	if _, _, code := runSyncord(t, "topology", "extra"); code != 2 {
 		t.Errorf("extra argument: exit %d, want 2", code)
 	}
+}
+
+// BenchmarkTopologyColdStart execs a freshly built syncord binary running
+// `syncord topology` on the live /sys, as a user does: process start, Go
+// runtime init, the sysfs reads and the print. It reports the median.
+func BenchmarkTopologyColdStart(b *testing.B) {
+	bin := filepath.Join(b.TempDir(), "syncord")
+	build := exec.Command("go", "build", "-trimpath", "-o", bin, ".")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		b.Fatalf("go build: %v\n%s", err, out)
+	}
+	var times []time.Duration
+	for b.Loop() {
+		start := time.Now()
+		if out, err := exec.Command(bin, "topology").CombinedOutput(); err != nil {
+			b.Fatalf("syncord topology: %v\n%s", err, out)
+		}
+		times = append(times, time.Since(start))
+	}
+	slices.Sort(times)
+	b.ReportMetric(float64(times[len(times)/2].Microseconds())/1000, "median-ms")
 }
