@@ -200,8 +200,17 @@ func tlbLoop(t *Task, fd, flags int, size uintptr, want byte) error {
 	return nil
 }
 
+// futexLoop calls futex(op) on a word of its own page: the suite's word
+// is on each thread's stack, so tasks never share the page whose
+// reference count a shared futex's key lookup touches.
 func futexLoop(t *Task, op, val uintptr) error {
-	addr := new(uint32)
+	page, err := mmapRegion(uintptr(pageSize), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS, -1)
+	if err != nil {
+		return err
+	}
+	defer munmapRegion(page, uintptr(pageSize))
+	addr := (*uint32)(page)
+	*addr = 0
 	if !t.Ready() {
 		return nil
 	}
@@ -212,7 +221,6 @@ func futexLoop(t *Task, op, val uintptr) error {
 		unix.RawSyscall6(unix.SYS_FUTEX, uintptr(unsafe.Pointer(addr)), op, val, 0, 0, 0)
 		c.Add(1)
 	}
-	runtime.KeepAlive(addr)
 	return nil
 }
 
