@@ -23,7 +23,7 @@ const (
 )
 
 // privileged skips unless the test can load BPF programs and mount bpffs.
-func privileged(t *testing.T) {
+func privileged(t testing.TB) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("skipping: needs root to load BPF programs and mount a private bpffs (run: sudo go test ./runtime/)")
@@ -32,7 +32,7 @@ func privileged(t *testing.T) {
 
 // privateBPFFS mounts a bpffs under t.TempDir and unmounts it at cleanup,
 // after removing whatever a failed test left in it.
-func privateBPFFS(t *testing.T) string {
+func privateBPFFS(t testing.TB) string {
 	t.Helper()
 	privileged(t)
 	dir := filepath.Join(t.TempDir(), "bpffs")
@@ -54,7 +54,7 @@ func privateBPFFS(t *testing.T) string {
 	return dir
 }
 
-func bpffsEntries(t *testing.T, dir string) []string {
+func bpffsEntries(t testing.TB, dir string) []string {
 	t.Helper()
 	ents, err := os.ReadDir(dir)
 	if err != nil {
@@ -72,7 +72,7 @@ func bpffsEntries(t *testing.T, dir string) []string {
 // fixtureRoots makes a /proc and /sys of a Debian 6.1 guest without
 // modules: osrelease, a kallsyms without SynCord symbols, an empty
 // /proc/modules and /sys/kernel/livepatch.
-func fixtureRoots(t *testing.T) (proc, sys string) {
+func fixtureRoots(t testing.TB) (proc, sys string) {
 	t.Helper()
 	root := t.TempDir()
 	proc, sys = filepath.Join(root, "proc"), filepath.Join(root, "sys")
@@ -85,7 +85,7 @@ func fixtureRoots(t *testing.T) (proc, sys string) {
 	return proc, sys
 }
 
-func write(t *testing.T, path, data string) {
+func write(t testing.TB, path, data string) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		t.Fatal(err)

@@ -16,7 +16,7 @@ import (
 	"github.com/syncord/syncord/kernel"
 )
 
-func testPolicy(t *testing.T) *Resolved {
+func testPolicy(t testing.TB) *Resolved {
 	t.Helper()
 	res, err := Resolve(testPolicyDir, nil)
 	if err != nil {
@@ -287,5 +287,30 @@ func TestInstallCrash(t *testing.T) {
 	}
 	if got := bpffsEntries(t, bpffs); len(got) != 0 {
 		t.Fatalf("bpffs after uninstall: %v", got)
+	}
+}
+
+// BenchmarkInstallUninstall is one pins-only install and uninstall of the
+// test policy on a private bpffs: probe, load, pin, record, then unpin and
+// drop the record. The state goes to a tmpfs, like /run on a live system;
+// on a disk the fsyncs of the five record saves dominate.
+func BenchmarkInstallUninstall(b *testing.B) {
+	bpffs := privateBPFFS(b)
+	proc, sys := fixtureRoots(b)
+	state, err := os.MkdirTemp("/dev/shm", "syncord-bench-")
+	if err != nil {
+		b.Skipf("skipping: no /dev/shm tmpfs: %v", err)
+	}
+	b.Cleanup(func() { os.RemoveAll(state) })
+	rt := New(Config{BPFFS: bpffs, ProcRoot: proc, SysRoot: sys, StateDir: state})
+	res := testPolicy(b)
+	ctx := context.Background()
+	for b.Loop() {
+		if _, err := rt.Install(ctx, InstallRequest{Policy: res.Policy}); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := rt.Uninstall(ctx, "", UninstallOptions{}); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
