@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/syncord/syncord/bpf"
+	"github.com/syncord/syncord/kernel"
 )
 
 // lockstatBPFFS mounts a private bpffs, pins a lockstat-layout hash map
@@ -132,6 +133,49 @@ func TestLockstatTable(t *testing.T) {
 	}
 	if _, errs, code := runSyncord(t, "lockstat", "--map", path+"-missing"); code != 1 || !strings.Contains(errs, "policy install lockstat") {
 		t.Errorf("missing map: %d %s", code, errs)
+	}
+}
+
+// TestLockstatSymbols puts rename_lock's address from /proc/kallsyms in the
+// map: --symbols names it, other rows get no name.
+func TestLockstatSymbols(t *testing.T) {
+	path, vals := lockstatBPFFS(t, 3)
+	syms, err := kernel.NewDefaultFS().Kallsyms()
+	if err != nil {
+		t.Skipf("skipping: %v", err)
+	}
+	// rename_lock is listed with CONFIG_KALLSYMS_ALL; without it any
+	// symbol shows the naming works.
+	name := "rename_lock"
+	addr, ok := syms.Address(name)
+	if !ok {
+		name = "schedule"
+		if addr, ok = syms.Address(name); !ok {
+			t.Skip("skipping: neither rename_lock nor schedule in /proc/kallsyms")
+		}
+	}
+	m, err := ebpf.LoadPinnedMap(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	v := [11]uint64{0, 42, 1, 2, 3, 4, 5, 6, 7, 8, 9}
+	if err := m.Put(addr, v); err != nil {
+		t.Fatal(err)
+	}
+	vals[addr] = v
+	out, errs, code := runSyncord(t, "lockstat", "--map", path, "--symbols", "--top", "1")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	want := strings.Split(cTable([]uint64{addr}, vals), "\n")[3] + " " + name
+	if len(lines) != 4 || lines[3] != want || !strings.HasSuffix(lines[1], " symbol") {
+		t.Fatalf("--symbols:\n%s\nwant row:\n%s", out, want)
+	}
+	out, _, _ = runSyncord(t, "lockstat", "--map", path, "--symbols", "--json", "--sort", "addr")
+	if strings.Count(out, `"symbol":"`+name+`"`) != 1 {
+		t.Fatalf("--json --symbols: %s", out)
 	}
 }
 
