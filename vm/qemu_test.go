@@ -16,7 +16,7 @@ import (
 // startPausedQEMU starts a real QEMU from cfg with -S: the guest never
 // runs, so no kernel is needed and the vCPU threads exist but sleep. It is
 // stopped by PID in Cleanup, also when the test fails.
-func startPausedQEMU(t *testing.T, cfg Config) (*Process, *QMPClient) {
+func startPausedQEMU(t testing.TB, cfg Config) (*Process, *QMPClient) {
 	t.Helper()
 	if _, err := exec.LookPath(DefaultBinary); err != nil {
 		t.Skipf("skipping: %s not found (apt-get install qemu-system-x86)", DefaultBinary)

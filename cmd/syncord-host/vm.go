@@ -50,6 +50,8 @@ func runVM(ctx context.Context, env *Env, args []string) error {
 	kvm := fs.Bool("kvm", false, "use KVM (-accel kvm -cpu host) instead of TCG")
 	var disks diskList
 	fs.Var(&disks, "disk", "extra raw `disk` image (repeatable)")
+	var extra diskList
+	fs.Var(&extra, "qemu-arg", "extra QEMU `argument`, appended as is (repeatable: --qemu-arg -S)")
 	fs.StringVar(&c.Binary, "qemu", vm.DefaultBinary, "QEMU `binary`")
 	printOnly := fs.Bool("print", false, "print the QEMU command line and exit")
 	asJSON := fs.Bool("json", false, "with --print: the command as a JSON array")
@@ -64,6 +66,7 @@ func runVM(ctx context.Context, env *Env, args []string) error {
 	}
 	c.VsockCID = uint32(*cid)
 	c.ExtraDisks = disks
+	c.ExtraArgs = extra
 	if *kvm {
 		c.Accel = "kvm"
 	}
@@ -119,7 +122,7 @@ func runVM(ctx context.Context, env *Env, args []string) error {
 	return nil
 }
 
-// diskList collects a repeatable string flag.
+// diskList collects a repeatable string flag (--disk, --qemu-arg).
 type diskList []string
 
 func (m *diskList) String() string { return strings.Join(*m, ",") }

@@ -45,12 +45,14 @@ func TestVMPrint(t *testing.T) {
 		}
 	}
 	// --json gives the exact argv, the same one vm.Config builds.
-	out, _, code = vmTestRun(t, context.Background(), "vm", "--kernel", "/k", "--qmp", "tcp:127.0.0.1:5555", "--serial", ser, "--print", "--json")
+	out, _, code = vmTestRun(t, context.Background(), "vm", "--kernel", "/k", "--qmp", "tcp:127.0.0.1:5555", "--serial", ser,
+		"--disk", "/d1.img", "--disk", "/d2.img", "--qemu-arg", "-S", "--qemu-arg=-d", "--qemu-arg", "guest_errors", "--print", "--json")
 	var got struct{ Command []string }
 	if code != 0 || json.Unmarshal([]byte(out), &got) != nil {
 		t.Fatalf("--print --json: exit %d, %q", code, out)
 	}
-	want := vm.Config{Kernel: "/k", QMP: "tcp:127.0.0.1:5555", SerialPath: ser}.Command()
+	want := vm.Config{Kernel: "/k", QMP: "tcp:127.0.0.1:5555", SerialPath: ser,
+		ExtraDisks: []string{"/d1.img", "/d2.img"}, ExtraArgs: []string{"-S", "-d", "guest_errors"}}.Command()
 	if strings.Join(got.Command, "\x00") != strings.Join(want, "\x00") {
 		t.Errorf("argv %q\nwant %q", got.Command, want)
 	}
