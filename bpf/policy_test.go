@@ -123,7 +123,12 @@ func TestSourceCheck(t *testing.T) {
 		{name: "hook tag", files: map[string]string{"a.pfile": "/* syncord:hook skip_reorder */\nSEC(\"lock_qspinlock_frob\")\nbool frob(struct __lock_policy_args *a) { return 0; }"},
 			hooks: map[string]string{"a": "skip_reorder"}},
 		{name: "bad hook tag", files: map[string]string{"a.pfile": "/* syncord:hook frobnicate */\nSEC(\"lock_qspinlock_frob\")\nint frob(struct __lock_policy_args *a) { return 0; }"}, err: "unknown hook \"frobnicate\""},
-		{name: "same section twice", files: map[string]string{"a.pfile": voidProg, "b.pfile": strings.Replace(voidProg, "custom_lock_contended", "other", 1)}, err: "already used"},
+		{name: "same function twice", files: map[string]string{"a.pfile": voidProg, "b.pfile": voidProg}, err: "already defined"},
+		{name: "shared section, hooks from names", files: map[string]string{
+			"a.pfile": strings.Replace(voidProg, "lock_qspinlock_contended\")\nint custom_lock_contended", "lock_qspinlock\")\nint custom_to_enter_slow_path", 1),
+			"b.pfile": strings.Replace(voidProg, "lock_qspinlock_contended\")\nint custom_lock_contended", "lock_qspinlock\")\nint custom_lock_acquired", 1),
+			"c.pfile": strings.Replace(voidProg, "lock_qspinlock_contended\")\nint custom_lock_contended", "lock_qspinlock\")\nint custom_lock_to_release", 1)},
+			hooks: map[string]string{"a": "lock_to_enter_slowpath", "b": "lock_acquired", "c": "lock_to_release"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -313,8 +318,8 @@ func TestArtifactObject(t *testing.T) {
 	}
 	wantProgs := []Program{
 		{Section: "lock_qspinlock_cmp", Function: "custom_cmp_func", Pin: "art_cmp", Hook: "should_reorder"},
-		{Section: "lock_qspinlock_acquired", Function: "custom_lock_acquired", Pin: "art_lock_acquired", Hook: "lock_acquired"},
-		{Section: "lock_qspinlock_contended", Function: "custom_lock_contended", Pin: "art_to_enter_slow_path", Hook: "lock_to_enter_slowpath"},
+		{Section: "lock_qspinlock", Function: "custom_lock_acquired", Pin: "art_lock_acquired", Hook: "lock_acquired"},
+		{Section: "lock_qspinlock", Function: "custom_to_enter_slow_path", Pin: "art_to_enter_slow_path", Hook: "lock_to_enter_slowpath"},
 	}
 	if !reflect.DeepEqual(p.Programs, wantProgs) {
 		t.Fatalf("programs %+v", p.Programs)
@@ -342,6 +347,12 @@ func TestArtifactObject(t *testing.T) {
 	p.Programs = []Program{{Section: "lock_qspinlock_cmp", Pin: "x"}}
 	if _, err := LoadSpec(p); err != nil {
 		t.Fatal(err)
+	}
+	// Two programs share lock_qspinlock, as in the artifact's lockstat:
+	// the section alone is ambiguous.
+	p.Programs = []Program{{Section: "lock_qspinlock", Pin: "x"}}
+	if _, err := LoadSpec(p); err == nil || !strings.Contains(err.Error(), "several programs") {
+		t.Fatalf("ambiguous section: %v", err)
 	}
 	p.Programs = []Program{{Section: "lock_nope", Pin: "x"}}
 	if _, err := LoadSpec(p); err == nil || !strings.Contains(err.Error(), "no program in section") {

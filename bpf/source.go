@@ -182,17 +182,40 @@ func parsePFile(path, text string) (PFile, error) {
 	return pf, nil
 }
 
-// inferHook finds the hook of a program from its function name (longest hook
-// name contained in it) or its section suffix.
+// hookWords maps words found in program function names (lower case,
+// underscores removed) to hooks; the longest word contained in a name wins.
+// They cover the hook names and the artifact's custom_* naming
+// (custom_lock_contended, custom_cmp_func, custom_to_enter_slow_path).
+var hookWords = map[string]string{
+	"toenterslowpath": "lock_to_enter_slowpath",
+	"enterslowpath":   "lock_to_enter_slowpath",
+	"contended":       "lock_to_enter_slowpath",
+	"acquired":        "lock_acquired",
+	"acqed":           "lock_acquired",
+	"torelease":       "lock_to_release",
+	"released":        "lock_released",
+	"toacquire":       "lock_to_acquire",
+	"enablefastpath":  "lock_enable_fastpath",
+	"shouldreorder":   "should_reorder",
+	"cmp":             "should_reorder",
+	"skipreorder":     "skip_reorder",
+	"bypassacquire":   "lock_bypass_acquire",
+	"bypassacq":       "lock_bypass_acquire",
+	"bypassrelease":   "lock_bypass_release",
+}
+
+// inferHook finds the hook of a program from its function name or, failing
+// that, its section suffix.
 func inferHook(function, section string) string {
-	best := ""
-	for _, h := range Hooks {
-		if strings.Contains(function, h.Name) && len(h.Name) > len(best) {
-			best = h.Name
+	norm := strings.ToLower(strings.ReplaceAll(function, "_", ""))
+	best, hook := "", ""
+	for w, h := range hookWords {
+		if strings.Contains(norm, w) && (len(w) > len(best) || (len(w) == len(best) && w < best)) {
+			best, hook = w, h
 		}
 	}
-	if best != "" {
-		return best
+	if hook != "" {
+		return hook
 	}
 	for _, sh := range sectionHooks {
 		if strings.HasSuffix(section, sh.suffix) {
@@ -204,23 +227,19 @@ func inferHook(function, section string) string {
 
 // Check applies the rules of the artifact's compiler: every section starts
 // with lock_ (unless allowStock, used only for stock-kernel test policies),
-// sections and functions are distinct, every program names a known hook
+// functions are distinct (programs may share a section: the artifact's
+// lockstat put all three in lock_qspinlock), every program names a known hook
 // (add a "syncord:hook NAME" comment when it cannot be inferred) and its
 // return type fits the hook: bool or int for decision hooks, int for the
 // others (a BPF program must return a value; void hooks return 0).
 func (s *Source) Check(allowStock bool) error {
 	var errs []error
-	secs := map[string]string{}
 	funcs := map[string]string{}
 	for _, pf := range s.PFiles {
 		name := filepath.Base(pf.Path)
 		if !strings.HasPrefix(pf.Section, LockSectionPrefix) && !allowStock {
 			errs = append(errs, fmt.Errorf("%s: section %q does not start with lock_", name, pf.Section))
 		}
-		if o, dup := secs[pf.Section]; dup {
-			errs = append(errs, fmt.Errorf("%s: section %q already used by %s", name, pf.Section, o))
-		}
-		secs[pf.Section] = name
 		if o, dup := funcs[pf.Function]; dup {
 			errs = append(errs, fmt.Errorf("%s: function %s already defined in %s", name, pf.Function, o))
 		}
