@@ -200,6 +200,9 @@ func TestStatusAndReconcile(t *testing.T) {
 			if got.Phase != tt.keptPhase || len(got.Pins) != tt.keptPins {
 				t.Errorf("record after reconcile: phase %s pins %v; want %s and %d pins", got.Phase, got.Pins, tt.keptPhase, tt.keptPins)
 			}
+			if again, err := rt.Reconcile(); err != nil || len(again) != 0 {
+				t.Errorf("second reconcile = %+v, %v; want no change", again, err)
+			}
 			// Reconcile changes records only: every fixture file is still there.
 			for _, p := range tt.sys.pins {
 				if _, err := os.Stat(filepath.Join(bpffs, p)); err != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -262,8 +263,13 @@ func (r *Runtime) Reconcile() ([]Finding, error) {
 			out = append(out, f)
 			continue
 		default:
+			before := struct {
+				phase          Phase
+				pins, errs     []string
+				module, lpPath string
+			}{rec.Phase, slices.Clone(rec.Pins), slices.Clone(rec.Errors), rec.Module, rec.ModulePath}
 			var left []string
-			rec.Pins = rec.Pins[:0]
+			rec.Pins = nil
 			for _, p := range ps.Pins {
 				if p.Present {
 					rec.Pins = append(rec.Pins, p.Path)
@@ -277,10 +283,19 @@ func (r *Runtime) Reconcile() ([]Finding, error) {
 					rec.Module, rec.ModulePath, rec.Patch = "", "", ""
 				}
 			}
-			if ps.Health != Degraded {
+			switch rec.Phase {
+			case PhaseFailed:
+				// Keep the errors of the failed rollback or uninstall.
+			case PhaseInstalled:
+				rec.Errors = ps.Problems // degraded: what is wrong now
+			default:
 				rec.Phase = PhaseFailed
+				rec.Errors = ps.Problems
 			}
-			rec.Errors = ps.Problems
+			if rec.Phase == before.phase && slices.Equal(rec.Pins, before.pins) && slices.Equal(rec.Errors, before.errs) &&
+				rec.Module == before.module && rec.ModulePath == before.lpPath {
+				continue // already tells the truth
+			}
 			f.Action = fmt.Sprintf("left on the system: %s; record updated (remove with syncord policy uninstall %s)", listOrNone(left), rec.Name)
 		}
 		if err := r.store.save(rec); err != nil {
