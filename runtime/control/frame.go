@@ -196,6 +196,20 @@ func (d *Decoder) try() (Frame, error) {
 			return Frame{}, err
 		}
 	}
+	// Check the magic as soon as its bytes arrive, so garbage shorter than
+	// a header fails at once instead of waiting for more.
+	for i := 1; i <= len(Magic); i++ {
+		b, err := d.r.Peek(i)
+		if err != nil {
+			if len(b) == 0 {
+				return Frame{}, err
+			}
+			break // handled below
+		}
+		if b[i-1] != Magic[i-1] {
+			return Frame{}, fmt.Errorf("decode frame: %w: bad magic % x", ErrMalformed, b)
+		}
+	}
 	h, err := d.r.Peek(HeaderSize)
 	if err != nil {
 		if len(h) > 0 && err == io.EOF {
