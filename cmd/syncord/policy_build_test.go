@@ -52,7 +52,8 @@ func TestPolicyBuild(t *testing.T) {
 	if !reflect.DeepEqual(p.Programs, b.Manifest.Programs) {
 		t.Fatalf("programs %+v, built-in %+v", p.Programs, b.Manifest.Programs)
 	}
-	if d, _ := bpf.ObjectParams(b.Object); !reflect.DeepEqual(d, map[string]uint64{"cores_per_socket": 28, "patience": 22000000}) {
+	built, _ := os.ReadFile(p.ObjectPath)
+	if d, _ := bpf.ObjectParams(built); !reflect.DeepEqual(d, map[string]uint64{"cores_per_socket": 28, "patience": 22000000}) {
 		t.Errorf("params %v", d)
 	}
 
