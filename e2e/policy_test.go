@@ -223,6 +223,24 @@ func TestPolicyInstallLivepatch(t *testing.T) {
 			if !strings.Contains(human, "interrupted") || !strings.Contains(human, "syncord policy uninstall syncord-test") {
 				t.Errorf("status does not say what happened:\n%s", human)
 			}
+			// Reconcile (as on agent start) corrects the record: after pin
+			// the install cannot finish by itself; after insmod the
+			// transition finished on its own, so it is installed.
+			rec := vm.MustRun(t, "syncord policy reconcile")
+			t.Logf("syncord policy reconcile:\n%s", rec)
+			want, health := "left on the system: /sys/fs/bpf/syncord_test_filter, /sys/fs/bpf/hash_map", runtime.Failed
+			if step == "insmod" {
+				want, health = "every step had finished; recorded as installed", runtime.Installed
+			}
+			if !strings.Contains(rec, want) {
+				t.Errorf("reconcile lacks %q", want)
+			}
+			if st := guestStatus(t, vm); len(st.Policies) != 1 || st.Policies[0].Health != health {
+				t.Errorf("status after reconcile: %+v, want health %s", st.Policies, health)
+			}
+			if again := vm.MustRun(t, "syncord policy reconcile 2>&1"); strings.TrimSpace(again) != "" {
+				t.Errorf("second reconcile changed something: %s", again)
+			}
 			vm.MustRun(t, "syncord policy uninstall syncord-test")
 			assertClean(t, vm, "after uninstall of the interrupted install")
 		})

@@ -21,6 +21,7 @@ Install, remove and inspect SynCord lock policies.
   install NAME|DIR   load and pin a policy, insert its livepatch module
   uninstall [NAME]   disable the livepatch, remove the module and the pins
   status             what is installed, checked against the system
+  reconcile          make the install records tell the truth (agent start)
   build DIR          compile a policy source directory
   list               the built-in policies, their hooks, pins, parameters`
 
@@ -31,7 +32,7 @@ func init() {
 
 func policyCmd(ctx context.Context, env *Env, args []string) error {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprintf(env.Stderr, "Usage: syncord policy install|uninstall|status|build|list [ARGS...]\n%s\n", policyHelp)
+		fmt.Fprintf(env.Stderr, "Usage: syncord policy install|uninstall|status|reconcile|build|list [ARGS...]\n%s\n", policyHelp)
 		if len(args) == 0 {
 			return errUsage
 		}
@@ -44,12 +45,14 @@ func policyCmd(ctx context.Context, env *Env, args []string) error {
 		return policyUninstallCmd(ctx, env, args[1:])
 	case "status":
 		return policyStatusCmd(ctx, env, args[1:])
+	case "reconcile":
+		return policyReconcileCmd(ctx, env, args[1:])
 	case "build":
 		return policyBuildCmd(ctx, env, args[1:])
 	case "list":
 		return policyListCmd(ctx, env, args[1:])
 	}
-	fmt.Fprintf(env.Stderr, "syncord policy: unknown subcommand %q (install, uninstall, status, build, list)\n", args[0])
+	fmt.Fprintf(env.Stderr, "syncord policy: unknown subcommand %q (install, uninstall, status, reconcile, build, list)\n", args[0])
 	return errUsage
 }
 
@@ -262,6 +265,43 @@ func policyStatusCmd(ctx context.Context, env *Env, args []string) error {
 		return writeJSON(env.Stdout, st)
 	}
 	printPolicyStatus(env.Stdout, st)
+	return nil
+}
+
+const policyReconcileHelp = `
+Compare every install record with bpffs, /proc/modules and
+/sys/kernel/livepatch, as the agent does when it starts, and correct the
+records: a record of which nothing is left is dropped; an interrupted
+install whose steps had all finished is recorded as installed; otherwise the
+record keeps only what is really there, marked failed, for uninstall to
+remove. Removes no pin and no module itself. Prints one line per record it
+changed.`
+
+func policyReconcileCmd(ctx context.Context, env *Env, args []string) error {
+	fs := newFlags(env, "policy reconcile", "policy reconcile [--json]", policyReconcileHelp)
+	rf := addRuntimeFlags(fs)
+	jsonOut := fs.Bool("json", false, "print the findings as JSON")
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		fs.Usage()
+		return fmt.Errorf("policy reconcile: unexpected argument %q: %w", pos[0], errUsage)
+	}
+	found, err := rf.runtime(env).Reconcile()
+	if err != nil {
+		return err
+	}
+	if *jsonOut {
+		if found == nil {
+			found = []runtime.Finding{}
+		}
+		return writeJSON(env.Stdout, found)
+	}
+	for _, f := range found {
+		fmt.Fprintln(env.Stdout, f)
+	}
 	return nil
 }
 
