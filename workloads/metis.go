@@ -1,16 +1,4 @@
-package workloads
-
-// Metis wrmem: the word reverse index of the Metis MapReduce library as the
-// SynCord artifact runs it (benchmarks/metis/app/wrmem.c). The input is
-// generated in memory: inputsize/4 words of three upper-case letters from
-// the LCG seed = seed*1103515245 + 12345, rnd = seed & 0x7fffffff, letter =
-// rnd % 26 (seed starts at 0), each followed by a space. Map splits the
-// input at word borders and emits (word, position) pairs; reduce groups the
-// pairs of each hash partition by word; merge joins the sorted partitions
-// into one array sorted by word. Phases run on a pool of worker threads,
-// each locked and pinned by the placement rule.
-//
-// # Keeping the kernel behaviour that made it a benchmark
+// # Metis wrmem: keeping the kernel behaviour that made it a benchmark
 //
 // wrmem is a lock benchmark because of the address space's mmap_lock: the
 // original maps its input with mmap(MAP_ANONYMOUS) and its allocator grows
@@ -37,6 +25,17 @@ package workloads
 // counts minor faults with getrusage(RUSAGE_SELF) around a run and requires
 // at least one fault per 4 KiB page of input and of both phases' position
 // arrays, and checks the run's own mmap/munmap counts balance.
+package workloads
+
+// Metis wrmem: the word reverse index of the Metis MapReduce library as the
+// SynCord artifact runs it (benchmarks/metis/app/wrmem.c). The input is
+// generated in memory: inputsize/4 words of three upper-case letters from
+// the LCG seed = seed*1103515245 + 12345, rnd = seed & 0x7fffffff, letter =
+// rnd % 26 (seed starts at 0), each followed by a space. Map splits the
+// input at word borders and emits (word, position) pairs; reduce groups the
+// pairs of each hash partition by word; merge joins the sorted partitions
+// into one array sorted by word. Phases run on a pool of worker threads,
+// each locked and pinned by the placement rule.
 
 import (
 	"context"
