@@ -2,6 +2,7 @@ package vm
 
 import (
 	"context"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -218,5 +219,26 @@ func TestProcessRemovesSocketsOnExit(t *testing.T) {
 	}
 	if err := syscall.Kill(p.PID(), 0); err == nil {
 		t.Errorf("QEMU %d still alive after Stop", p.PID())
+	}
+}
+
+// The artifact's monitor form, -qmp tcp:127.0.0.1:PORT, against real QEMU.
+func TestRealQEMUTCPMonitor(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close() // QEMU binds it next; a race with another binder only fails this test
+	_, c := startPausedQEMU(t, Config{Sockets: 2, Cores: 1, MemPerNodeMB: 32, QMP: "tcp:" + addr})
+	if got := c.conn.RemoteAddr().String(); got != addr {
+		t.Fatalf("connected to %s, want %s", got, addr)
+	}
+	cpus, err := c.QueryCPUsFast(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cpus) != 2 || cpus[1].Props.NodeID != 1 {
+		t.Fatalf("cpus %+v", cpus)
 	}
 }

@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"strings"
+	"sync"
 
 	"github.com/syncord/syncord/vm"
 	"github.com/syncord/syncord/vm/image"
@@ -97,12 +99,18 @@ func runVM(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	d := c.WithDefaults()
+	// QEMU's stderr and ours go to one writer: serialise unless it is a
+	// file, which QEMU then writes directly.
+	stderr := env.Stderr
+	if _, isFile := stderr.(*os.File); !isFile {
+		stderr = &lockedWriter{w: stderr}
+	}
 	var p *vm.Process
 	var err error
 	if d.ConsoleLog == "" {
-		p, err = vm.Start(c, os.Stdin, env.Stdout, env.Stderr) // the console is ours
+		p, err = vm.Start(c, os.Stdin, env.Stdout, stderr) // the console is ours
 	} else {
-		p, err = vm.Start(c, nil, env.Stdout, env.Stderr)
+		p, err = vm.Start(c, nil, env.Stdout, stderr)
 	}
 	if err != nil {
 		return err
@@ -111,13 +119,13 @@ func runVM(ctx context.Context, env *Env, args []string) error {
 	if c.HasVsock() {
 		vsock = fmt.Sprintf("guest CID %d", d.VsockCID)
 	}
-	fmt.Fprintf(env.Stderr, "syncord-host vm: QEMU pid %d, %dx%d vCPUs, qmp %s, agent serial %s, vsock %s\n",
+	fmt.Fprintf(stderr, "syncord-host vm: QEMU pid %d, %dx%d vCPUs, qmp %s, agent serial %s, vsock %s\n",
 		p.PID(), d.Sockets, d.Cores, d.QMP, d.SerialPath, vsock)
 	if err := p.Wait(ctx); err != nil {
 		return err
 	}
 	if ctx.Err() != nil {
-		fmt.Fprintf(env.Stderr, "syncord-host vm: stopped QEMU pid %d\n", p.PID())
+		fmt.Fprintf(stderr, "syncord-host vm: stopped QEMU pid %d\n", p.PID())
 	}
 	return nil
 }
@@ -129,4 +137,16 @@ func (m *diskList) String() string { return strings.Join(*m, ",") }
 func (m *diskList) Set(v string) error {
 	*m = append(*m, v)
 	return nil
+}
+
+// lockedWriter serialises writes from QEMU's output copier and ours.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(b)
 }
