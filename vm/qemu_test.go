@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -240,5 +241,30 @@ func TestRealQEMUTCPMonitor(t *testing.T) {
 	}
 	if len(cpus) != 2 || cpus[1].Props.NodeID != 1 {
 		t.Fatalf("cpus %+v", cpus)
+	}
+}
+
+// A QEMU that refuses its command line: Wait reports its failure and the
+// stale sockets are not left behind.
+func TestProcessWaitReportsQEMUFailure(t *testing.T) {
+	if _, err := exec.LookPath(DefaultBinary); err != nil {
+		t.Skipf("skipping: %s not found (apt-get install qemu-system-x86)", DefaultBinary)
+	}
+	dir := t.TempDir()
+	img := filepath.Join(dir, "d.img")
+	os.WriteFile(img, make([]byte, 4096), 0o600)
+	p, err := Start(Config{Image: img, RunDir: dir, DevRoot: dir, ConsoleLog: filepath.Join(dir, "c.log"),
+		ExtraArgs: []string{"-no-such-option"}}, nil, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err = p.Wait(ctx)
+	if err == nil || !strings.Contains(err.Error(), "exit status 1") {
+		t.Fatalf("Wait = %v, want QEMU's exit status 1", err)
+	}
+	if ctx.Err() != nil {
+		t.Fatal("QEMU did not exit by itself")
 	}
 }

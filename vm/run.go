@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -21,6 +22,9 @@ type Process struct {
 	cmd    *exec.Cmd
 	done   chan struct{}
 	err    error
+	// stopped is set when Stop signalled QEMU: its death by that signal
+	// is then not an error.
+	stopped atomic.Bool
 }
 
 // PID is the QEMU process id.
@@ -89,6 +93,7 @@ func (p *Process) Stop(grace time.Duration) error {
 		return p.exitErr()
 	default:
 	}
+	p.stopped.Store(true)
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-p.done:
@@ -104,7 +109,7 @@ func (p *Process) Stop(grace time.Duration) error {
 func (p *Process) Signal(sig os.Signal) error { return p.cmd.Process.Signal(sig) }
 
 func (p *Process) exitErr() error {
-	if p.err != nil {
+	if p.err != nil && !p.stopped.Load() {
 		return fmt.Errorf("qemu (pid %d): %v", p.cmd.Process.Pid, p.err)
 	}
 	return nil
