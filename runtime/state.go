@@ -207,12 +207,3 @@ func (s *store) lock() (unlock func(), err error) {
 		f.Close()
 	}, nil
 }
-
-// processAlive tells whether pid is a running process (signal 0).
-func processAlive(pid int) bool {
-	if pid <= 0 {
-		return false
-	}
-	err := unix.Kill(pid, 0)
-	return err == nil || errors.Is(err, unix.EPERM)
-}

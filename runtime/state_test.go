@@ -86,11 +86,10 @@ func TestStoreLockExcludes(t *testing.T) {
 // files under proc and sys.
 func TestStatusAndReconcile(t *testing.T) {
 	type sys struct {
-		pins     []string // present under bpffs
-		module   bool     // livepatch_concord in /proc/modules
-		enabled  string   // livepatch enabled file; "" for no patch dir
-		trans    string
-		pidAlive bool
+		pins    []string // present under bpffs
+		module  bool     // livepatch_concord in /proc/modules
+		enabled string   // livepatch enabled file; "" for no patch dir
+		trans   string
 	}
 	tests := []struct {
 		name       string
