@@ -15,11 +15,20 @@ const (
 )
 
 // Roots are the directories under which path arguments of remote requests
-// must lie. A path argument is the value of a flag in PathFlags, or any
-// argument of a policy or bench command that looks like a path (contains a
-// slash, or starts with "." or "~"). Relative paths are taken relative to
-// the agent's working directory; symbolic links are resolved before the
-// check, so a link cannot lead out of a root.
+// must lie. A path argument is the value of a flag known to take a path,
+// or any other argument of a policy or bench command that looks like a path
+// (contains a slash, or starts with "." or "~"). The flags:
+//
+//	policy    --livepatch --out --clang --linux-src --state-dir: policy roots
+//	          --bpffs: bpf roots; --sys-root --proc-root: read only, unchecked
+//	bench     --root --dir --db --tmpdir --make-image: bench roots
+//	          --sysfs --proc: read only, unchecked
+//	lockstat  --map: bpf roots
+//	topology  --capture: bench roots ("-" is stdout); --root: unchecked
+//
+// Relative paths are taken relative to the agent's working directory;
+// symbolic links are resolved before the check, so a link cannot lead out of
+// a root.
 type Roots struct {
 	Policy []string // policy objects, policy directories, livepatch modules
 	Bench  []string // workload directories, databases, images
@@ -49,18 +58,22 @@ func (k rootKind) flag() string {
 }
 
 // pathFlags lists, per top-level command, the flags that take a path and
-// the root it must lie under; commandRoot is the root of the positional
+// the root it must lie under (rootNone: a value that is read only, such as a
+// sysfs root, consumed unchecked); commandRoot is the root of the positional
 // arguments of a command that look like paths.
 var pathFlags = map[string]map[string]rootKind{
 	"policy": {
-		"livepatch": rootPolicy, "object": rootPolicy, "obj": rootPolicy,
-		"dir": rootPolicy, "out": rootPolicy, "o": rootPolicy,
+		"livepatch": rootPolicy, "out": rootPolicy, "clang": rootPolicy, "linux-src": rootPolicy,
+		"state-dir": rootPolicy, "bpffs": rootBPF,
+		"sys-root": rootNone, "proc-root": rootNone,
 	},
 	"bench": {
-		"root": rootBench, "dir": rootBench, "db": rootBench,
-		"make-image": rootBench, "image": rootBench, "out": rootBench, "o": rootBench,
+		"root": rootBench, "dir": rootBench, "db": rootBench, "tmpdir": rootBench,
+		"make-image": rootBench,
+		"sysfs":      rootNone, "proc": rootNone,
 	},
 	"lockstat": {"map": rootBPF},
+	"topology": {"capture": rootBench, "root": rootNone},
 }
 
 var commandRoot = map[string]rootKind{"policy": rootPolicy, "bench": rootBench}
@@ -106,6 +119,9 @@ func (r *Roots) Check(args []string) error {
 				}
 				i++
 				value = args[i]
+			}
+			if kind == rootNone || value == "-" {
+				continue
 			}
 			if err := r.check(kind, "--"+name, value); err != nil {
 				return err

@@ -32,6 +32,7 @@ func TestRootsCheck(t *testing.T) {
 		{"dot-dot escape", []string{"policy", "install", pol + "/../outside"}, "outside the policy roots"},
 		{"livepatch flag outside", []string{"policy", "install", "lockstat", "--livepatch", "/lib/modules/x.ko"}, `path "/lib/modules/x.ko" of --livepatch`},
 		{"livepatch flag with equals", []string{"policy", "install", "lockstat", "-livepatch=/root/x.ko"}, "of --livepatch"},
+		{"build clang binary outside", []string{"policy", "build", pol + "/src", "--clang", "/bin/sh"}, "of --clang"},
 		{"livepatch relative name is resolved", []string{"policy", "install", "lockstat", "--livepatch", "x.ko"}, "of --livepatch"},
 		{"livepatch inside", []string{"policy", "install", "lockstat", "--livepatch", pol + "/lp.ko"}, ""},
 		{"param is not a path", []string{"policy", "install", "amp", "--param", "cores=28"}, ""},
@@ -45,6 +46,11 @@ func TestRootsCheck(t *testing.T) {
 		{"lockstat map outside bpffs", []string{"lockstat", "--map", "/tmp/map"}, "outside the bpf roots"},
 		{"lockstat map inside", []string{"lockstat", "--map", bpffs + "/lockstat/map"}, ""},
 		{"flag without value", []string{"bench", "fxmark", "--root"}, ""},
+		{"read-only sysfs root is not checked", []string{"bench", "will-it-scale", "lock1", "--sysfs", "/sys"}, ""},
+		{"policy bpffs outside", []string{"policy", "install", "lockstat", "--bpffs", "/tmp/bpf"}, "outside the bpf roots"},
+		{"topology capture to stdout", []string{"topology", "--capture", "-"}, ""},
+		{"topology capture outside", []string{"topology", "--capture", "/etc/x"}, "outside the bench roots"},
+		{"topology sysfs root", []string{"topology", "--root", "/sys"}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := r.Check(tc.args)

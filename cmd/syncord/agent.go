@@ -1,0 +1,199 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/syncord/syncord/runtime/control"
+)
+
+var agentHelp = fmt.Sprintf(`
+Serve the SynCord control protocol: a client (syncord-host guest) sends the
+arguments of a syncord command, the agent runs it through the same code as
+the command line and streams its stdout, stderr and exit status back.
+
+Listen addresses (--listen, comma-separated):
+  virtio-serial://NAME  the virtio-serial port NAME (default port name %s),
+                        found through /sys/class/virtio-ports/*/name; reopened
+                        when the host side closes
+  vsock://:PORT         vsock port PORT (default port %d) on every local CID;
+                        only the host (CID 2) may connect unless --allow-cid
+  unix:///PATH          a unix socket, mode 0600
+
+Mutating commands (policy install/uninstall/reconcile/build, bench) run one
+at a time: another is refused with "busy: ..." (exit status 75) unless --queue
+or the client asks to wait; read-only ones (topology, lockstat, policy status
+and list) run concurrently. A client that disconnects or cancels stops its
+command. Path arguments must lie under --policy-root, --bench-root or
+--bpf-root (exit status 77 otherwise); the agent command itself is refused.
+
+QEMU side of the default port:
+  -device virtio-serial-pci
+  -chardev socket,id=agent,path=HOST.sock,server=on,wait=off
+  -device virtserialport,chardev=agent,name=%s
+then on the host: syncord-host guest --serial HOST.sock -- topology`,
+	control.DefaultPortName, control.DefaultVsockPort, control.DefaultPortName)
+
+func init() {
+	register(&command{name: "agent", summary: "serve syncord commands over virtio-serial, vsock or a unix socket", mutating: false,
+		run: agentCmd})
+}
+
+// listFlag is a comma-separated, repeatable list flag.
+type listFlag struct {
+	vals []string
+	set  bool
+}
+
+func (l *listFlag) String() string { return strings.Join(l.vals, ",") }
+func (l *listFlag) Set(s string) error {
+	if !l.set {
+		l.vals, l.set = nil, true
+	}
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			l.vals = append(l.vals, v)
+		}
+	}
+	return nil
+}
+
+func agentCmd(ctx context.Context, env *Env, args []string) error {
+	if env.Remote {
+		return &exitError{code: control.ExitRefused, err: errors.New("agent: refused over the control connection")}
+	}
+	fs := newFlags(env, "agent", "agent [--listen URL[,URL...]] [flags]", agentHelp)
+	listen := &listFlag{vals: []string{"virtio-serial://" + control.DefaultPortName}}
+	fs.Var(listen, "listen", "comma-separated listen `URLs` (repeatable)")
+	allow := &listFlag{}
+	fs.Var(allow, "allow-cid", "vsock context `IDs` accepted besides the host's (2), e.g. 1 for loopback")
+	policyRoot := &listFlag{vals: []string{control.DefaultPolicyRoot}}
+	fs.Var(policyRoot, "policy-root", "`DIRs` that policy paths over the wire must lie under")
+	benchRoot := &listFlag{vals: []string{control.DefaultBenchRoot}}
+	fs.Var(benchRoot, "bench-root", "`DIRs` that workload paths over the wire must lie under")
+	bpfRoot := &listFlag{vals: []string{control.DefaultBPFRoot}}
+	fs.Var(bpfRoot, "bpf-root", "bpffs `DIRs` that pinned map paths over the wire must lie under")
+	queue := fs.Bool("queue", false, "queue mutating requests while one runs instead of refusing them")
+	idle := fs.Duration("idle-timeout", control.DefaultIdleTimeout, "close a socket connection idle that long (0: never)")
+	reqTimeout := fs.Duration("request-timeout", control.DefaultRequestTimeout, "cancel a request running that long (0: never)")
+	reconcile := fs.Bool("reconcile", true, "run 'policy reconcile' before serving, so status tells the truth after a restart")
+	quiet := fs.Bool("quiet", false, "do not log one line per request")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 0 {
+		return fmt.Errorf("agent: unexpected arguments %q (listen addresses go to --listen): %w", fs.Args(), errUsage)
+	}
+	var cids []uint32
+	for _, c := range allow.vals {
+		v, err := strconv.ParseUint(c, 10, 32)
+		if err != nil {
+			return fmt.Errorf("agent: --allow-cid %q: not a context id: %w", c, errUsage)
+		}
+		cids = append(cids, uint32(v))
+	}
+	logger := log.New(env.Stderr, "syncord agent: ", 0)
+	var logMu sync.Mutex
+	logf := func(format string, a ...any) {
+		logMu.Lock()
+		defer logMu.Unlock()
+		logger.Printf(format, a...)
+	}
+	var eps []control.Endpoint
+	defer func() {
+		for _, e := range eps {
+			e.Close()
+		}
+	}()
+	for _, addr := range listen.vals {
+		e, err := control.Listen(addr, control.ListenOptions{AllowCIDs: cids, Logf: logf})
+		if err != nil {
+			return fmt.Errorf("agent: %w", err)
+		}
+		eps = append(eps, e)
+	}
+	if *reconcile {
+		var out strings.Builder
+		if code := Run(ctx, &Env{Stdout: &out, Stderr: &out}, []string{"policy", "reconcile"}); code != 0 {
+			logf("policy reconcile: exit status %d: %s", code, strings.TrimSpace(out.String()))
+		} else if s := strings.TrimSpace(out.String()); s != "" {
+			logf("policy reconcile: %s", s)
+		}
+	}
+	cfg := agentConfig(logf)
+	cfg.Roots = &control.Roots{Policy: policyRoot.vals, Bench: benchRoot.vals, BPF: bpfRoot.vals}
+	cfg.Queue = *queue
+	cfg.IdleTimeout = orNever(*idle)
+	cfg.RequestTimeout = orNever(*reqTimeout)
+	if *quiet {
+		cfg.Logf = func(format string, a ...any) {
+			if !strings.HasPrefix(format, "request ") {
+				logf(format, a...)
+			}
+		}
+	}
+	srv := control.NewServer(cfg)
+	var wg sync.WaitGroup
+	errs := make(chan error, len(eps))
+	for _, e := range eps {
+		logf("listening on %s", e)
+		wg.Go(func() {
+			if err := e.Serve(ctx, srv); err != nil {
+				errs <- fmt.Errorf("agent: serve %s: %w", e, err)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		return err
+	}
+	logf("stopped")
+	return nil
+}
+
+// orNever maps the flag's 0 (never) to the server's negative (never).
+func orNever(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
+}
+
+// agentConfig is the server configuration that runs requests through Run,
+// the one code path of the command line.
+func agentConfig(logf func(string, ...any)) control.Config {
+	return control.Config{
+		Run: func(ctx context.Context, stdout, stderr io.Writer, args []string) int {
+			return Run(ctx, &Env{Stdout: stdout, Stderr: stderr, Remote: true}, args)
+		},
+		Mutating: mutatingRequest,
+		Logf:     logf,
+	}
+}
+
+// mutatingRequest classifies a request by its command's mutating field;
+// policy status and list only read.
+func mutatingRequest(args []string) bool {
+	if len(args) == 0 {
+		return false
+	}
+	c, ok := commands[args[0]]
+	if !ok {
+		return false // Run reports the unknown command
+	}
+	if c.name == "policy" && len(args) > 1 {
+		switch args[1] {
+		case "status", "list", "-h", "--help", "help":
+			return false
+		}
+	}
+	return c.mutating
+}

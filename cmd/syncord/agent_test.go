@@ -1,0 +1,279 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/syncord/syncord/runtime/control"
+)
+
+// startTestAgent serves the real commands (agentConfig, as syncord agent
+// does) on a unix socket in t.TempDir().
+func startTestAgent(t testing.TB, roots *control.Roots) string {
+	t.Helper()
+	sock := filepath.Join(t.TempDir(), "agent.sock")
+	l, err := control.ListenUnix(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := agentConfig(t.Logf)
+	cfg.Roots = roots
+	srv := control.NewServer(cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		srv.Serve(ctx, l)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	return "unix://" + sock
+}
+
+type agentResult struct {
+	code           int
+	stdout, stderr string
+	err            error
+}
+
+func remote(t testing.TB, ctx context.Context, addr string, args ...string) agentResult {
+	t.Helper()
+	c, err := control.Dial(context.Background(), addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var o, e bytes.Buffer
+	code, err := c.Run(ctx, args, &o, &e)
+	return agentResult{code, o.String(), e.String(), err}
+}
+
+func local(args ...string) agentResult {
+	var o, e bytes.Buffer
+	code := Run(context.Background(), &Env{Stdout: &o, Stderr: &e}, args)
+	return agentResult{code: code, stdout: o.String(), stderr: e.String()}
+}
+
+// TestAgentRunsRealCommands runs real syncord commands through the agent
+// and compares them with the same commands run locally.
+func TestAgentRunsRealCommands(t *testing.T) {
+	root := t.TempDir()
+	addr := startTestAgent(t, &control.Roots{Policy: []string{root}, Bench: []string{root}, BPF: []string{root}})
+	for _, tc := range []struct {
+		name     string
+		args     []string
+		code     int
+		sameAs   bool   // output equals the local run's
+		errPart  string // in stderr
+		outEmpty bool
+	}{
+		{"version", []string{"version"}, 0, true, "", false},
+		{"topology json", []string{"topology", "--json"}, 0, true, "", false},
+		{"topology table", []string{"topology"}, 0, true, "", false},
+		{"bench list", []string{"bench", "will-it-scale", "--list"}, 0, true, "", false},
+		{"unknown command", []string{"frobnicate"}, 2, true, `unknown command "frobnicate"`, true},
+		{"bad flag", []string{"topology", "--no-such-flag"}, 2, true, "flag provided but not defined", true},
+		{"agent refused", []string{"agent", "--listen", "unix:///tmp/x.sock"}, control.ExitRefused, false, "cannot run over the control connection", true},
+		{"path outside root", []string{"lockstat", "--map", "/sys/fs/bpf/x"}, control.ExitRefused, false, "outside the bpf roots", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := remote(t, context.Background(), addr, tc.args...)
+			if r.err != nil {
+				t.Fatal(r.err)
+			}
+			if r.code != tc.code {
+				t.Fatalf("status %d, want %d; stderr: %s", r.code, tc.code, r.stderr)
+			}
+			if tc.errPart != "" && !strings.Contains(r.stderr, tc.errPart) {
+				t.Fatalf("stderr %q, want %q", r.stderr, tc.errPart)
+			}
+			if tc.outEmpty != (r.stdout == "") {
+				t.Fatalf("stdout %q", r.stdout)
+			}
+			if tc.sameAs {
+				l := local(tc.args...)
+				if l.code != r.code || l.stdout != r.stdout || l.stderr != r.stderr {
+					t.Fatalf("remote and local runs differ:\nremote %d %q %q\nlocal  %d %q %q", r.code, r.stdout, r.stderr, l.code, l.stdout, l.stderr)
+				}
+			}
+		})
+	}
+}
+
+func TestMutatingRequest(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want bool
+	}{
+		{[]string{"topology", "--json"}, false},
+		{[]string{"lockstat"}, false},
+		{[]string{"policy", "status"}, false},
+		{[]string{"policy", "list"}, false},
+		{[]string{"policy", "install", "lockstat"}, true},
+		{[]string{"policy", "uninstall"}, true},
+		{[]string{"policy", "reconcile"}, true},
+		{[]string{"policy"}, true},
+		{[]string{"bench", "will-it-scale", "lock1"}, true},
+		{[]string{"nosuch"}, false},
+		{nil, false},
+	} {
+		if got := mutatingRequest(tc.args); got != tc.want {
+			t.Errorf("mutatingRequest(%q) = %v, want %v", tc.args, got, tc.want)
+		}
+	}
+}
+
+// TestAgentBusyAndCancel runs a real will-it-scale through the agent, checks
+// that a second mutating command is refused while it runs and a read-only
+// one is not, then cancels it: the workload stops and its temp directory is
+// gone.
+func TestAgentBusyAndCancel(t *testing.T) {
+	if testing.Short() {
+		t.Skip("skipping workload run in -short mode")
+	}
+	root := t.TempDir()
+	addr := startTestAgent(t, &control.Roots{Bench: []string{root}})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan agentResult, 1)
+	start := time.Now()
+	go func() {
+		done <- remote(t, ctx, addr, "bench", "will-it-scale", "open1", "-t", "1", "-s", "60", "--no-affinity", "--tmpdir", root)
+	}()
+	// Wait until the run's private temp directory exists.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		ents, _ := os.ReadDir(root)
+		if len(ents) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("will-it-scale made no temp directory in 20s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	r := remote(t, context.Background(), addr, "bench", "will-it-scale", "lock1", "-t", "1", "-s", "1")
+	if r.code != control.ExitBusy || !strings.Contains(r.stderr, "busy: bench will-it-scale is running (started ") {
+		t.Fatalf("second bench: %+v, want busy", r)
+	}
+	if r := remote(t, context.Background(), addr, "topology"); r.code != 0 {
+		t.Fatalf("topology while a bench runs: %+v", r)
+	}
+	cancel()
+	var res agentResult
+	select {
+	case res = <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("cancelled will-it-scale still running after 30s")
+	}
+	if !errors.Is(res.err, control.ErrCanceled) {
+		t.Fatalf("cancelled run: %+v, want ErrCanceled with the command's status", res)
+	}
+	ents, _ := os.ReadDir(root)
+	if len(ents) != 0 {
+		t.Fatalf("temp files left after cancel: %v", ents)
+	}
+	t.Logf("cancelled after %v with status %d", time.Since(start).Round(time.Millisecond), res.code)
+}
+
+// BenchmarkAgentStatusRoundTrip runs the real `version` command through
+// the agent over a unix socket on one connection: the agent's own overhead
+// per request (median, target < 1 ms). (`policy status` itself reads
+// /proc/kallsyms and takes as long remotely as locally.)
+func BenchmarkAgentStatusRoundTrip(b *testing.B) {
+	addr := startTestAgent(b, control.DefaultRoots())
+	c, err := control.Dial(context.Background(), addr)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	var lat []time.Duration
+	for b.Loop() {
+		var o bytes.Buffer
+		start := time.Now()
+		code, err := c.Run(context.Background(), []string{"version"}, &o, &o)
+		lat = append(lat, time.Since(start))
+		if err != nil || code != 0 {
+			b.Fatalf("version: %d %v %s", code, err, o.String())
+		}
+	}
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "median-µs")
+}
+
+// BenchmarkAgentIdleRSS builds syncord, starts `syncord agent --listen
+// unix://...`, runs one request, lets it idle and reports its VmRSS from
+// /proc/PID/status (target < 20 MB). The agent is killed by its PID.
+func BenchmarkAgentIdleRSS(b *testing.B) {
+	dir := b.TempDir()
+	bin := filepath.Join(dir, "syncord")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		b.Fatalf("go build: %v\n%s", err, out)
+	}
+	var rss []float64
+	for b.Loop() {
+		sock := filepath.Join(dir, "agent.sock")
+		cmd := exec.Command(bin, "agent", "--reconcile=false", "--listen", "unix://"+sock)
+		var logs bytes.Buffer
+		cmd.Stderr = &logs
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+		pid := cmd.Process.Pid
+		stop := func() {
+			syscall.Kill(pid, syscall.SIGTERM)
+			cmd.Wait()
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		var r agentResult
+		for {
+			c, err := control.Dial(context.Background(), "unix://"+sock)
+			if err == nil {
+				var o bytes.Buffer
+				code, err := c.Run(context.Background(), []string{"topology"}, &o, &o)
+				c.Close()
+				r = agentResult{code: code, err: err, stdout: o.String()}
+				break
+			}
+			if time.Now().After(deadline) {
+				stop()
+				b.Fatalf("agent did not listen in 10s: %s", logs.String())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if r.err != nil || r.code != 0 {
+			stop()
+			b.Fatalf("topology through the agent: %+v", r)
+		}
+		time.Sleep(2 * time.Second)
+		st, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+		stop()
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, line := range strings.Split(string(st), "\n") {
+			if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+				kb, _ := strconv.ParseFloat(f[1], 64)
+				rss = append(rss, kb/1024)
+			}
+		}
+	}
+	if len(rss) == 0 {
+		b.Fatal("no VmRSS line in /proc/PID/status")
+	}
+	slices.Sort(rss)
+	b.ReportMetric(rss[len(rss)/2], "idle-RSS-MB")
+}
