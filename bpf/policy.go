@@ -346,8 +346,11 @@ func ObjectParams(obj []byte) (map[string]uint64, error) {
 // CheckKernel returns nil when k can run p: a policy with lock_* programs
 // needs a SynCord kernel. The error wraps ErrNotSynCordKernel and
 // ebpf.ErrNotSupported and says how to get one.
+//
+// The kallsyms symbols decide; only when /proc/kallsyms cannot be read does
+// a release ending in -syncord count (the kernel then has the last word).
 func CheckKernel(p *Policy, k *kernel.Info) error {
-	if !p.HasLockPrograms() || k.SynCord {
+	if !p.HasLockPrograms() || k.SynCord || (!k.Kallsyms && k.SynCordName) {
 		return nil
 	}
 	var why string

@@ -410,6 +410,15 @@ func TestCheckKernel(t *testing.T) {
 	if err := CheckKernel(lock.Policy(nil), &kernel.Info{Release: "5.4.0-shfllock-syncord+", SynCord: true, Kallsyms: true}); err != nil {
 		t.Fatal(err)
 	}
+	if err := CheckKernel(lock.Policy(nil), &kernel.Info{Release: "5.4.0-cna-syncord", SynCordName: true}); err != nil {
+		t.Fatalf("unreadable kallsyms, -syncord release: %v", err)
+	}
+	if err := CheckKernel(lock.Policy(nil), &kernel.Info{Release: "5.4.0-cna-syncord", SynCordName: true, Kallsyms: true}); !errors.Is(err, ErrNotSynCordKernel) {
+		t.Fatalf("-syncord name without the symbols: %v", err)
+	}
+	if err := CheckKernel(lock.Policy(nil), &kernel.Info{Release: "6.1.0"}); err == nil || !strings.Contains(err.Error(), "unreadable") {
+		t.Fatalf("unreadable kallsyms, stock release: %v", err)
+	}
 	m, err := ReadManifest(stockpol)
 	if err != nil {
 		t.Fatal(err)
