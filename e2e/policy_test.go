@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/syncord/syncord/kmod"
 	"github.com/syncord/syncord/runtime"
 )
 
@@ -101,6 +102,30 @@ func assertClean(t *testing.T, vm *VM, when string) {
 	}
 }
 
+// checkProcModules reads the guest's /proc/modules with package kmod: the
+// livepatch is Live and tainted K (livepatch) and E (unsigned). With
+// SYNCORD_UPDATE_FIXTURES=1 the capture becomes kmod/testdata/proc-modules-vm.
+func checkProcModules(t *testing.T, vm *VM) {
+	t.Helper()
+	data := vm.CopyOut(t, "/proc/modules")
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "modules"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m, ok, err := kmod.NewProc(dir).Module("livepatch-test")
+	if err != nil {
+		t.Fatalf("parse the guest's /proc/modules: %v\n%s", err, data)
+	}
+	if !ok || m.State != kmod.Live || !strings.Contains(m.Taints, "K") || !strings.Contains(m.Taints, "E") {
+		t.Errorf("livepatch_test in /proc/modules: %+v (found %v), want Live with taints K and E\n%s", m, ok, data)
+	}
+	if updateFixtures() {
+		if err := os.WriteFile("../kmod/testdata/proc-modules-vm", data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // TestPolicyInstallLivepatch drives syncord policy install/uninstall/status
 // in a Debian guest with a real livepatch module that, like
 // livepatch_concord, checks the bpffs pins in its pre-patch callback and
@@ -139,9 +164,7 @@ func TestPolicyInstallLivepatch(t *testing.T) {
 		if got := strings.Fields(vm.MustRun(t, "ls /sys/fs/bpf")); strings.Join(got, " ") != "hash_map syncord_test_filter" {
 			t.Errorf("bpffs = %v", got)
 		}
-		if got := vm.MustRun(t, "grep livepatch_test /proc/modules"); !strings.Contains(got, "Live") {
-			t.Errorf("/proc/modules: %q", got)
-		}
+		checkProcModules(t, vm)
 		if got := vm.MustRun(t, "cat /sys/kernel/livepatch/livepatch_test/enabled /sys/kernel/livepatch/livepatch_test/transition"); strings.Fields(got)[0] != "1" || strings.Fields(got)[1] != "0" {
 			t.Errorf("livepatch enabled/transition = %q, want 1 0", got)
 		}

@@ -280,3 +280,29 @@ func TestLoadRejectsNonModuleBeforeSyscall(t *testing.T) {
 		t.Fatalf("Load absent = %v", err)
 	}
 }
+
+// proc-modules-vm is /proc/modules of the e2e guest (Debian 6.1) with the
+// test livepatch loaded, captured by e2e.TestPolicyInstallLivepatch with
+// SYNCORD_UPDATE_FIXTURES=1.
+func TestProcModulesCapturedInVM(t *testing.T) {
+	data, err := os.ReadFile("testdata/proc-modules-vm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mods, err := parseModules(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lp *Module
+	for i := range mods {
+		if mods[i].Name == "livepatch_test" {
+			lp = &mods[i]
+		}
+	}
+	if lp == nil || lp.State != Live || !strings.Contains(lp.Taints, "K") || lp.Size == 0 {
+		t.Fatalf("livepatch_test = %+v in %d modules", lp, len(mods))
+	}
+	if len(mods) != strings.Count(string(data), "\n") {
+		t.Errorf("%d modules from %d lines", len(mods), strings.Count(string(data), "\n"))
+	}
+}
