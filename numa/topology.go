@@ -246,16 +246,18 @@ func (t *Topology) Sockets() int {
 // lscpu -e, so a "core" is a logical CPU and a "socket" is a NUMA node; the
 // artifact VM has one node per socket. It is at least 1 when any CPU is
 // present. Unlike RuntestHeader, an offline CPU counts for the node of its
-// cpuN/nodeM link.
+// cpuN/nodeM link (and for no extra node when it has none).
 func (t *Topology) CoresPerSocket() int {
-	nodes := map[int]bool{}
-	for _, c := range t.CPUs {
-		nodes[c.Node] = true
-	}
-	if len(nodes) == 0 {
+	if len(t.CPUs) == 0 {
 		return 0
 	}
-	return len(t.CPUs) / len(nodes)
+	nodes := map[int]bool{}
+	for _, c := range t.CPUs {
+		if c.Node >= 0 {
+			nodes[c.Node] = true
+		}
+	}
+	return len(t.CPUs) / max(len(nodes), 1)
 }
 
 // SMT reports whether any online CPU shares its core with another

@@ -211,6 +211,9 @@ func TestTopologyOfflineCPU(t *testing.T) {
 	if c := top.CPU(1); c.Node != -1 {
 		t.Errorf("CPU(1).Node = %d without a node link, want -1", c.Node)
 	}
+	if top.CoresPerSocket() != 2 || top.Sockets() != 1 {
+		t.Errorf("without a node link: %d sockets, %d cores per socket; want 1, 2", top.Sockets(), top.CoresPerSocket())
+	}
 }
 
 func TestTopologySMTSiblings(t *testing.T) {
