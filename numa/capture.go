@@ -67,8 +67,8 @@ func (s *Snapshot) WriteDir(dir string) error {
 		if err != nil {
 			return err
 		}
-		if strings.HasPrefix(target, "/") {
-			return fmt.Errorf("write fixture %s: link %s -> %s is absolute", dir, n, target)
+		if dst := path.Join(path.Dir(n), target); path.IsAbs(target) || !strings.HasPrefix(dst, fixtureTop+"/") {
+			return fmt.Errorf("write fixture %s: link %s -> %s leaves the fixture tree", dir, n, target)
 		}
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			return fmt.Errorf("write fixture %s: %w", dir, err)

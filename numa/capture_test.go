@@ -88,6 +88,7 @@ func TestSnapshotRejectsEscapingPaths(t *testing.T) {
 		{"outside devices", Snapshot{Files: map[string]string{"kernel/x": ""}}},
 		{"dot-dot inside", Snapshot{Files: map[string]string{"devices/../../x": ""}}},
 		{"absolute link target", Snapshot{Files: map[string]string{}, Links: map[string]string{"devices/system/cpu/cpu1/node0": "/etc"}}},
+		{"link target leaving the tree", Snapshot{Files: map[string]string{}, Links: map[string]string{"devices/system/cpu/cpu1/node0": "../../../../../etc"}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if err := tc.s.WriteDir(t.TempDir()); err == nil {

@@ -187,7 +187,7 @@ func (fs *FS) readCPU(t *Topology, id int, nodeOf map[int]int) (CPU, error) {
 		}
 	}
 	f, err := fs.CPUFreq(id)
-	if err != nil && err != errNoCPUFreq {
+	if err != nil {
 		return c, err
 	}
 	c.Freq = f
