@@ -60,6 +60,12 @@ type Config struct {
 	ConsoleLog string
 	// Accel is "tcg" (default, with -cpu max) or "kvm" (with -cpu host).
 	Accel string
+	// HostNodes, when set, binds the memory of guest node i to host node
+	// HostNodes[i] (memory-backend-ram host-nodes=N,policy=bind), so the
+	// guest's NUMA distances are the host's; one entry per socket. Pair it
+	// with syncord-host pin --plan numa, which puts guest socket i's vCPUs
+	// on the same host node while the host has nodes enough.
+	HostNodes []int
 	// ExtraDisks are attached as raw virtio-blk disks after Image.
 	ExtraDisks []string
 	// ExtraArgs are appended to the command line unchanged.
@@ -132,6 +138,14 @@ func (c Config) Validate() error {
 	case d.Accel != "tcg" && d.Accel != "kvm":
 		return fmt.Errorf("vm config: accelerator %q is not tcg or kvm", d.Accel)
 	}
+	if len(d.HostNodes) > 0 && len(d.HostNodes) != d.Sockets {
+		return fmt.Errorf("vm config: %d host nodes for %d guest nodes (give one per socket)", len(d.HostNodes), d.Sockets)
+	}
+	for _, n := range d.HostNodes {
+		if n < 0 || n > 1023 {
+			return fmt.Errorf("vm config: host node %d is out of range", n)
+		}
+	}
 	if _, _, err := ParseMonitorAddr(d.QMP); err != nil {
 		return fmt.Errorf("vm config: %v", err)
 	}
@@ -188,8 +202,12 @@ func (c Config) Args() []string {
 		"-smp", fmt.Sprintf("cpus=%d,sockets=%d,cores=%d,threads=1", cpus, d.Sockets, d.Cores),
 		"-m", fmt.Sprintf("%dM", d.Sockets*d.MemPerNodeMB))
 	for n := 0; n < d.Sockets; n++ {
+		bind := ""
+		if n < len(d.HostNodes) {
+			bind = fmt.Sprintf(",host-nodes=%d,policy=bind", d.HostNodes[n])
+		}
 		a = append(a,
-			"-object", fmt.Sprintf("memory-backend-ram,id=mem%d,size=%dM", n, d.MemPerNodeMB),
+			"-object", fmt.Sprintf("memory-backend-ram,id=mem%d,size=%dM%s", n, d.MemPerNodeMB, bind),
 			"-numa", fmt.Sprintf("node,nodeid=%d,cpus=%s,memdev=mem%d", n, d.NodeCPUs(n), n))
 	}
 	a = append(a, "-qmp", qmpChardev(d.QMP))

@@ -98,6 +98,18 @@ func TestArgsGolden(t *testing.T) {
 	}
 }
 
+func TestArgsHostNodes(t *testing.T) {
+	a := strings.Join(Config{Kernel: "/k", Sockets: 2, Cores: 1, MemPerNodeMB: 64, HostNodes: []int{1, 0}}.Args(), " ")
+	for _, want := range []string{
+		"-object memory-backend-ram,id=mem0,size=64M,host-nodes=1,policy=bind -numa node,nodeid=0,cpus=0,memdev=mem0 ",
+		"-object memory-backend-ram,id=mem1,size=64M,host-nodes=0,policy=bind -numa node,nodeid=1,cpus=1,memdev=mem1 ",
+	} {
+		if !strings.Contains(a, want) {
+			t.Errorf("args lack %q: %s", want, a)
+		}
+	}
+}
+
 func TestArgsVsockOnlyWithDevice(t *testing.T) {
 	dev := t.TempDir()
 	cfg := Config{Kernel: "/k", DevRoot: dev, VsockCID: 7}
@@ -155,6 +167,9 @@ func TestValidate(t *testing.T) {
 		{"bad accel", Config{Kernel: "/k", Accel: "hvf"}, "not tcg or kvm"},
 		{"remote qmp", Config{Kernel: "/k", QMP: "tcp:10.0.0.1:5555"}, "not a loopback"},
 		{"comma path", Config{Kernel: "/k", SerialPath: "/a,b"}, "comma"},
+		{"host nodes per socket", Config{Kernel: "/k", Sockets: 2, HostNodes: []int{0, 1}}, ""},
+		{"host nodes short", Config{Kernel: "/k", Sockets: 2, HostNodes: []int{0}}, "1 host nodes for 2 guest nodes"},
+		{"host node negative", Config{Kernel: "/k", Sockets: 1, HostNodes: []int{-1}}, "out of range"},
 		{"too many vcpus", Config{Kernel: "/k", Sockets: 64, Cores: 128}, "more vCPUs"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -242,6 +242,20 @@ func groupBySocket(cpus []CPU) []guestGroup {
 	return gs
 }
 
+// HostNodesFor returns the host node each of sockets guest nodes should
+// take its memory from (Config.HostNodes): the node the numa plan prefers
+// for that socket's vCPUs.
+func HostNodesFor(sockets int, host HostTopology) []int {
+	if len(host) == 0 || sockets <= 0 {
+		return nil
+	}
+	out := make([]int, sockets)
+	for k := range out {
+		out[k] = host[preferredNode(k, sockets, len(host))].ID
+	}
+	return out
+}
+
 // preferredNode is where guest socket k of S goes on a host of N nodes:
 // socket k on node k while there are nodes enough, so the guest's nodes are
 // distinct host nodes and its NUMA effects are real; otherwise consecutive

@@ -289,3 +289,34 @@ func TestPlanOntoSynth8x28Fixture(t *testing.T) {
 		}
 	}
 }
+
+func TestHostNodesFor(t *testing.T) {
+	for _, tc := range []struct {
+		sockets int
+		host    HostTopology
+		want    string
+	}{
+		{8, hostOf(28, 28, 28, 28, 28, 28, 28, 28), "[0 1 2 3 4 5 6 7]"},
+		{8, hostOf(112, 112), "[0 0 0 0 1 1 1 1]"},
+		{8, hostOf(224), "[0 0 0 0 0 0 0 0]"},
+		{2, hostOf(4, 4, 4, 4), "[0 1]"},
+		{2, HostTopology{{ID: 3, CPUs: numa.NewCPUSet(0)}, {ID: 5, CPUs: numa.NewCPUSet(1)}}, "[3 5]"},
+	} {
+		if got := fmt.Sprint(HostNodesFor(tc.sockets, tc.host)); got != tc.want {
+			t.Errorf("HostNodesFor(%d, %v) = %s, want %s", tc.sockets, tc.host, got, tc.want)
+		}
+	}
+	// The binding and the plan agree: socket k's vCPUs land on node k's pick.
+	g := guest(8, 28)
+	h := hostOf(112, 112)
+	p, err := NewPlan(g, h, PlanOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodes := HostNodesFor(8, h)
+	for _, a := range p.Assignments {
+		if a.HostNode != nodes[a.GuestSocket] {
+			t.Fatalf("vCPU %d on host node %d, memory of its node on %d", a.VCPU, a.HostNode, nodes[a.GuestSocket])
+		}
+	}
+}

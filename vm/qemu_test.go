@@ -2,6 +2,7 @@ package vm
 
 import (
 	"context"
+	"encoding/json"
 	"net"
 	"os"
 	"os/exec"
@@ -266,5 +267,31 @@ func TestProcessWaitReportsQEMUFailure(t *testing.T) {
 	}
 	if ctx.Err() != nil {
 		t.Fatal("QEMU did not exit by itself")
+	}
+}
+
+// Guest memory bound to host node 0 (every host has it): QEMU accepts the
+// binding and the guest still has its two nodes.
+func TestRealQEMUHostNodeBinding(t *testing.T) {
+	_, c := startPausedQEMU(t, Config{Sockets: 2, Cores: 1, MemPerNodeMB: 32, HostNodes: []int{0, 0}})
+	raw, err := c.Execute(context.Background(), "query-memdev", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var devs []struct {
+		ID        string `json:"id"`
+		HostNodes []int  `json:"host-nodes"`
+		Policy    string `json:"policy"`
+	}
+	if err := json.Unmarshal(raw, &devs); err != nil {
+		t.Fatal(err)
+	}
+	if len(devs) != 2 {
+		t.Fatalf("memdevs %s", raw)
+	}
+	for _, d := range devs {
+		if d.Policy != "bind" || len(d.HostNodes) != 1 || d.HostNodes[0] != 0 {
+			t.Errorf("memdev %+v, want bound to host node 0", d)
+		}
 	}
 }

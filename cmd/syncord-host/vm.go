@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -27,6 +28,11 @@ and a vhost-vsock device when this host has /dev/vhost-vsock. --print shows
 the command line; otherwise QEMU runs until the guest powers off, and
 SIGINT/SIGTERM stop it. The QMP and serial sockets are removed when it
 exits.
+
+--host-nodes binds each guest node's memory to a host node (auto: the
+nodes syncord-host pin --plan numa puts that socket's vCPUs on), so the
+guest's NUMA distances are real; without it memory is wherever the host
+puts it, as in the artifact.
 
 --image IMG with IMG.json beside it (written by syncord-host image) boots
 that manifest's kernel, initrd and command line with IMG as /dev/vda.
@@ -54,6 +60,8 @@ func runVM(ctx context.Context, env *Env, args []string) error {
 	fs.Var(&disks, "disk", "extra raw `disk` image (repeatable)")
 	var extra diskList
 	fs.Var(&extra, "qemu-arg", "extra QEMU `argument`, appended as is (repeatable: --qemu-arg -S)")
+	hostNodes := fs.String("host-nodes", "", "bind guest node memory to host nodes: `auto` (the nodes pin --plan numa picks) or one node per socket, 0,1,...")
+	sysRoot := fs.String("sys-root", "/sys", "sysfs `root` for --host-nodes auto")
 	fs.StringVar(&c.Binary, "qemu", vm.DefaultBinary, "QEMU `binary`")
 	printOnly := fs.Bool("print", false, "print the QEMU command line and exit")
 	asJSON := fs.Bool("json", false, "with --print: the command as a JSON array")
@@ -71,6 +79,23 @@ func runVM(ctx context.Context, env *Env, args []string) error {
 	c.ExtraArgs = extra
 	if *kvm {
 		c.Accel = "kvm"
+	}
+	switch *hostNodes {
+	case "":
+	case "auto":
+		host, err := vm.ReadHostTopology(*sysRoot)
+		if err != nil {
+			return fmt.Errorf("vm: --host-nodes auto: %v", err)
+		}
+		c.HostNodes = vm.HostNodesFor(c.Sockets, host)
+	default:
+		for _, f := range strings.Split(*hostNodes, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil {
+				return fmt.Errorf("vm: --host-nodes %q: want auto or node numbers separated by commas", *hostNodes)
+			}
+			c.HostNodes = append(c.HostNodes, n)
+		}
 	}
 	if c.Image != "" && c.Kernel == "" {
 		if m, err := image.ReadManifest(c.Image); err == nil {

@@ -58,6 +58,23 @@ func TestVMPrint(t *testing.T) {
 	}
 }
 
+func TestVMHostNodes(t *testing.T) {
+	root := vmTestFixture(t, "synth-2x4-cpufreq") // two host nodes
+	out, errOut, code := vmTestRun(t, context.Background(), "vm", "--kernel", "/k", "--sockets", "2", "--host-nodes", "auto", "--sys-root", root, "--print")
+	if code != 0 || !strings.Contains(out, "id=mem1,size=512M,host-nodes=1,policy=bind") || !strings.Contains(out, "id=mem0,size=512M,host-nodes=0,policy=bind") {
+		t.Fatalf("--host-nodes auto on two nodes: exit %d %s\n%s", code, errOut, out)
+	}
+	out, _, code = vmTestRun(t, context.Background(), "vm", "--kernel", "/k", "--sockets", "2", "--host-nodes", "1,0", "--print")
+	if code != 0 || !strings.Contains(out, "id=mem0,size=512M,host-nodes=1,policy=bind") {
+		t.Fatalf("--host-nodes 1,0: exit %d\n%s", code, out)
+	}
+	for _, bad := range []string{"x", "0", "0,1,2"} {
+		if _, _, code := vmTestRun(t, context.Background(), "vm", "--kernel", "/k", "--sockets", "2", "--host-nodes", bad, "--print"); code == 0 {
+			t.Errorf("--host-nodes %q accepted for 2 sockets", bad)
+		}
+	}
+}
+
 func TestVMImageManifest(t *testing.T) {
 	dir := t.TempDir()
 	img := filepath.Join(dir, "guest.img")
