@@ -360,8 +360,18 @@ func CheckKernel(p *Policy, k *kernel.Info) error {
 	default:
 		why = "/proc/kallsyms has none of " + strings.Join(kernel.SynCordSymbols, ", ")
 	}
-	return fmt.Errorf("load policy %s: kernel %s is %w (%w: %s; its uname -r would end in -syncord): lock_* programs need BPF_PROG_TYPE_LOCK_POLICY (26), which upstream kernels use for tracing programs; boot a SynCord kernel (5.4.0-stock-syncord, -cna-syncord or -shfllock-syncord, built with the artifact's scripts/config-syncord)",
-		p.Name, k.Release, ErrNotSynCordKernel, ebpf.ErrNotSupported, why)
+	return &notSynCordError{fmt.Sprintf("load policy %s: kernel %s is not a SynCord kernel (%s; a SynCord kernel's uname -r ends in -syncord): its lock_* programs need BPF_PROG_TYPE_LOCK_POLICY (26), which upstream kernels use for tracing programs; boot a SynCord kernel (5.4.0-stock-syncord, -cna-syncord or -shfllock-syncord, built with the artifact's scripts/config-syncord)",
+		p.Name, k.Release, why)}
+}
+
+// notSynCordError is ErrNotSynCordKernel and ebpf.ErrNotSupported with its
+// own message.
+type notSynCordError struct{ msg string }
+
+func (e *notSynCordError) Error() string { return e.msg }
+
+func (e *notSynCordError) Is(target error) bool {
+	return target == ErrNotSynCordKernel || target == ebpf.ErrNotSupported
 }
 
 // LoadPolicy loads the programs and map of p into the kernel. A policy with
