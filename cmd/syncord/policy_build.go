@@ -25,6 +25,14 @@ OUTPUT/<p>/eBPFGen/<p>_kern.o, with manifest.json beside it naming each
 program's section, pin (the .pfile basename) and hook, the map and the
 load-time parameters. Install it with: syncord policy install OUTPUT/<p>.
 
+A load-time parameter is declared in a .pfile as
+  SYNCORD_PARAM(name, default); // [from=cores_per_socket|nr_cpus] help
+(a read-only global the installer rewrites: --param name=value, or the
+machine fact named by from=). Helpers: bpf_back_off(lock, timeout_ns),
+bpf_map_lookup_elem, bpf_map_update_elem, bpf_map_delete_elem,
+bpf_ktime_get_ns, bpf_get_smp_processor_id, bpf_get_current_pid_tgid,
+bpf_get_numa_node_id, bpf_printk, ... (syncord's syncord_helpers.h).
+
 With --livepatch PATCH --linux-src SRC it also runs kpatch-build on the
 built SynCord kernel tree SRC and writes
 OUTPUT/<p>/LivePatchGen/livepatch-concord.ko.`
