@@ -207,6 +207,31 @@ func TestHostVMPinAMP(t *testing.T) {
 	}
 	t.Logf("pinned 4 vCPUs of QEMU %d on %d host CPUs (oversubscribed %v)", qemuPID, hostCPUs.Len(), res.Oversubscribed)
 
+	// Re-pin the running guest with the numa plan: every row of the plan
+	// it prints is what /proc shows afterwards, and each guest socket
+	// stays on one host node.
+	pin = exec.Command(hostBin, "pin", "--qmp", qmp, "--plan", "numa", "--allow-oversubscribe", "--json")
+	pinOut.Reset()
+	pinErr.Reset()
+	pin.Stdout, pin.Stderr = &pinOut, &pinErr
+	if err := pin.Run(); err != nil {
+		t.Fatalf("syncord-host pin --plan numa: %v\n%s", err, pinErr.String())
+	}
+	res.Assignments = nil
+	if err := json.Unmarshal(pinOut.Bytes(), &res); err != nil || res.Plan != "numa" || len(res.Assignments) != 4 {
+		t.Fatalf("pin --plan numa --json: %v\n%s", err, pinOut.String())
+	}
+	socketNode := map[int]int{}
+	for _, a := range res.Assignments {
+		if got := cpusAllowedList(t, qemuPID, a.ThreadID); got != strconv.Itoa(a.HostCPU) {
+			t.Errorf("numa plan vCPU %d: Cpus_allowed_list %q, plan says %d", a.VCPU, got, a.HostCPU)
+		}
+		if n, ok := socketNode[a.GuestSocket]; ok && n != a.HostNode {
+			t.Errorf("guest socket %d split over host nodes %d and %d", a.GuestSocket, n, a.HostNode)
+		}
+		socketNode[a.GuestSocket] = a.HostNode
+	}
+
 	// The guest, pinned, finishes its init and reports.
 	report := waitConsole(t, console, "@@HOST-E2E done", 240*time.Second, exited, &waitErr)
 	line := func(prefix string) string {
