@@ -89,13 +89,15 @@ func agentCmd(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	if fs.NArg() != 0 {
-		return fmt.Errorf("agent: unexpected arguments %q (listen addresses go to --listen): %w", fs.Args(), errUsage)
+		fmt.Fprintf(env.Stderr, "syncord agent: unexpected arguments %q (listen addresses go to --listen)\n", fs.Args())
+		return errUsage
 	}
 	var cids []uint32
 	for _, c := range allow.vals {
 		v, err := strconv.ParseUint(c, 10, 32)
 		if err != nil {
-			return fmt.Errorf("agent: --allow-cid %q: not a context id: %w", c, errUsage)
+			fmt.Fprintf(env.Stderr, "syncord agent: --allow-cid %q: not a context id (a number such as 1 for loopback)\n", c)
+			return errUsage
 		}
 		cids = append(cids, uint32(v))
 	}

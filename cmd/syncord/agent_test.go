@@ -277,3 +277,74 @@ func BenchmarkAgentIdleRSS(b *testing.B) {
 	slices.Sort(rss)
 	b.ReportMetric(rss[len(rss)/2], "idle-RSS-MB")
 }
+
+// TestAgentCommand runs `syncord agent` itself in-process on a unix socket,
+// serves a request, and stops when its context is cancelled (SIGTERM).
+func TestAgentCommand(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "a.sock")
+	ctx, cancel := context.WithCancel(context.Background())
+	var logs bytes.Buffer
+	done := make(chan int, 1)
+	go func() {
+		done <- Run(ctx, &Env{Stdout: &logs, Stderr: &logs}, []string{"agent", "--reconcile=false", "--listen", "unix://" + sock})
+	}()
+	var r agentResult
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := control.Dial(context.Background(), "unix://"+sock)
+		if err == nil {
+			var o, e bytes.Buffer
+			code, err := c.Run(context.Background(), []string{"version"}, &o, &e)
+			c.Close()
+			r = agentResult{code, o.String(), e.String(), err}
+			break
+		}
+		if time.Now().After(deadline) {
+			cancel()
+			t.Fatalf("agent not listening after 10s (status %d): %s", <-done, logs.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if r.err != nil || r.code != 0 || !strings.HasPrefix(r.stdout, "syncord ") {
+		t.Fatalf("version through the agent: %+v", r)
+	}
+	cancel()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Fatalf("agent exited %d: %s", code, logs.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("agent still running 10s after cancel")
+	}
+	for _, want := range []string{"listening on unix://" + sock, `request "version": exit status 0`, "stopped"} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("agent log lacks %q:\n%s", want, logs.String())
+		}
+	}
+}
+
+func TestAgentCommandErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		env    Env
+		args   []string
+		code   int
+		errMsg string
+	}{
+		{"remote", Env{Remote: true}, []string{"agent"}, control.ExitRefused, "refused over the control connection"},
+		{"bad cid", Env{}, []string{"agent", "--allow-cid", "x"}, 2, "not a context id"},
+		{"bad scheme", Env{}, []string{"agent", "--listen", "tcp://127.0.0.1:1"}, 1, "unknown scheme"},
+		{"missing port", Env{}, []string{"agent", "--listen", "virtio-serial://org.example.none"}, 1, `find virtio-serial port "org.example.none"`},
+		{"positional", Env{}, []string{"agent", "unix:///x"}, 2, "listen addresses go to --listen"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var b bytes.Buffer
+			env := tc.env
+			env.Stdout, env.Stderr = &b, &b
+			if code := Run(context.Background(), &env, tc.args); code != tc.code || !strings.Contains(b.String(), tc.errMsg) {
+				t.Fatalf("status %d output %q, want %d and %q", code, b.String(), tc.code, tc.errMsg)
+			}
+		})
+	}
+}
