@@ -54,7 +54,8 @@ demo: deps build
 # the e2e VMs); the 8x28 tree is synthesized.
 fixtures: build
 	$(GO) run ./numa/internal/capture -root /sys -o numa/testdata/host
-	SYNCORD_E2E=1 SYNCORD_CAPTURE_FIXTURES=1 $(GO) test -count=1 -run 'TestTopology' -v ./e2e/
+	$(GO) run ./numa/internal/synth -o numa/testdata
+	SYNCORD_E2E=1 SYNCORD_UPDATE_FIXTURES=1 $(GO) test -count=1 -run '^TestTopology' -v ./e2e/
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./...

@@ -29,7 +29,8 @@ const (
 // Config describes one VM. The zero value boots 2 sockets x 2 cores with
 // 256 MiB per node.
 type Config struct {
-	Sockets, Cores int
+	// Sockets x Cores x Threads vCPUs; Threads defaults to 1 (no SMT).
+	Sockets, Cores, Threads int
 	MemPerNodeMB   int
 	// Modules are loaded in the guest, with their dependencies, before
 	// Init runs (virtio_pci and virtio_console always are).
@@ -61,6 +62,9 @@ func (c *Config) defaults() {
 	}
 	if c.Cores <= 0 {
 		c.Cores = 2
+	}
+	if c.Threads <= 0 {
+		c.Threads = 1
 	}
 	if c.MemPerNodeMB <= 0 {
 		c.MemPerNodeMB = 256
@@ -187,7 +191,7 @@ func Boot(t testing.TB, cfg Config) *VM {
 	}
 	vm.conn.SetReadDeadline(time.Time{})
 	vm.BootTime = time.Since(start)
-	t.Logf("e2e: %dx%d VM up in %v (kernel %s)", cfg.Sockets, cfg.Cores, vm.BootTime.Round(time.Millisecond), k.Version)
+	t.Logf("e2e: %dx%dx%d VM up in %v (kernel %s)", cfg.Sockets, cfg.Cores, cfg.Threads, vm.BootTime.Round(time.Millisecond), k.Version)
 	return vm
 }
 
@@ -196,16 +200,17 @@ func qemuArgs(cfg *Config, kernel, initrd, appendLine, console, qmp, cmdSock, ag
 	if cfg.KVM {
 		accel = "kvm"
 	}
-	n := cfg.Sockets * cfg.Cores
+	per := cfg.Cores * cfg.Threads
+	n := cfg.Sockets * per
 	args := []string{
 		"-accel", accel, "-cpu", "max", "-nodefaults", "-display", "none", "-no-reboot",
 		"-m", strconv.Itoa(cfg.MemPerNodeMB*cfg.Sockets) + "M",
-		"-smp", fmt.Sprintf("cpus=%d,sockets=%d,cores=%d,threads=1", n, cfg.Sockets, cfg.Cores),
+		"-smp", fmt.Sprintf("cpus=%d,sockets=%d,cores=%d,threads=%d", n, cfg.Sockets, cfg.Cores, cfg.Threads),
 	}
 	for s := 0; s < cfg.Sockets; s++ {
 		args = append(args,
 			"-object", fmt.Sprintf("memory-backend-ram,id=mem%d,size=%dM", s, cfg.MemPerNodeMB),
-			"-numa", fmt.Sprintf("node,nodeid=%d,cpus=%d-%d,memdev=mem%d", s, s*cfg.Cores, (s+1)*cfg.Cores-1, s))
+			"-numa", fmt.Sprintf("node,nodeid=%d,cpus=%d-%d,memdev=mem%d", s, s*per, (s+1)*per-1, s))
 	}
 	args = append(args,
 		"-kernel", kernel,
