@@ -133,6 +133,10 @@ func checkProcModules(t *testing.T, vm *VM) {
 func TestPolicyInstallLivepatch(t *testing.T) {
 	skipUnlessEnabled(t)
 	ko := buildLivepatch(t)
+	koGz := ko + ".gz"
+	if out, err := exec.Command("sh", "-c", "gzip -9 -c "+ko+" > "+koGz).CombinedOutput(); err != nil {
+		t.Fatalf("gzip %s: %v\n%s", ko, err, out)
+	}
 	abs := func(p string) string {
 		a, err := filepath.Abs(p)
 		if err != nil {
@@ -142,6 +146,7 @@ func TestPolicyInstallLivepatch(t *testing.T) {
 	}
 	vm := Boot(t, Config{Sockets: 1, Cores: 2, MemPerNodeMB: 512, Files: map[string]string{
 		"/root/lpt.ko":                           ko,
+		"/root/lpt.ko.gz":                        koGz,
 		"/root/policy/manifest.json":             abs(filepath.Join(testPolicyDir, "manifest.json")),
 		"/root/policy/syncord_test_kern.o":       abs(filepath.Join(testPolicyDir, "syncord_test_kern.o")),
 		"/root/policy-wrong/manifest.json":       wrongPolicy(t),
@@ -215,6 +220,37 @@ func TestPolicyInstallLivepatch(t *testing.T) {
 			t.Errorf("the module's own check did not run; dmesg:\n%s", dmesg)
 		}
 		assertClean(t, vm, "after failed module init")
+	})
+
+	// Without bpffs mounted, with a gzip-compressed module (decompressed in
+	// memory, inserted with init_module): a refused install unmounts the
+	// bpffs it mounted; a good one mounts it and keeps it.
+	t.Run("bpffs not mounted, compressed module", func(t *testing.T) {
+		mounted := func() bool {
+			out, _ := vm.Run(t, "grep -c ' /sys/fs/bpf bpf ' /proc/mounts")
+			return strings.TrimSpace(out) != "0"
+		}
+		vm.MustRun(t, "umount /sys/fs/bpf")
+		out, code := vm.Run(t, "syncord policy install /root/policy-wrong --livepatch /root/lpt.ko.gz")
+		if code == 0 || !strings.Contains(out, "mounted bpffs at /sys/fs/bpf (it was not mounted)") || !strings.Contains(out, "not pinned") {
+			t.Fatalf("exit %d:\n%s", code, out)
+		}
+		if mounted() {
+			t.Errorf("rollback left the bpffs it mounted:\n%s", out)
+		}
+		out = vm.MustRun(t, "syncord policy install /root/policy --livepatch /root/lpt.ko.gz")
+		t.Logf("install with lpt.ko.gz:\n%s", out)
+		if !strings.Contains(out, "mounted bpffs at /sys/fs/bpf") || !mounted() {
+			t.Errorf("install did not mount bpffs:\n%s", out)
+		}
+		if got := vm.MustRun(t, "cat /proc/cmdline"); strings.TrimSpace(got) != patchedLine {
+			t.Errorf("/proc/cmdline = %q, want the patched line", got)
+		}
+		vm.MustRun(t, "syncord policy uninstall")
+		assertClean(t, vm, "after uninstall of the compressed module")
+		if !mounted() {
+			t.Errorf("uninstall unmounted bpffs")
+		}
 	})
 
 	for _, step := range []string{"pin", "insmod"} {
