@@ -58,7 +58,8 @@ say done
 
 // TestHostVMPinAMP drives the host side the way a user does: the built
 // syncord-host starts a 2x2 guest (Debian's kernel, the e2e initramfs)
-// with `syncord-host vm`, pins its vCPUs with `syncord-host pin --plan
+// with `syncord-host vm --host-nodes auto` (guest memory bound to host
+// nodes), pins its vCPUs with `syncord-host pin --plan
 // identity --allow-oversubscribe` (this host has fewer CPUs than the
 // guest), and the pinning is read back from /proc/PID/task/TID/status.
 // Inside the guest, `syncord-host amp` runs against the guest's /sys and
@@ -105,7 +106,7 @@ func TestHostVMPinAMP(t *testing.T) {
 
 	cmd := exec.Command(hostBin, "vm", "--sockets", "2", "--cores", "2", "--mem-per-node", "256",
 		"--kernel", k.Vmlinuz, "--initrd", initrd, "--append", "console=ttyS0 panic=-1 loglevel=4 rdinit=/init",
-		"--qmp", qmp, "--serial", serial, "--console", console)
+		"--qmp", qmp, "--serial", serial, "--console", console, "--host-nodes", "auto")
 	cmd.Stdout, cmd.Stderr = hostLog, hostLog
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {

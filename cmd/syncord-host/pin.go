@@ -21,8 +21,11 @@ thread's affinity back (sched_getaffinity and /proc/PID/task/TID/status)
 and fails when it differs from the plan.
 
 Plans:
-  numa      each guest socket on one host node where it fits (first fit in
-            node order), else spread over the fewest nodes (said in a note)
+  numa      each guest socket on one host node: socket k on node k while
+            the host has nodes enough (else equal blocks of sockets per
+            node), the next node with room when that one is full, and
+            spread over the fewest nodes only when no node has room (said
+            in a note)
   identity  vCPU i on host CPU i, as the artifact's pinning script did
 
 Two vCPUs never share a host CPU unless --allow-oversubscribe. Only threads

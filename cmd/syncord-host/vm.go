@@ -60,7 +60,7 @@ func runVM(ctx context.Context, env *Env, args []string) error {
 	fs.Var(&disks, "disk", "extra raw `disk` image (repeatable)")
 	var extra diskList
 	fs.Var(&extra, "qemu-arg", "extra QEMU `argument`, appended as is (repeatable: --qemu-arg -S)")
-	hostNodes := fs.String("host-nodes", "", "bind guest node memory to host nodes: `auto` (the nodes pin --plan numa picks) or one node per socket, 0,1,...")
+	hostNodes := fs.String("host-nodes", "", "bind guest node memory to host nodes: auto (the nodes pin --plan numa picks) or one node per socket, `0,1,...`")
 	sysRoot := fs.String("sys-root", "/sys", "sysfs `root` for --host-nodes auto")
 	fs.StringVar(&c.Binary, "qemu", vm.DefaultBinary, "QEMU `binary`")
 	printOnly := fs.Bool("print", false, "print the QEMU command line and exit")
