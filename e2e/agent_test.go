@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/syncord/syncord/runtime/control"
 )
 
 // agentInit starts the agent from the guest's init as systemd would start
@@ -97,6 +100,38 @@ func TestAgent(t *testing.T) {
 		}
 		if len(rep.CPUs) != 4 || len(sockets) != 2 {
 			t.Fatalf("guest layout: %d cpus on %d sockets, want 4 on 2\n%s", len(rep.CPUs), len(sockets), r.stdout)
+		}
+	})
+
+	t.Run("serial resync after garbage and a half frame", func(t *testing.T) {
+		req, err := control.EncodeArgs([]string{"version"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		frame, err := control.AppendFrame(nil, control.Frame{Type: control.TypeRequest, ID: 99, Payload: req})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A host client that leaves half a frame behind.
+		c1, err := net.Dial("unix", vm.AgentSerialPath())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c1.Write(frame[:10])
+		c1.Close()
+		// The next one sends garbage, a false magic and half a frame first.
+		c2, err := net.Dial("unix", vm.AgentSerialPath())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c2.Close()
+		c2.Write(append([]byte("\x00\xff garbage SCRD\x01\x03 "), frame[:12]...))
+		var o, e bytes.Buffer
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		code, err := control.NewClient(c2, true).Run(ctx, []string{"version"}, &o, &e)
+		if err != nil || code != 0 || !strings.HasPrefix(o.String(), "syncord ") {
+			t.Fatalf("request after garbage: %d %v %q %q", code, err, o.String(), e.String())
 		}
 	})
 
@@ -226,5 +261,6 @@ func TestAgent(t *testing.T) {
 	t.Run("agent idle RSS", func(t *testing.T) {
 		out := vm.MustRun(t, "grep VmRSS /proc/$(cat /tmp/agent.pid)/status")
 		t.Logf("guest agent after the runs: %s", strings.TrimSpace(out))
+		t.Logf("agent log:\n%s", vm.MustRun(t, "cat /tmp/agent.log"))
 	})
 }
