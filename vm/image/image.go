@@ -107,6 +107,9 @@ func Build(ctx context.Context, o Options) (*Manifest, error) {
 		return nil, err
 	}
 	o.step("staging a copy of the base tree")
+	if err := os.MkdirAll(filepath.Dir(o.Output), 0o755); err != nil {
+		return nil, err
+	}
 	stage, err := os.MkdirTemp(filepath.Dir(o.Output), ".image-stage-")
 	if err != nil {
 		return nil, err
@@ -231,7 +234,7 @@ func (o *Options) base(ctx context.Context) (string, bool, error) {
 	dir := filepath.Join(o.CacheDir, "base-"+o.Suite+"-"+key)
 	if exists(filepath.Join(dir, ".complete")) {
 		o.step("using cached base tree " + dir)
-		return dir, true, nil
+		return dir, true, o.prepareBase(ctx, dir)
 	}
 	if err := os.MkdirAll(o.CacheDir, 0o755); err != nil {
 		return "", false, err
@@ -247,6 +250,9 @@ func (o *Options) base(ctx context.Context) (string, bool, error) {
 		os.RemoveAll(tmp)
 		return "", false, fmt.Errorf("mmdebstrap %s: %v\n%s", strings.Join(args, " "), err, tail(out, 20))
 	}
+	if err := o.prepareBase(ctx, tmp); err != nil {
+		return "", false, err
+	}
 	if err := os.WriteFile(filepath.Join(tmp, ".complete"), nil, 0o644); err != nil {
 		return "", false, err
 	}
@@ -256,6 +262,44 @@ func (o *Options) base(ctx context.Context) (string, bool, error) {
 	}
 	return dir, false, nil
 }
+
+// baseVersion names the post-bootstrap preparation below; a cached tree
+// without its marker is prepared again.
+const baseVersion = ".syncord-base-v1"
+
+// initramfsModules is all the guest's initramfs needs to mount its root:
+// virtio-blk on PCI and ext4. Debian's default (MODULES=most) makes a 36
+// MB initramfs that takes long to unpack under TCG.
+const initramfsModules = "virtio_pci\nvirtio_blk\next4\n"
+
+// prepareBase shrinks the bootstrapped tree once: no documentation, and an
+// initramfs with just the modules above.
+func (o *Options) prepareBase(ctx context.Context, root string) error {
+	if exists(filepath.Join(root, baseVersion)) {
+		return nil
+	}
+	o.step("preparing the base tree: small initramfs, no documentation")
+	for _, d := range []string{"usr/share/doc", "usr/share/man", "usr/share/info"} {
+		os.RemoveAll(filepath.Join(root, d))
+	}
+	if o.Kernel == "" {
+		conf := filepath.Join(root, "etc/initramfs-tools/conf.d/syncord")
+		if err := os.WriteFile(conf, []byte("MODULES=list\nCOMPRESS=gzip\n"), 0o644); err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(root, "etc/initramfs-tools/modules"), []byte(initramfsModules), 0o644); err != nil {
+			return err
+		}
+		if err := run(ctx, "chroot", root, "update-initramfs", "-u", "-k", "all"); err != nil {
+			return err
+		}
+	}
+	return os.WriteFile(filepath.Join(root, baseVersion), nil, 0o644)
+}
+
+// maskedUnits are not started in the guest.
+var maskedUnits = []string{"getty-static.service", "getty@tty1.service", "autovt@.service",
+	"e2scrub_reap.service", "e2scrub_all.timer", "apt-daily.timer", "apt-daily-upgrade.timer"}
 
 // customize installs syncord into the staged tree and returns the kernel
 // version the image boots.
@@ -294,23 +338,25 @@ func (o *Options) customize(ctx context.Context, root string) (string, error) {
 		}
 	}
 	writes := map[string]string{
-		"etc/fstab":    "/dev/vda / ext4 rw,errors=remount-ro 0 1\n",
-		"etc/hostname": "syncord-guest\n",
-		"etc/hosts":    "127.0.0.1 localhost\n127.0.1.1 syncord-guest\n",
-		// bpffs for the policy pins; tracefs is mounted by systemd.
-		"etc/systemd/system/sys-fs-bpf.mount": "[Unit]\nDescription=BPF filesystem for SynCord policy pins\nDefaultDependencies=no\nBefore=sysinit.target\n\n[Mount]\nWhat=bpf\nWhere=/sys/fs/bpf\nType=bpf\nOptions=mode=0700\n\n[Install]\nWantedBy=sysinit.target\n",
-		"etc/modules-load.d/syncord.conf":     "# vsock for the agent where the kernel has it (not on SynCord 5.4 kernels)\nvsock_loopback\n",
+		"etc/fstab":                       "/dev/vda / ext4 rw,errors=remount-ro 0 1\n",
+		"etc/hostname":                    "syncord-guest\n",
+		"etc/hosts":                       "127.0.0.1 localhost\n127.0.1.1 syncord-guest\n",
+		"etc/modules-load.d/syncord.conf": "# vsock for the agent where the kernel has it (not on SynCord 5.4 kernels)\nvsock_loopback\n",
 	}
 	for p, c := range writes {
 		if err := os.WriteFile(filepath.Join(root, p), []byte(c), 0o644); err != nil {
 			return "", err
 		}
 	}
-	wants := filepath.Join(root, "etc/systemd/system/sysinit.target.wants")
-	os.MkdirAll(wants, 0o755)
-	os.Remove(filepath.Join(wants, "sys-fs-bpf.mount"))
-	if err := os.Symlink("/etc/systemd/system/sys-fs-bpf.mount", filepath.Join(wants, "sys-fs-bpf.mount")); err != nil {
-		return "", err
+	// systemd mounts bpffs (/sys/fs/bpf) and tracefs itself. Units that
+	// only cost boot time in a headless guest are masked: gettys on
+	// virtual terminals (the console is ttyS0) and ext4 scrubbing.
+	for _, u := range maskedUnits {
+		p := filepath.Join(root, "etc/systemd/system", u)
+		os.Remove(p)
+		if err := os.Symlink("/dev/null", p); err != nil {
+			return "", err
+		}
 	}
 	// Passwordless root on the serial console of a local research VM.
 	if err := editShadowRoot(filepath.Join(root, "etc/shadow")); err != nil {
@@ -328,6 +374,9 @@ func (o *Options) customize(ctx context.Context, root string) (string, error) {
 		if err := run(ctx, "chroot", root, "depmod", ver); err != nil {
 			return "", err
 		}
+		conf := filepath.Join(root, "etc/initramfs-tools/conf.d/syncord")
+		os.WriteFile(conf, []byte("MODULES=list\nCOMPRESS=gzip\n"), 0o644)
+		os.WriteFile(filepath.Join(root, "etc/initramfs-tools/modules"), []byte(initramfsModules), 0o644)
 		if err := run(ctx, "chroot", root, "update-initramfs", "-c", "-k", ver); err != nil {
 			o.step("update-initramfs failed; the kernel must then boot without an initramfs: " + err.Error())
 		}
