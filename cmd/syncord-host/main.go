@@ -60,6 +60,8 @@ func (e *exitError) Unwrap() error { return e.err }
 
 var errUsage = errors.New("usage")
 
+const progName = "syncord-host"
+
 // Run runs syncord-host with args and returns the exit status.
 func Run(ctx context.Context, env *Env, args []string) int {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
@@ -97,6 +99,11 @@ func status(env *Env, err error) int {
 		err = ee.err
 	}
 	if errors.Is(err, errUsage) {
+		// flag already printed its own complaint for a bare errUsage; a
+		// wrapped one carries a message of its own.
+		if err != errUsage {
+			fmt.Fprintf(env.Stderr, "%s: %v\n", progName, err)
+		}
 		return 2
 	}
 	if err != nil {

@@ -67,6 +67,8 @@ func (e *exitError) Unwrap() error { return e.err }
 // errUsage marks an error that was already explained by flag's usage output.
 var errUsage = errors.New("usage")
 
+const progName = "syncord"
+
 // Run runs syncord with args (without the program name) and returns the exit
 // status. It is the one code path for the CLI and for agent requests.
 func Run(ctx context.Context, env *Env, args []string) int {
@@ -105,6 +107,11 @@ func status(env *Env, err error) int {
 		err = ee.err
 	}
 	if errors.Is(err, errUsage) {
+		// flag already printed its own complaint for a bare errUsage; a
+		// wrapped one carries a message of its own.
+		if err != errUsage {
+			fmt.Fprintf(env.Stderr, "%s: %v\n", progName, err)
+		}
 		return 2
 	}
 	if err != nil {
