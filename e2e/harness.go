@@ -31,7 +31,7 @@ const (
 type Config struct {
 	// Sockets x Cores x Threads vCPUs; Threads defaults to 1 (no SMT).
 	Sockets, Cores, Threads int
-	MemPerNodeMB   int
+	MemPerNodeMB            int
 	// Modules are loaded in the guest, with their dependencies, before
 	// Init runs (virtio_pci and virtio_console always are).
 	Modules []string
