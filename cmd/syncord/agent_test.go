@@ -348,3 +348,90 @@ func TestAgentCommandErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestAgentUnit checks dist/syncord-agent.service: it waits for and
+// requires the device unit systemd makes for udev's
+// /dev/virtio-ports/org.syncord.agent link, its ExecStart is a valid agent
+// command line for the default port, it restarts on failure and bounds its
+// capabilities; where systemd-analyze exists it verifies the unit (with
+// ExecStart pointing at a built binary).
+func TestAgentUnit(t *testing.T) {
+	unitPath := filepath.Join("..", "..", "dist", "syncord-agent.service")
+	b, err := os.ReadFile(unitPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unit := string(b)
+	keys := map[string][]string{}
+	for _, line := range strings.Split(unit, "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") || strings.HasPrefix(line, "[") {
+			continue
+		}
+		k, v, ok := strings.Cut(line, "=")
+		if !ok {
+			t.Fatalf("unit line %q", line)
+		}
+		keys[k] = append(keys[k], v)
+	}
+	const device = `dev-virtio\x2dports-org.syncord.agent.device` // systemd-escape --path /dev/virtio-ports/org.syncord.agent
+	for _, k := range []string{"Requires", "After"} {
+		if !slices.Contains(keys[k], device) {
+			t.Errorf("%s= lacks %s: %q", k, device, keys[k])
+		}
+	}
+	if got := keys["Restart"]; len(got) != 1 || got[0] != "on-failure" {
+		t.Errorf("Restart=%q, want on-failure", got)
+	}
+	caps := strings.Fields(strings.Join(keys["CapabilityBoundingSet"], " "))
+	for _, c := range []string{"CAP_SYS_ADMIN", "CAP_BPF", "CAP_PERFMON", "CAP_SYS_MODULE", "CAP_SYS_NICE", "CAP_SYS_RESOURCE", "CAP_DAC_OVERRIDE", "CAP_MKNOD"} {
+		if !slices.Contains(caps, c) {
+			t.Errorf("CapabilityBoundingSet lacks %s", c)
+		}
+	}
+	for _, c := range []string{"CAP_NET_ADMIN", "CAP_SYS_PTRACE", "CAP_SYS_RAWIO", "CAP_SETUID"} {
+		if slices.Contains(caps, c) {
+			t.Errorf("CapabilityBoundingSet has %s, which the agent does not need", c)
+		}
+	}
+	start := keys["ExecStart"]
+	if len(start) != 1 {
+		t.Fatalf("ExecStart=%q", start)
+	}
+	argv := strings.Fields(start[0])
+	if len(argv) < 2 || filepath.Base(argv[0]) != "syncord" || argv[1] != "agent" {
+		t.Fatalf("ExecStart=%q, want syncord agent ...", start[0])
+	}
+	if !strings.Contains(start[0], "virtio-serial://"+control.DefaultPortName) {
+		t.Errorf("ExecStart=%q does not listen on the default port %s", start[0], control.DefaultPortName)
+	}
+	// The flags parse: only the missing port may fail on this machine.
+	// A cancelled context: where the port exists the agent opens it and
+	// returns at once.
+	var out bytes.Buffer
+	cctx, ccancel := context.WithCancel(context.Background())
+	ccancel()
+	Run(cctx, &Env{Stdout: &out, Stderr: &out}, append(argv[1:], "--reconcile=false"))
+	if s := out.String(); !strings.Contains(s, `find virtio-serial port "`+control.DefaultPortName+`"`) && !strings.Contains(s, "listening on") {
+		t.Errorf("ExecStart's arguments: %s", s)
+	}
+
+	analyze, err := exec.LookPath("systemd-analyze")
+	if err != nil {
+		t.Skip("skipping systemd-analyze verify: not installed (apt-get install systemd)")
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "syncord")
+	if err := os.WriteFile(bin, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	copyPath := filepath.Join(dir, "syncord-agent.service")
+	if err := os.WriteFile(copyPath, []byte(strings.ReplaceAll(unit, "/usr/local/bin/syncord", bin)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	v := exec.Command(analyze, "verify", copyPath)
+	v.Env = append(os.Environ(), "SYSTEMD_LOG_LEVEL=warning")
+	if o, err := v.CombinedOutput(); err != nil || len(bytes.TrimSpace(o)) != 0 {
+		t.Fatalf("systemd-analyze verify: %v\n%s", err, o)
+	}
+}
