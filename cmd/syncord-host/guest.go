@@ -46,7 +46,7 @@ func guestCmd(ctx context.Context, env *Env, args []string) error {
 	unixPath := fs.String("unix", "", "agent unix socket `PATH`")
 	timeout := fs.Duration("timeout", 0, "cancel the command after `D` and exit 124 (0: no limit)")
 	queue := fs.Bool("queue", false, "wait for a running mutating command instead of failing busy")
-	connect := fs.Duration("connect-timeout", 10*time.Second, "give up connecting after `D`")
+	connect := fs.Duration("connect-timeout", 30*time.Second, "give up when the agent has not connected and acknowledged the request after `D`")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -80,6 +80,7 @@ func guestCmd(ctx context.Context, env *Env, args []string) error {
 	}
 	defer c.Close()
 	c.Queue = *queue
+	c.AcceptTimeout = *connect
 	rctx := ctx
 	if *timeout > 0 {
 		var cancel context.CancelFunc

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -49,8 +50,30 @@ func guestAgent(t *testing.T) string {
 	return sock
 }
 
+// silentSocket accepts connections and never answers, like QEMU's chardev
+// socket of a serial port with no agent behind it.
+func silentSocket(t *testing.T) string {
+	path := filepath.Join(t.TempDir(), "silent.sock")
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go io.Copy(io.Discard, c)
+		}
+	}()
+	return path
+}
+
 func TestGuest(t *testing.T) {
 	sock := guestAgent(t)
+	silent := silentSocket(t)
 	for _, tc := range []struct {
 		name           string
 		args           []string
@@ -64,6 +87,7 @@ func TestGuest(t *testing.T) {
 		{"two transports", []string{"guest", "--unix", sock, "--serial", sock, "--", "echo"}, 2, "", "exactly one"},
 		{"no command", []string{"guest", "--unix", sock}, 2, "", "no command"},
 		{"no agent", []string{"guest", "--unix", sock + ".missing", "--", "echo"}, 1, "", "is the agent or the VM running?"},
+		{"serial socket without an agent", []string{"guest", "--serial", silent, "--connect-timeout", "200ms", "--", "echo"}, 1, "", "no agent answering"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o, e, code := vmTestRun(t, context.Background(), tc.args...)

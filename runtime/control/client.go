@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mdlayher/vsock"
@@ -30,6 +31,10 @@ type Client struct {
 	Queue bool
 	// CancelGrace overrides DefaultCancelGrace.
 	CancelGrace time.Duration
+	// AcceptTimeout, when positive, bounds the wait for the agent to
+	// acknowledge a request; without it a client of a serial port whose
+	// agent is not running waits forever.
+	AcceptTimeout time.Duration
 
 	wmu  sync.Mutex
 	wbuf []byte
@@ -139,6 +144,10 @@ func (c *Client) send(f Frame) error {
 	return err
 }
 
+// ErrNoAgent is returned by Run when the agent did not acknowledge the
+// request within AcceptTimeout.
+var ErrNoAgent = errors.New("no agent answering (is syncord agent running in the guest and listening on this transport?)")
+
 // ErrCanceled is returned by Run, with the agent's exit status, when ctx
 // ended the request.
 var ErrCanceled = errors.New("request cancelled")
@@ -180,9 +189,21 @@ func (c *Client) Run(ctx context.Context, args []string, stdout, stderr io.Write
 		}
 		c.wmu.Unlock()
 	}()
+	var noAgent atomic.Bool
+	var ack *time.Timer
+	if c.AcceptTimeout > 0 {
+		ack = time.AfterFunc(c.AcceptTimeout, func() {
+			noAgent.Store(true)
+			c.rwc.Close()
+		})
+		defer ack.Stop()
+	}
 	for {
 		f, err := c.dec.Decode()
 		if err != nil {
+			if noAgent.Load() {
+				return -1, fmt.Errorf("%w: no answer within %v", ErrNoAgent, c.AcceptTimeout)
+			}
 			if ctx.Err() != nil {
 				return -1, fmt.Errorf("%w: no exit status from the agent within %v: %v", ErrCanceled, grace, ctx.Err())
 			}
@@ -194,7 +215,11 @@ func (c *Client) Run(ctx context.Context, args []string, stdout, stderr io.Write
 		if f.ID != id {
 			continue // the tail of an earlier request on a serial port
 		}
+		if ack != nil {
+			ack.Stop() // any frame of this request shows the agent is there
+		}
 		switch f.Type {
+		case TypeAccepted:
 		case TypeStdout:
 			if _, err := stdout.Write(f.Payload); err != nil {
 				return -1, fmt.Errorf("write output: %w", err)

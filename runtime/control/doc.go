@@ -29,6 +29,10 @@
 //	3 stdout   agent -> client  a chunk of the command's standard output
 //	4 stderr   agent -> client  a chunk of the command's standard error
 //	5 exit     agent -> client  int32 exit status; the last frame of a request
+//	6 accepted agent -> client  empty; the first reply to a request, so a
+//	                             client can tell a missing agent (on a serial
+//	                             port the host socket is there without one)
+//	                             from a command that prints nothing yet
 //
 // A connection carries one request at a time, any number one after another.
 // A client that goes away cancels its request. A request that arrives while

@@ -32,6 +32,9 @@ const (
 	TypeStdout  Type = 3
 	TypeStderr  Type = 4
 	TypeExit    Type = 5
+	// TypeAccepted is the agent's first reply to a request: it tells a
+	// client that the agent is there before the command says anything.
+	TypeAccepted Type = 6
 )
 
 func (t Type) String() string {
@@ -46,11 +49,13 @@ func (t Type) String() string {
 		return "stderr"
 	case TypeExit:
 		return "exit"
+	case TypeAccepted:
+		return "accepted"
 	}
 	return fmt.Sprintf("type(%d)", uint8(t))
 }
 
-func (t Type) valid() bool { return t >= TypeRequest && t <= TypeExit }
+func (t Type) valid() bool { return t >= TypeRequest && t <= TypeAccepted }
 
 // FlagQueue on a request asks the agent to wait for a busy mutating command
 // to finish instead of refusing.

@@ -244,3 +244,15 @@ func TestParseDevNumber(t *testing.T) {
 		}
 	}
 }
+
+// TestClientNoAgent is a host client of a serial port with no agent behind
+// it: the socket accepts the request and nothing answers.
+func TestClientNoAgent(t *testing.T) {
+	p := newPipePort(t)
+	c := NewClient(hostSide{p}, true)
+	c.AcceptTimeout = 100 * time.Millisecond
+	r := run(context.Background(), c, "topology")
+	if !errors.Is(r.err, ErrNoAgent) || r.code != -1 {
+		t.Fatalf("got %+v, want ErrNoAgent", r)
+	}
+}

@@ -315,6 +315,7 @@ func (s *Server) ServeConn(ctx context.Context, rwc io.ReadWriteCloser, resync b
 // run runs one request and sends its exit frame.
 func (s *Server) run(ctx context.Context, c *conn, id uint32, flags uint16, args []string) {
 	start := time.Now()
+	c.send(Frame{Type: TypeAccepted, ID: id})
 	stdout := &stream{c: c, t: TypeStdout, id: id}
 	stderr := &stream{c: c, t: TypeStderr, id: id}
 	code := s.runChecked(ctx, stdout, stderr, flags, args)
