@@ -7,11 +7,15 @@
 // their arguments are plain u64s (contention_begin: lock, flags;
 // contention_end: lock, ret), so neither kernel BTF nor CO-RE is needed.
 //
-// A begin pushes {lock, timestamp, flags, cpu, stack id} on a small stack:
-// per CPU for spinning locks (they wait with preemption off, and only an
-// interrupt can nest another wait on the same CPU), per task for sleeping
-// ones (mutex, rwsem, rt-mutex: the task may migrate while it waits). An end
-// pops the matching entry and accounts the wait to its lock.
+// A begin counts a contention on its lock (and a con-bounce when its CPU
+// differs from the lock's previous contender's) and pushes {lock, timestamp,
+// flags, cpu, stack id} on a small stack: per CPU for spinning locks (they
+// wait with preemption off, and only an interrupt can nest another wait on
+// the same CPU), per task for sleeping ones (mutex, rwsem, rt-mutex: the
+// task may migrate while it waits). An end pops the matching entry and adds
+// the wait time to its lock. Counting at begin keeps the count right when
+// an end is never seen; such a wait is forgotten (and counted as lost) when
+// its CPU spins on the same lock again or its stack runs out of slots.
 //
 // Regenerate with `go generate ./bpf/contention/` (clang, libbpf-dev).
 
@@ -31,8 +35,9 @@
 
 /* Per-lock aggregate. Layout mirrored by the generated Go type. */
 struct lock_stat {
-	__u64 contentions;
+	__u64 contentions; /* contention_begin events */
 	__u64 con_bounces;
+	__u64 waits;       /* contentions whose end was seen (timed) */
 	__u64 wait_min;   /* ns */
 	__u64 wait_max;   /* ns */
 	__u64 wait_total; /* ns */
@@ -160,59 +165,6 @@ static __always_inline struct wait_stack *task_stack(__u32 tid, int create)
 	return bpf_map_lookup_elem(&task_waits, &tid);
 }
 
-SEC("raw_tracepoint/contention_begin")
-int contention_begin(struct bpf_raw_tracepoint_args *ctx)
-{
-	__u64 lock = ctx->args[0];
-	__u32 flags = (__u32)ctx->args[1];
-	__u64 id = bpf_get_current_pid_tgid();
-	struct wait_stack *ws;
-	__u32 zero = 0, d;
-
-	if (filter_tgid && (__u32)(id >> 32) != filter_tgid)
-		return 0;
-	if (filter_lock_hi && (lock < filter_lock_lo || lock >= filter_lock_hi))
-		return 0;
-	if (flags < 64 ? !((allowed_flags >> flags) & 1) : allowed_flags != ~0ULL)
-		return 0;
-
-	if (spinning(flags))
-		ws = bpf_map_lookup_elem(&cpu_waits, &zero);
-	else
-		ws = task_stack((__u32)id, 1);
-	if (!ws)
-		return 0;
-
-	d = ws->depth;
-	if (d > 0 && d <= MAX_NEST && ws->w[d - 1].lock == lock) {
-		/* A mutex spins (MUTEX|SPIN), then sleeps (MUTEX) on the same
-		 * wait: keep the first timestamp. */
-		ws->w[d - 1].flags |= flags;
-		return 0;
-	}
-	if (d >= MAX_NEST) {
-		drop(DROP_NEST_TOO_DEEP);
-		return 0;
-	}
-	/* Reserve the slot before filling it: an interrupt that nests a wait
-	 * here pushes above it. */
-	ws->depth = d + 1;
-	ws->w[d].lock = lock;
-	ws->w[d].ts = bpf_ktime_get_ns();
-	ws->w[d].flags = flags;
-	ws->w[d].cpu = bpf_get_smp_processor_id();
-	ws->w[d].stack_id = -1;
-	if (want_stacks) {
-		long sid = bpf_get_stackid(ctx, &stacks, 0);
-
-		if (sid < 0)
-			drop(DROP_STACK_FAILED);
-		else
-			ws->w[d].stack_id = sid;
-	}
-	return 0;
-}
-
 static __always_inline void update_min(__u64 *p, __u64 v)
 {
 	__u64 old = *p;
@@ -239,11 +191,12 @@ static __always_inline void update_max(__u64 *p, __u64 v)
 	}
 }
 
-static __always_inline void account(struct wait *w, __u64 now)
+/* count_contention counts one contention_begin on lock; 0 if the lock map
+ * is full. */
+static __always_inline int count_contention(__u64 lock, __u32 flags, __u32 cpu)
 {
-	__u64 lock = w->lock, delta = now - w->ts;
-	__u32 cpu = w->cpu, prev;
 	struct lock_stat *s = bpf_map_lookup_elem(&locks, &lock);
+	__u32 prev;
 
 	if (!s) {
 		struct lock_stat init = {
@@ -255,15 +208,128 @@ static __always_inline void account(struct wait *w, __u64 now)
 		s = bpf_map_lookup_elem(&locks, &lock);
 		if (!s) {
 			drop(DROP_LOCK_MAP_FULL);
-			return;
+			return 0;
 		}
 	}
 	__sync_fetch_and_add(&s->contentions, 1);
-	__sync_fetch_and_add(&s->wait_total, delta);
-	__sync_fetch_and_or(&s->flags, w->flags);
+	__sync_fetch_and_or(&s->flags, flags);
 	prev = __sync_lock_test_and_set(&s->prev_cpu, cpu);
 	if (prev != cpu)
 		__sync_fetch_and_add(&s->con_bounces, 1);
+	return 1;
+}
+
+static __always_inline void count_caller(__u64 lock, __s32 stack_id)
+{
+	struct caller_key k = { .lock = lock, .stack_id = stack_id };
+	struct caller_stat *c = bpf_map_lookup_elem(&callers, &k);
+
+	if (!c) {
+		struct caller_stat zero = {};
+
+		bpf_map_update_elem(&callers, &k, &zero, BPF_NOEXIST);
+		c = bpf_map_lookup_elem(&callers, &k);
+		if (!c) {
+			drop(DROP_CALLER_MAP_FULL);
+			return;
+		}
+	}
+	__sync_fetch_and_add(&c->contentions, 1);
+}
+
+SEC("raw_tracepoint/contention_begin")
+int contention_begin(struct bpf_raw_tracepoint_args *ctx)
+{
+	__u64 lock = ctx->args[0];
+	__u32 flags = (__u32)ctx->args[1];
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 zero = 0, d, cpu;
+	struct wait_stack *ws;
+	int spin = spinning(flags);
+	__s32 sid = -1;
+
+	if (filter_tgid && (__u32)(id >> 32) != filter_tgid)
+		return 0;
+	if (filter_lock_hi && (lock < filter_lock_lo || lock >= filter_lock_hi))
+		return 0;
+	if (flags < 64 ? !((allowed_flags >> flags) & 1) : allowed_flags != ~0ULL)
+		return 0;
+
+	if (spin)
+		ws = bpf_map_lookup_elem(&cpu_waits, &zero);
+	else
+		ws = task_stack((__u32)id, 1);
+	if (!ws)
+		return 0;
+
+	d = ws->depth;
+	if (d > MAX_NEST)
+		d = MAX_NEST;
+	if (!spin && d > 0 && ws->w[d - 1].lock == lock) {
+		/* A mutex spins (MUTEX|SPIN), then sleeps (MUTEX) on the same
+		 * wait: one contention, timed from the first begin. */
+		ws->w[d - 1].flags |= flags;
+		return 0;
+	}
+	if (spin) {
+		/* A CPU cannot spin twice on one lock: an older entry for it
+		 * lost its end. Forget it and what was pushed above it. */
+		for (int i = 0; i < MAX_NEST; i++) {
+			if ((__u32)i < d && ws->w[i].lock == lock) {
+				drop_n(DROP_LOST_WAIT, d - i);
+				d = i;
+				ws->depth = d;
+				break;
+			}
+		}
+	}
+	if (d >= MAX_NEST) {
+		/* Out of slots: the oldest wait is the likeliest to have lost
+		 * its end; make room by forgetting it. */
+		for (int i = 0; i < MAX_NEST - 1; i++)
+			ws->w[i] = ws->w[i + 1];
+		drop(DROP_NEST_TOO_DEEP);
+		d = MAX_NEST - 1;
+		ws->depth = d;
+	}
+
+	cpu = bpf_get_smp_processor_id();
+	if (!count_contention(lock, flags, cpu))
+		return 0;
+	if (want_stacks) {
+		long r = bpf_get_stackid(ctx, &stacks, 0);
+
+		if (r < 0) {
+			drop(DROP_STACK_FAILED);
+		} else {
+			sid = r;
+			count_caller(lock, sid);
+		}
+	}
+
+	/* Reserve the slot before filling it: an interrupt that nests a wait
+	 * here pushes above it. */
+	ws->depth = d + 1;
+	ws->w[d].lock = lock;
+	ws->w[d].flags = flags;
+	ws->w[d].cpu = cpu;
+	ws->w[d].stack_id = sid;
+	ws->w[d].ts = bpf_ktime_get_ns();
+	return 0;
+}
+
+/* account_wait adds a finished wait to its lock (and caller). A lock whose
+ * entry is gone was reset by a snapshot since the wait began: the wait
+ * belongs to a period already reported and is not counted. */
+static __always_inline void account_wait(struct wait *w, __u64 now)
+{
+	__u64 lock = w->lock, delta = now - w->ts;
+	struct lock_stat *s = bpf_map_lookup_elem(&locks, &lock);
+
+	if (!s)
+		return;
+	__sync_fetch_and_add(&s->waits, 1);
+	__sync_fetch_and_add(&s->wait_total, delta);
 	update_min(&s->wait_min, delta);
 	update_max(&s->wait_max, delta);
 
@@ -271,18 +337,8 @@ static __always_inline void account(struct wait *w, __u64 now)
 		struct caller_key k = { .lock = lock, .stack_id = w->stack_id };
 		struct caller_stat *c = bpf_map_lookup_elem(&callers, &k);
 
-		if (!c) {
-			struct caller_stat zero = {};
-
-			bpf_map_update_elem(&callers, &k, &zero, BPF_NOEXIST);
-			c = bpf_map_lookup_elem(&callers, &k);
-			if (!c) {
-				drop(DROP_CALLER_MAP_FULL);
-				return;
-			}
-		}
-		__sync_fetch_and_add(&c->contentions, 1);
-		__sync_fetch_and_add(&c->wait_total, delta);
+		if (c)
+			__sync_fetch_and_add(&c->wait_total, delta);
 	}
 }
 
@@ -297,7 +353,7 @@ static __always_inline int pop(struct wait_stack *ws, __u64 lock, __u64 now)
 	for (int i = MAX_NEST - 1; i >= 0; i--) {
 		if ((__u32)i >= d || ws->w[i].lock != lock)
 			continue;
-		account(&ws->w[i], now);
+		account_wait(&ws->w[i], now);
 		if (d - 1 - i)
 			drop_n(DROP_LOST_WAIT, d - 1 - i);
 		ws->depth = i;

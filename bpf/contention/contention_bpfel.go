@@ -30,6 +30,7 @@ type contentionLockStat struct {
 	_           structs.HostLayout
 	Contentions uint64
 	ConBounces  uint64
+	Waits       uint64
 	WaitMin     uint64
 	WaitMax     uint64
 	WaitTotal   uint64

@@ -5,12 +5,15 @@
 //
 // Two BPF programs (contention.bpf.c, compiled by bpf2go; the objects are
 // committed) attach as raw tracepoints, so they need neither kernel BTF nor
-// CO-RE. contention_begin(lock, flags) pushes the wait on a small stack
-// (MaxNest deep): per CPU for spinning locks, per task for sleeping ones
-// (mutex, rwsem, rt-mutex). contention_end(lock, ret) pops it and adds the
-// wait to the lock's entry: contentions, con-bounces (the contending CPU
-// differs from the previous contender's), wait min/max/total in ns, and the
-// OR of the flags, which names the lock type (TypeName). With
+// CO-RE. contention_begin(lock, flags) counts a contention on the lock,
+// a con-bounce when the contending CPU differs from the lock's previous
+// contender's, ORs the flags (which name the lock type, TypeName) and
+// pushes the wait on a small stack (MaxNest deep): per CPU for spinning
+// locks, per task for sleeping ones (mutex, rwsem, rt-mutex).
+// contention_end(lock, ret) pops it and adds the wait (min/max/total, ns)
+// to the lock. Contentions are counted at begin so that a lost end costs
+// only a wait time: the kernel emits begin and end from different places,
+// and on some guests (QEMU TCG) ends go missing. With
 // Options.Callers each wait also records a kernel stack id
 // (BPF_MAP_TYPE_STACK_TRACE), and Report names the first frame outside the
 // locking code as the call site. Filters (process, lock address range,
@@ -49,18 +52,19 @@
 //	                         mutex, rtmutex, rt-rw[:R|:W] (":R"/":W" when only readers/writers waited)
 //	  flags         uint32   OR of the contention_begin flags (LCB_F_SPIN=1, READ=2,
 //	                         WRITE=4, RT=8, PERCPU=16, MUTEX=32)
-//	  contentions   uint64   waits that ended in the period
-//	  con_bounces   uint64   waits whose CPU differs from the lock's previous waiter's
-//	  wait_min_ns   uint64   shortest wait, ns
+//	  contentions   uint64   contention_begin events in the period
+//	  con_bounces   uint64   contentions whose CPU differs from the lock's previous contender's
+//	  waits         uint64   contentions whose end was seen; the wait_* fields cover these
+//	  wait_min_ns   uint64   shortest wait, ns (0 when waits is 0)
 //	  wait_max_ns   uint64   longest wait, ns
 //	  wait_total_ns uint64   sum of waits, ns
-//	  wait_avg_ns   uint64   wait_total_ns / contentions, ns
+//	  wait_avg_ns   uint64   wait_total_ns / waits, ns
 //	  callers       array    with --callers K: top K call sites by wait_total_ns
 //	    symbol      string   "function+0xoff", the hex address if unknown, or "[unknown]"
 //	                         when the stack was evicted
 //	    addr        string   call site address, "0x..." ("" when unknown)
-//	    contentions uint64   waits from that call site
-//	    wait_total_ns uint64 their summed wait, ns
+//	    contentions uint64   contentions from that call site
+//	    wait_total_ns uint64 their summed (timed) wait, ns
 //	dropped         object   events not (fully) recorded in the period
 //	  lock_map_full, task_map_full, nest_too_deep, lost_waits,
 //	  stack_failed, caller_map_full, unmatched_ends   uint64 counts (see Drops)

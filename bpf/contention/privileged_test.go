@@ -129,7 +129,7 @@ func TestRenameLockContention(t *testing.T) {
 			if !hit {
 				continue
 			}
-			if l.Contentions == 0 || l.WaitMaxNS < l.WaitMinNS || l.WaitTotalNS < l.WaitMaxNS {
+			if l.Contentions == 0 || l.Waits > l.Contentions || l.WaitMaxNS < l.WaitMinNS || l.WaitTotalNS < l.WaitMaxNS {
 				t.Errorf("interval %d: rename_lock row inconsistent: %+v", r.Interval, l)
 			}
 			if l.Type != "spinlock" {

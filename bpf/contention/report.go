@@ -119,6 +119,7 @@ type LockReport struct {
 	Flags        uint32   `json:"flags"`
 	Contentions  uint64   `json:"contentions"`
 	ConBounces   uint64   `json:"con_bounces"`
+	Waits        uint64   `json:"waits"`
 	WaitMinNS    uint64   `json:"wait_min_ns"`
 	WaitMaxNS    uint64   `json:"wait_max_ns"`
 	WaitTotalNS  uint64   `json:"wait_total_ns"`
@@ -171,10 +172,10 @@ func NewReport(p *Period, syms *kernel.Symbols, opt ReportOptions) *Report {
 			continue
 		}
 		lr := LockReport{Addr: hex(l.Addr), Type: TypeName(l.Flags), Flags: l.Flags,
-			Contentions: l.Contentions, ConBounces: l.ConBounces, WaitMinNS: l.WaitMin,
+			Contentions: l.Contentions, ConBounces: l.ConBounces, Waits: l.Waits, WaitMinNS: l.WaitMin,
 			WaitMaxNS: l.WaitMax, WaitTotalNS: l.WaitTotal, addr: l.Addr}
-		if l.Contentions > 0 {
-			lr.WaitAvgNS = l.WaitTotal / l.Contentions
+		if l.Waits > 0 {
+			lr.WaitAvgNS = l.WaitTotal / l.Waits
 		}
 		if opt.Symbols && named {
 			lr.Symbol, lr.SymbolOffset = name, off

@@ -46,17 +46,17 @@ func fixturePeriod() *Period {
 	return &Period{Index: 2, Start: time.Date(2026, 11, 25, 17, 0, 0, 0, time.UTC), Duration: 3 * time.Second,
 		Final: true, Snapshot: &Snapshot{
 			Locks: []Lock{
-				{Addr: heapLock, Flags: FlagSpin, Contentions: 685, ConBounces: 368, WaitMin: 2384, WaitMax: 41107, WaitTotal: 4344067,
+				{Addr: heapLock, Flags: FlagSpin, Contentions: 685, ConBounces: 368, Waits: 685, WaitMin: 2384, WaitMax: 41107, WaitTotal: 4344067,
 					Stacks: []Stack{{ID: 7, Contentions: 685, WaitTotal: 4344067,
 						PCs: []uint64{bpfProgPC, 0xffffffff814ca233, 0xffffffff8226f2fe, 0xffffffff8226ec8b, 0xffffffff813b47e8}}}},
-				{Addr: renameLock, Flags: FlagSpin, Contentions: 494, ConBounces: 249, WaitMin: 2114, WaitMax: 43782, WaitTotal: 2678127,
+				{Addr: renameLock, Flags: FlagSpin, Contentions: 494, ConBounces: 249, Waits: 490, WaitMin: 2114, WaitMax: 43782, WaitTotal: 2678127,
 					Stacks: []Stack{
 						{ID: 1, Contentions: 400, WaitTotal: 2000000, PCs: renameStack(0x1d)},
 						{ID: 2, Contentions: 90, WaitTotal: 600000, PCs: renameStack(0x1d)[:5]}, // same call site
 						{ID: 3, Contentions: 4, WaitTotal: 78127, PCs: nil},                     // evicted stack
 					}},
-				{Addr: 0xffffffff8300b740, Flags: FlagMutex | FlagSpin, Contentions: 3, ConBounces: 1, WaitMin: 10, WaitMax: 20, WaitTotal: 45},
-				{Addr: 0xffffffff83100000 + 8192, Flags: FlagWrite, Contentions: 1, WaitMin: 5, WaitMax: 5, WaitTotal: 5},
+				{Addr: 0xffffffff8300b740, Flags: FlagMutex | FlagSpin, Contentions: 3, ConBounces: 1, Waits: 3, WaitMin: 10, WaitMax: 20, WaitTotal: 45},
+				{Addr: 0xffffffff83100000 + 8192, Flags: FlagWrite, Contentions: 2, Waits: 0},
 			},
 			Drops: Drops{StackFailed: 2, UnmatchedEnds: 1},
 		}}
@@ -127,7 +127,7 @@ func TestNewReport(t *testing.T) {
 			wantAddrs: []string{"0xffff88812ecf42a8", "0xffffffff8300b704"},
 			check: func(t *testing.T, r *Report) {
 				l := r.Locks[1]
-				if l.Symbol != "rename_lock" || l.SymbolOffset != 4 || l.Type != "spinlock" || l.WaitAvgNS != 2678127/494 {
+				if l.Symbol != "rename_lock" || l.SymbolOffset != 4 || l.Type != "spinlock" || l.WaitAvgNS != 2678127/490 || l.Waits != 490 {
 					t.Errorf("rename_lock row = %+v", l)
 				}
 			}},
@@ -201,7 +201,7 @@ func TestReportJSONFields(t *testing.T) {
 		t.Errorf("dropped fields = %s, want %s", got, want)
 	}
 	lock := doc["locks"].([]any)[1].(map[string]any)
-	if got, want := keys(lock), "addr,callers,con_bounces,contentions,flags,symbol,symbol_offset,type,wait_avg_ns,wait_max_ns,wait_min_ns,wait_total_ns"; got != want {
+	if got, want := keys(lock), "addr,callers,con_bounces,contentions,flags,symbol,symbol_offset,type,wait_avg_ns,wait_max_ns,wait_min_ns,wait_total_ns,waits"; got != want {
 		t.Errorf("lock fields = %s, want %s", got, want)
 	}
 	if got, want := keys(lock["callers"].([]any)[0].(map[string]any)), "addr,contentions,symbol,wait_total_ns"; got != want {

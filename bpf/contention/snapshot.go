@@ -15,10 +15,11 @@ type Drops struct {
 	// TaskMapFull: a sleeping wait began while the per-task map was full.
 	TaskMapFull uint64 `json:"task_map_full"`
 	// NestTooDeep: a wait began with MaxNest waits already open on that
-	// CPU or task.
+	// CPU or task; the oldest was forgotten to make room.
 	NestTooDeep uint64 `json:"nest_too_deep"`
-	// LostWaits: open waits discarded because a wait below them ended
-	// first (their end was never seen).
+	// LostWaits: open waits forgotten because their end was never seen
+	// (a wait below them ended first, or their CPU spun on the same lock
+	// again). They are counted as contentions, without a wait time.
 	LostWaits uint64 `json:"lost_waits"`
 	// StackFailed: no stack id (stack map full or a hash collision); the
 	// contention is counted, its caller is not.
@@ -31,9 +32,10 @@ type Drops struct {
 	UnmatchedEnds uint64 `json:"unmatched_ends"`
 }
 
-// Lost sums the counters that mean a contention or caller was not counted.
-func (d Drops) Lost() uint64 {
-	return d.LockMapFull + d.TaskMapFull + d.NestTooDeep + d.LostWaits + d.CallerMapFull
+// Uncounted sums the counters that mean a contention or a caller was not
+// counted at all (a full map), as opposed to counted without its wait time.
+func (d Drops) Uncounted() uint64 {
+	return d.LockMapFull + d.TaskMapFull + d.CallerMapFull
 }
 
 func (d Drops) sub(o Drops) Drops {
@@ -50,11 +52,15 @@ const MaxNest = 4
 type Lock struct {
 	Addr        uint64
 	Flags       uint32 // OR of the contention_begin flags seen
-	Contentions uint64
+	Contentions uint64 // contention_begin events
 	ConBounces  uint64
-	WaitMin     uint64 // ns
-	WaitMax     uint64 // ns
-	WaitTotal   uint64 // ns
+	// Waits is how many of the contentions were timed: their
+	// contention_end was seen. The wait fields cover those; WaitMin is 0
+	// when Waits is.
+	Waits     uint64
+	WaitMin   uint64 // ns
+	WaitMax   uint64 // ns
+	WaitTotal uint64 // ns
 	// Stacks are the kernel stacks the contentions began from (Options.Callers).
 	Stacks []Stack
 }
@@ -108,9 +114,12 @@ func (p *Profiler) Snapshot(reset bool) (*Snapshot, error) {
 		if st.Contentions == 0 {
 			continue // inserted, not yet counted
 		}
+		if st.Waits == 0 {
+			st.WaitMin = 0 // still the "none yet" sentinel
+		}
 		byAddr[a] = len(snap.Locks)
 		snap.Locks = append(snap.Locks, Lock{Addr: a, Flags: st.Flags, Contentions: st.Contentions,
-			ConBounces: st.ConBounces, WaitMin: st.WaitMin, WaitMax: st.WaitMax, WaitTotal: st.WaitTotal})
+			ConBounces: st.ConBounces, Waits: st.Waits, WaitMin: st.WaitMin, WaitMax: st.WaitMax, WaitTotal: st.WaitTotal})
 	}
 
 	if p.opts.Callers {

@@ -93,8 +93,8 @@ func lockstatContention(ctx context.Context, env *Env, args []string) error {
 
 	return contention.Run(ctx, opts, *duration, *interval, func(p *contention.Period) error {
 		r := contention.NewReport(p, syms, ropts)
-		if lost := p.Snapshot.Drops.Lost(); lost > 0 {
-			fmt.Fprintf(env.Stderr, "syncord: lockstat: %d contention events not counted (%+v); raise --max-locks\n", lost, p.Snapshot.Drops)
+		if d := p.Snapshot.Drops; d.Uncounted() > 0 {
+			fmt.Fprintf(env.Stderr, "syncord: lockstat: %d contentions not counted, maps full (%+v): raise --max-locks or --max-stacks\n", d.Uncounted(), d)
 		}
 		if *jsonOut {
 			return r.WriteJSON(env.Stdout)
