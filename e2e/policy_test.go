@@ -22,9 +22,10 @@ const (
 	patchedLine  = "syncord-livepatch-test: patched"
 )
 
-// buildLivepatch builds the test livepatch module against Debian's headers
-// for the e2e kernel and returns the .ko.
-func buildLivepatch(t *testing.T) string {
+// buildModules builds the out-of-tree modules in testdata/<src> (a Kbuild
+// and C files) against Debian's headers for the e2e kernel and returns the
+// build directory.
+func buildModules(t *testing.T, src string) string {
 	t.Helper()
 	k := Kernel(t)
 	if k.HeadersDir == "" {
@@ -34,20 +35,30 @@ func buildLivepatch(t *testing.T) string {
 		t.Skip("skipping: make not installed (apt-get install make gcc)")
 	}
 	dir := t.TempDir()
-	for _, f := range []string{"livepatch-test.c", "Kbuild"} {
-		b, err := os.ReadFile(filepath.Join(livepatchSrc, f))
+	ents, err := os.ReadDir(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join(src, e.Name()))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(filepath.Join(dir, f), b, 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, e.Name()), b, 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
 	out, err := exec.Command("make", "-C", k.HeadersDir, "M="+dir, "modules").CombinedOutput()
 	if err != nil {
-		t.Fatalf("build test livepatch against %s: %v\n%s", k.HeadersDir, err, out)
+		t.Fatalf("build %s against %s: %v\n%s", src, k.HeadersDir, err, out)
 	}
-	return filepath.Join(dir, "livepatch-test.ko")
+	return dir
+}
+
+// buildLivepatch builds the test livepatch module and returns the .ko.
+func buildLivepatch(t *testing.T) string {
+	t.Helper()
+	return filepath.Join(buildModules(t, livepatchSrc), "livepatch-test.ko")
 }
 
 // wrongPolicy is the test policy with its program pinned under another
@@ -133,6 +144,7 @@ func checkProcModules(t *testing.T, vm *VM) {
 func TestPolicyInstallLivepatch(t *testing.T) {
 	skipUnlessEnabled(t)
 	ko := buildLivepatch(t)
+	busy := buildModules(t, "testdata/livepatch-busy")
 	koGz := ko + ".gz"
 	if out, err := exec.Command("sh", "-c", "gzip -9 -c "+ko+" > "+koGz).CombinedOutput(); err != nil {
 		t.Fatalf("gzip %s: %v\n%s", ko, err, out)
@@ -147,6 +159,8 @@ func TestPolicyInstallLivepatch(t *testing.T) {
 	vm := Boot(t, Config{Sockets: 1, Cores: 2, MemPerNodeMB: 512, Files: map[string]string{
 		"/root/lpt.ko":                           ko,
 		"/root/lpt.ko.gz":                        koGz,
+		"/root/busy.ko":                          filepath.Join(busy, "syncord-busy.ko"),
+		"/root/lpbusy.ko":                        filepath.Join(busy, "livepatch-busy.ko"),
 		"/root/policy/manifest.json":             abs(filepath.Join(testPolicyDir, "manifest.json")),
 		"/root/policy/syncord_test_kern.o":       abs(filepath.Join(testPolicyDir, "syncord_test_kern.o")),
 		"/root/policy-wrong/manifest.json":       wrongPolicy(t),
@@ -251,6 +265,46 @@ func TestPolicyInstallLivepatch(t *testing.T) {
 		if !mounted() {
 			t.Errorf("uninstall unmounted bpffs")
 		}
+	})
+
+	// A kernel thread sleeping in the patched function blocks the
+	// transition: the install names it when the timeout comes and rolls
+	// everything back; once the thread leaves the
+	// function the transition finishes and the install succeeds.
+	t.Run("blocked transition", func(t *testing.T) {
+		vm.MustRun(t, "insmod /root/busy.ko")
+		defer vm.Run(t, "echo 0 > /sys/module/syncord_busy/parameters/block; rmmod syncord_busy")
+		out, code := vm.Run(t, "syncord policy install /root/policy --livepatch /root/lpbusy.ko --timeout 4s")
+		t.Logf("install blocked by syncord_busy:\n%s", out)
+		if code == 0 {
+			t.Fatal("install succeeded although its transition is blocked")
+		}
+		// No "signalled" line: 6.1 has no livepatch signal file (the
+		// kernel sends the fake signal to blocking tasks by itself).
+		for _, want := range []string{
+			"livepatch livepatch_busy: patching transition still running after 4",
+			"(syncord_busy) patch_state=0",
+			"rollback: remove livepatch module livepatch_busy",
+		} {
+			if !strings.Contains(out, want) {
+				t.Errorf("output lacks %q", want)
+			}
+		}
+		if got, _ := vm.Run(t, "grep livepatch_busy /proc/modules"); strings.TrimSpace(got) != "" {
+			t.Errorf("livepatch module left: %s", got)
+		}
+		assertClean(t, vm, "after the blocked install")
+
+		out = vm.MustRun(t, "(sleep 3; echo 0 > /sys/module/syncord_busy/parameters/block) & syncord policy install /root/policy --livepatch /root/lpbusy.ko --timeout 60s; wait")
+		t.Logf("install unblocked after 3s:\n%s", out)
+		if !strings.Contains(out, "installed syncord-test with livepatch livepatch_busy") {
+			t.Errorf("install did not finish once unblocked:\n%s", out)
+		}
+		vm.MustRun(t, "syncord policy uninstall")
+		if got, _ := vm.Run(t, "grep livepatch_busy /proc/modules"); strings.TrimSpace(got) != "" {
+			t.Errorf("livepatch module left after uninstall: %s", got)
+		}
+		assertClean(t, vm, "after uninstall of the unblocked install")
 	})
 
 	for _, step := range []string{"pin", "insmod"} {

@@ -46,8 +46,9 @@ type Patch struct {
 	Name       string `json:"name"`
 	Enabled    bool   `json:"enabled"`
 	Transition bool   `json:"transition"`
-	// Signal and Force tell whether the kernel has these controls
-	// (signal appeared in 5.0; force in 4.13).
+	// Signal and Force tell whether the kernel has these controls. Newer
+	// kernels (Debian's 6.1 among them) have no signal file: they send
+	// the fake signal to blocking tasks by themselves.
 	Signal bool `json:"has_signal"`
 	Force  bool `json:"has_force"`
 }
@@ -135,7 +136,7 @@ func (l *FS) Disable(p string) error {
 
 // Signal writes 1 to /sys/kernel/livepatch/<p>/signal: the kernel sends a
 // fake signal to user tasks and wakes kthreads that block the transition.
-// On kernels without the file (before 5.0) the error wraps fs.ErrNotExist.
+// On kernels without the file the error wraps fs.ErrNotExist.
 func (l *FS) Signal(p string) error { return l.write(p, "signal", "1") }
 
 // Force writes 1 to /sys/kernel/livepatch/<p>/force: every task is marked
