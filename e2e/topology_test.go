@@ -172,3 +172,65 @@ func readReport(t *testing.T, root string) *numa.Report {
 	}
 	return top.Report()
 }
+
+// TestTopologySMT boots 2 sockets x 1 core x 2 threads (one node per
+// socket) and checks that the guest reports the two hardware threads of
+// each core as siblings, SMT on, and runtest.py's header and
+// cores_per_socket: runtest.py counts lscpu rows, so a "core" there is a
+// logical CPU (4 CPUs / 2 nodes = 2). The tree is captured as, or compared
+// with, numa/testdata/vm-2node-smt.
+//
+// The guest CPU is -cpu max with an Intel vendor: TCG's max CPU is
+// AuthenticAMD without topoext (TCG does not offer it), and Linux's AMD
+// path then makes each thread a core of its own (thread_siblings_list of
+// one CPU); with GenuineIntel it reads CPUID leaf 0xB, where QEMU reports
+// the threads.
+func TestTopologySMT(t *testing.T) {
+	const sockets, cores, threads, memMB = 2, 1, 2, 256
+	const cpu = "max,vendor=GenuineIntel"
+	vm := Boot(t, Config{Sockets: sockets, Cores: cores, Threads: threads, MemPerNodeMB: memMB,
+		ExtraArgs: []string{"-cpu", cpu}}) // the last -cpu wins
+	rep := guestTopology(t, vm)
+	n := sockets * cores * threads
+	per := cores * threads // logical CPUs per socket and node
+	if len(rep.CPUs) != n || rep.Online.String() != "0-3" || rep.Present.String() != "0-3" || len(rep.Nodes) != sockets ||
+		rep.Sockets != sockets || rep.CoresPerSocket != per || !rep.SMT || !rep.NUMA {
+		t.Fatalf("guest reports %d CPUs (online %s, present %s), %d nodes, %d sockets, %d cores per socket, SMT %v, NUMA %v; want %d, 0-3, 0-3, %d, %d, %d, true, true",
+			len(rep.CPUs), rep.Online, rep.Present, len(rep.Nodes), rep.Sockets, rep.CoresPerSocket, rep.SMT, rep.NUMA, n, sockets, sockets, per)
+	}
+	siblings := []string{"0-1", "0-1", "2-3", "2-3"}
+	for i, c := range rep.CPUs {
+		if c.ID != i || !c.Online || c.Node != i/per || c.Socket != i/per || c.ThreadSiblings.String() != siblings[i] {
+			t.Errorf("cpu %+v: want cpu %d online on node and socket %d, thread siblings %s", c.CPU, i, i/per, siblings[i])
+		}
+	}
+	// Both threads of a core share its core id; the sockets' cores may be
+	// numbered alike, so compare within a socket only.
+	for s := 0; s < sockets; s++ {
+		if a, b := rep.CPUs[s*per], rep.CPUs[s*per+1]; a.Core != b.Core {
+			t.Errorf("socket %d: threads cpu %d and %d have core ids %d and %d, want one core", s, a.ID, b.ID, a.Core, b.Core)
+		}
+	}
+	for i, nd := range rep.Nodes {
+		if want := fmt.Sprintf("%d-%d", i*per, i*per+per-1); nd.ID != i || nd.CPUs.String() != want {
+			t.Errorf("node %d: id %d cpus %s, want %s", i, nd.ID, nd.CPUs, want)
+		}
+		if nd.MemTotal == 0 || nd.MemTotal > uint64(memMB)<<20 {
+			t.Errorf("node %d MemTotal %d bytes, want 0 < x <= %d MiB", i, nd.MemTotal, memMB)
+		}
+		if len(nd.Distances) != sockets || nd.Distances[i] != 10 {
+			t.Errorf("node %d distances %v", i, nd.Distances)
+		}
+	}
+	if want := (numa.RuntestHeader{NumCores: 4, NumNodes: 2, CoresPerSocket: 2}); rep.Runtest != want {
+		t.Errorf("runtest header %v, want %v", rep.Runtest, want)
+	}
+	if want := []int{1, 2, 4}; !reflect.DeepEqual(rep.SweepPoints, want) {
+		t.Errorf("sweep points %v, want %v", rep.SweepPoints, want)
+	}
+	human := vm.MustRun(t, "syncord topology")
+	if want := "sockets:     2, 2 cores per socket, SMT on"; !strings.Contains(human, want) {
+		t.Errorf("syncord topology lacks %q:\n%s", want, human)
+	}
+	captureFixture(t, vm, "vm-2node-smt", fmt.Sprintf("the e2e VM booted with -cpu %s -smp sockets=%d,cores=%d,threads=%d and one %d MiB -numa node per socket", cpu, sockets, cores, threads, memMB))
+}

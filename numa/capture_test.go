@@ -11,7 +11,7 @@ import (
 // checks the copy reads as the same topology, through a directory and
 // through the JSON form the e2e VM prints.
 func TestCaptureRoundTrip(t *testing.T) {
-	for _, name := range []string{"host", "host-offline", "host-smt", "synth-2x4-cpufreq", "synth-8x28", "vm-2node", "vm-4node", "vm-2node-offline"} {
+	for _, name := range []string{"host", "host-offline", "host-smt", "synth-2x4-cpufreq", "synth-8x28", "vm-2node", "vm-4node", "vm-2node-offline", "vm-2node-smt"} {
 		t.Run(name, func(t *testing.T) {
 			src := fixture(t, name)
 			want, err := src.Topology()

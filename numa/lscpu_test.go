@@ -24,7 +24,7 @@ func TestRuntestHeaderMatchesLscpu(t *testing.T) {
 	if err != nil {
 		t.Skip("skipping: no lscpu (apt-get install util-linux)")
 	}
-	for _, name := range []string{"host", "host-smt", "host-offline", "synth-2x4-cpufreq", "synth-8x28", "vm-2node", "vm-4node", "vm-2node-offline"} {
+	for _, name := range []string{"host", "host-smt", "host-offline", "synth-2x4-cpufreq", "synth-8x28", "vm-2node", "vm-4node", "vm-2node-offline", "vm-2node-smt"} {
 		t.Run(name, func(t *testing.T) {
 			if _, err := os.Stat(filepath.Join("testdata", name)); os.IsNotExist(err) {
 				t.Skipf("skipping: no fixture testdata/%s (make fixtures)", name)

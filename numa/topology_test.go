@@ -54,6 +54,13 @@ func TestTopologyFixtures(t *testing.T) {
 			memTotal: 256584 * 1024, distances0: []int{10, 20, 20, 20},
 			sockets: 4, cps: 1, sweep: []int{1, 2, 3, 4}, runtest: RuntestHeader{4, 4, 1},
 		}},
+		{"vm-2node-smt", want{
+			// 2 sockets x 1 core x 2 threads: runtest.py counts lscpu rows,
+			// so cores_per_socket is logical CPUs per node.
+			online: "0-3", present: "0-3", numa: true, nodes: []string{"0-1", "2-3"},
+			memTotal: 256336 * 1024, distances0: []int{10, 20},
+			sockets: 2, cps: 2, smt: true, sweep: []int{1, 2, 4}, runtest: RuntestHeader{4, 2, 2},
+		}},
 		{"vm-2node-offline", want{
 			online: "0-2", present: "0-3", numa: true, nodes: []string{"0-1", "2"},
 			memTotal: 211064 * 1024, distances0: []int{10, 20},
@@ -217,14 +224,30 @@ func TestTopologyOfflineCPU(t *testing.T) {
 }
 
 func TestTopologySMTSiblings(t *testing.T) {
-	top, err := fixture(t, "host-smt").Topology()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range top.CPUs {
-		if c.ThreadSiblings.String() != "0-1" || c.Core != 0 {
-			t.Errorf("cpu %d: siblings %s core %d, want 0-1 core 0", c.ID, c.ThreadSiblings, c.Core)
-		}
+	for _, tc := range []struct {
+		fixture  string
+		siblings []string // thread_siblings_list per CPU
+		cores    []int    // core_id per CPU
+	}{
+		// CPUs 0 and 1 made the two threads of core 0.
+		{"host-smt", []string{"0-1", "0-1"}, []int{0, 0}},
+		// QEMU -smp sockets=2,cores=1,threads=2: core 0 of each socket.
+		{"vm-2node-smt", []string{"0-1", "0-1", "2-3", "2-3"}, []int{0, 0, 0, 0}},
+	} {
+		t.Run(tc.fixture, func(t *testing.T) {
+			top, err := fixture(t, tc.fixture).Topology()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(top.CPUs) != len(tc.siblings) {
+				t.Fatalf("%d CPUs, want %d", len(top.CPUs), len(tc.siblings))
+			}
+			for i, c := range top.CPUs {
+				if c.ThreadSiblings.String() != tc.siblings[i] || c.Core != tc.cores[i] {
+					t.Errorf("cpu %d: siblings %s core %d, want %s core %d", c.ID, c.ThreadSiblings, c.Core, tc.siblings[i], tc.cores[i])
+				}
+			}
+		})
 	}
 }
 
