@@ -254,6 +254,24 @@ func TestMakeXDirImageSuperblock(t *testing.T) {
 	if di, ok := ParseExt4Superblock(sb); !ok || di {
 		t.Errorf("our image: dir_index=%v ext4=%v, want off and ext4", di, ok)
 	}
+	// FSInfoOf follows mountinfo to the device and reads its superblock:
+	// a private procfs root whose mountinfo names the image as the source
+	// of an ext4 mount on the directory.
+	proc := filepath.Join(dir, "proc")
+	os.MkdirAll(filepath.Join(proc, "self"), 0o755)
+	mi := "1 0 8:1 / / rw - tmpfs none rw\n2 1 7:0 / " + dir + " rw shared:1 - ext4 " + img + " rw\n"
+	os.WriteFile(filepath.Join(proc, "self/mountinfo"), []byte(mi), 0o644)
+	info, err := FSInfoOf(proc, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !info.Ext4 || !info.Superblock || info.DirIndex || !info.Suitable() || info.MountPoint != dir || info.Note != "" {
+		t.Errorf("FSInfoOf over our image: %+v", info)
+	}
+	if info, _ := FSInfoOf(proc, "/"); info.Ext4 || info.Suitable() || !strings.Contains(info.Note, "not ext4") {
+		t.Errorf("FSInfoOf of a tmpfs: %+v", info)
+	}
+
 	// Populated from a prepared directory: the files are in the image.
 	src := filepath.Join(dir, "root")
 	if _, err := XDirPrepare("/proc", src, 300); err != nil {
@@ -283,4 +301,22 @@ func TestMakeXDirImageSuperblock(t *testing.T) {
 	if di, ok := ParseExt4Superblock(sb); !ok || !di {
 		t.Errorf("default image: dir_index=%v ext4=%v, want on and ext4", di, ok)
 	}
+	mi = "2 1 7:0 / " + dir + " rw - ext4 " + def + " rw\n"
+	os.WriteFile(filepath.Join(proc, "self/mountinfo"), []byte(mi), 0o644)
+	if info, err := FSInfoOf(proc, dir); err != nil || !info.DirIndex || info.Suitable() || !strings.Contains(info.Note, "dir_index is on") {
+		t.Errorf("FSInfoOf over a default image: %+v, %v", info, err)
+	}
+}
+
+func FuzzParseExt4Superblock(f *testing.F) {
+	sb := make([]byte, 1024)
+	binary.LittleEndian.PutUint16(sb[0x38:], 0xEF53)
+	f.Add(sb)
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		di, ok := ParseExt4Superblock(b)
+		if di && !ok {
+			t.Fatal("dir_index reported without an ext4 magic")
+		}
+	})
 }
