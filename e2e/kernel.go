@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"debug/elf"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -282,5 +281,3 @@ func (idx *moduleIndex) resolve(names []string) ([]string, error) {
 	}
 	return order, nil
 }
-
-var errDisabled = errors.New("e2e disabled")
