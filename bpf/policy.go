@@ -10,7 +10,6 @@ import (
 	"strings"
 
 	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/rlimit"
 
 	"github.com/syncord/syncord/kernel"
 )
@@ -397,7 +396,7 @@ func LoadPolicy(p *Policy, opts LoadOptions) (*Loaded, error) {
 	}
 	// Kernels before 5.11 (all SynCord kernels) charge BPF memory to
 	// RLIMIT_MEMLOCK; newer ones make this a no-op.
-	if err := rlimit.RemoveMemlock(); err != nil {
+	if err := RemoveMemlock(); err != nil {
 		return nil, fmt.Errorf("load policy %s: raise RLIMIT_MEMLOCK: %w (run as root)", p.Name, err)
 	}
 	coll, err := ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{

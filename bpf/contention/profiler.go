@@ -11,8 +11,9 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
-	"github.com/cilium/ebpf/rlimit"
 	"golang.org/x/sys/unix"
+
+	"github.com/syncord/syncord/bpf"
 )
 
 // ErrNoTracepoints means the kernel lacks lock:contention_begin/_end
@@ -147,7 +148,7 @@ func Start(opts Options) (*Profiler, error) {
 	}
 	// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK; later ones
 	// ignore it and this is a no-op.
-	_ = rlimit.RemoveMemlock()
+	_ = bpf.RemoveMemlock()
 
 	p := &Profiler{opts: opts}
 	if err := spec.LoadAndAssign(&p.objs, nil); err != nil {
