@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // Hook is one entry of the SynCord hook API (the artifact's list_APIs.h).
@@ -92,11 +93,15 @@ type Source struct {
 	MapFile, Header string
 }
 
+// Compiled on first use (sync.OnceValue), not in package init: every
+// syncord start would pay for them.
 var (
-	secRE      = regexp.MustCompile(`SEC\(\s*"([^"]*)"\s*\)`)
-	funcAfter  = regexp.MustCompile(`^\s*((?:(?:static|inline|__always_inline|const|unsigned|signed|long|int|bool|_Bool|void|char|short|u8|u16|u32|u64|__u8|__u16|__u32|__u64|__s32|__s64)\s+)*\w+)(\s*\*+\s*|\s+)(\w+)\s*\(`)
-	hookTagRE  = regexp.MustCompile(`syncord:hook\s+(\w+)`)
-	commentsRE = regexp.MustCompile(`(?s)/\*.*?\*/|//[^\n]*`)
+	secRE     = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`SEC\(\s*"([^"]*)"\s*\)`) })
+	funcAfter = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`^\s*((?:(?:static|inline|__always_inline|const|unsigned|signed|long|int|bool|_Bool|void|char|short|u8|u16|u32|u64|__u8|__u16|__u32|__u64|__s32|__s64)\s+)*\w+)(\s*\*+\s*|\s+)(\w+)\s*\(`)
+	})
+	hookTagRE  = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`syncord:hook\s+(\w+)`) })
+	commentsRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`(?s)/\*.*?\*/|//[^\n]*`) })
 )
 
 // ParseSource reads a policy source directory and finds, for every .pfile,
@@ -157,8 +162,8 @@ func ParseSource(dir string) (*Source, error) {
 // parsePFile finds the section, function and hook of one .pfile.
 func parsePFile(path, text string) (PFile, error) {
 	pf := PFile{Path: path, Pin: strings.TrimSuffix(filepath.Base(path), ".pfile"), Text: text}
-	code := commentsRE.ReplaceAllStringFunc(text, func(c string) string { return strings.Repeat(" ", len(c)) })
-	secs := secRE.FindAllStringSubmatchIndex(code, -1)
+	code := commentsRE().ReplaceAllStringFunc(text, func(c string) string { return strings.Repeat(" ", len(c)) })
+	secs := secRE().FindAllStringSubmatchIndex(code, -1)
 	switch len(secs) {
 	case 0:
 		return pf, fmt.Errorf("%s: no SEC(\"lock_...\") line (each .pfile holds one program)", path)
@@ -167,14 +172,14 @@ func parsePFile(path, text string) (PFile, error) {
 		return pf, fmt.Errorf("%s: %d SEC(...) lines; each .pfile holds exactly one program", path, len(secs))
 	}
 	pf.Section = code[secs[0][2]:secs[0][3]]
-	m := funcAfter.FindStringSubmatch(code[secs[0][1]:])
+	m := funcAfter().FindStringSubmatch(code[secs[0][1]:])
 	if m == nil {
 		return pf, fmt.Errorf("%s: no function definition after SEC(%q)", path, pf.Section)
 	}
 	pf.ReturnType = strings.Join(strings.Fields(m[1]+" "+strings.TrimSpace(m[2])), " ")
 	pf.ReturnType = strings.TrimPrefix(strings.TrimPrefix(pf.ReturnType, "static "), "inline ")
 	pf.Function = m[3]
-	if t := hookTagRE.FindStringSubmatch(text); t != nil {
+	if t := hookTagRE().FindStringSubmatch(text); t != nil {
 		pf.Hook = t[1]
 	} else {
 		pf.Hook = inferHook(pf.Function, pf.Section)
@@ -317,7 +322,9 @@ func (s *Source) Programs() []Program {
 
 // paramRE matches SYNCORD_PARAM(name, default) with an optional trailing
 // "// [from=fact] help" comment.
-var paramRE = regexp.MustCompile(`SYNCORD_PARAM\(\s*(\w+)\s*,\s*([^)]*?)\s*\)\s*;?[ \t]*(?://[ \t]*(?:from=(\w+)[ \t]+)?([^\n]*))?`)
+var paramRE = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`SYNCORD_PARAM\(\s*(\w+)\s*,\s*([^)]*?)\s*\)\s*;?[ \t]*(?://[ \t]*(?:from=(\w+)[ \t]+)?([^\n]*))?`)
+})
 
 // declaredParams returns the SYNCORD_PARAM declarations of the sources,
 // with their help text; defaults come from the compiled object.
@@ -335,7 +342,7 @@ func (s *Source) declaredParams() map[string]Param {
 		}
 	}
 	for _, t := range texts {
-		for _, m := range paramRE.FindAllStringSubmatch(t, -1) {
+		for _, m := range paramRE().FindAllStringSubmatch(t, -1) {
 			p := Param{Name: m[1], From: m[3], Help: strings.TrimSpace(m[4])}
 			if v, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimSuffix(m[2], "ULL"), "UL"), 0, 64); err == nil {
 				p.Default = v
