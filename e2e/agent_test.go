@@ -160,6 +160,21 @@ func TestAgent(t *testing.T) {
 		}
 	})
 
+	t.Run("rapid host reconnects", func(t *testing.T) {
+		// One host client after another, as a shell loop makes them: no
+		// request or reply may be lost between sessions.
+		for i := range 20 {
+			args := []string{"version"}
+			want := 0
+			if i%3 == 2 {
+				args, want = []string{"topology", "--bogus"}, 2
+			}
+			if r := hostGuest(t, vm, args...); r.code != want {
+				t.Fatalf("client %d %q: status %d, want %d\n%s", i, args, r.code, want, r.stderr)
+			}
+		}
+	})
+
 	// A run until interrupted, writing temp files under /tmp/wis.
 	longRun := func(t *testing.T) (*exec.Cmd, *bytes.Buffer) {
 		_, hostBin := Binaries(t)

@@ -65,7 +65,10 @@
 //	                                through /sys/class/virtio-ports/*/name and
 //	                                opened as /dev/<vportNpM> (made with mknod from
 //	                                the sysfs dev file when udev did not); the
-//	                                agent reopens it when the host side closes
+//	                                agent keeps it open across host sessions
+//	                                (closing it would discard input a new host
+//	                                client has sent) and polls it while the host
+//	                                side is closed
 //
 // The defaults are DefaultVsockPort (5250) and DefaultPortName
 // ("org.syncord.agent"). The QEMU side of the serial port is

@@ -3,6 +3,7 @@ package control
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -23,9 +24,10 @@ const DefaultSerialRetry = 200 * time.Millisecond
 // SerialPort is a guest virtio-serial port found by name.
 //
 // The guest's virtio_console driver returns end of file from read while no
-// host client is connected, and blocks writes; the endpoint then closes the
-// port (cancelling a running request, like a dropped socket connection),
-// waits Retry and opens it again, so host clients can come and go.
+// host client is connected, and blocks writes; the endpoint then ends the
+// session (cancelling a running request, like a dropped socket connection)
+// and polls the port every Retry until a host client is back, so host
+// clients can come and go.
 type SerialPort struct {
 	Name    string // the port name, QEMU's virtserialport name=
 	SysRoot string // "/sys" when empty
@@ -33,8 +35,10 @@ type SerialPort struct {
 	Retry   time.Duration
 	Logf    func(format string, args ...any)
 
-	// open replaces Open in tests.
-	open func() (io.ReadWriteCloser, error)
+	// Test hooks: open makes every call one host session (pipes);
+	// openFile replaces Open (a socketpair standing for the port).
+	open     func() (io.ReadWriteCloser, error)
+	openFile func() (*os.File, error)
 }
 
 func (p *SerialPort) sysRoot() string {
@@ -54,7 +58,7 @@ func (p *SerialPort) devRoot() string {
 // find returns the device name (vportNpM) of the port named p.Name by
 // reading /sys/class/virtio-ports/*/name.
 func (p *SerialPort) find() (string, error) {
-	if p.open != nil {
+	if p.open != nil || p.openFile != nil {
 		return "test", nil
 	}
 	dir := filepath.Join(p.sysRoot(), "class", "virtio-ports")
@@ -168,8 +172,16 @@ func (e *serialEndpoint) Close() error {
 	return nil
 }
 
-// Serve opens the port, serves it until the host side closes, and opens it
-// again, until ctx is cancelled or the endpoint closed.
+// Serve opens the port and serves one host session after another on it
+// until ctx is cancelled or the endpoint closed.
+//
+// The port stays open across host sessions: closing it would make the guest
+// driver discard input that a reconnecting host client may already have
+// sent. A session starts when poll(2) on the port shows a connected host
+// (no POLLHUP) and ends when read returns end of file (the host closed), which
+// cancels its running request. While the host is away the port is polled
+// every Retry. A read or write error other than end of file closes the port
+// (hot unplug) and it is opened again, found by name.
 func (e *serialEndpoint) Serve(ctx context.Context, s *Server) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -184,27 +196,175 @@ func (e *serialEndpoint) Serve(ctx context.Context, s *Server) error {
 	if retry <= 0 {
 		retry = DefaultSerialRetry
 	}
-	var lastErr string
-	for ctx.Err() == nil {
-		rwc, err := e.p.openRW()
-		if err != nil {
-			if msg := err.Error(); msg != lastErr && e.p.Logf != nil {
-				e.p.Logf("%s: %v; retrying every %v", e.addr, err, retry)
-				lastErr = msg
-			}
-		} else {
-			if lastErr != "" && e.p.Logf != nil {
-				e.p.Logf("%s: open again", e.addr)
-			}
-			lastErr = ""
-			if err := s.ServeConn(ctx, rwc, true); err != nil && e.p.Logf != nil {
-				e.p.Logf("%s: %v", e.addr, err)
-			}
+	logf := func(format string, a ...any) {
+		if e.p.Logf != nil {
+			e.p.Logf(format, a...)
 		}
+	}
+	sleep := func() {
 		select {
 		case <-ctx.Done():
 		case <-time.After(retry):
 		}
 	}
+	var f *os.File
+	defer func() {
+		if f != nil {
+			f.Close()
+		}
+	}()
+	var lastErr string
+	for ctx.Err() == nil {
+		if e.p.open != nil {
+			// Tests: every open is one host session.
+			if rwc, err := e.p.open(); err == nil {
+				if err := s.ServeConn(ctx, rwc, true); err != nil {
+					logf("%s: %v", e.addr, err)
+				}
+			}
+			sleep()
+			continue
+		}
+		if f == nil {
+			var err error
+			open := e.p.Open
+			if e.p.openFile != nil {
+				open = e.p.openFile
+			}
+			if f, err = open(); err != nil {
+				if msg := err.Error(); msg != lastErr {
+					logf("%s: %v; retrying every %v", e.addr, err, retry)
+					lastErr = msg
+				}
+				sleep()
+				continue
+			}
+			if lastErr != "" {
+				logf("%s: open again", e.addr)
+			}
+			lastErr = ""
+		}
+		present, err := hostPresent(f, retry)
+		if err != nil {
+			logf("%s: poll: %v; reopening", e.addr, err)
+			f.Close()
+			f = nil
+			sleep()
+			continue
+		}
+		if !present {
+			sleep()
+			continue
+		}
+		sess := &serialSession{f: f}
+		if err := s.ServeConn(ctx, sess, true); err != nil {
+			logf("%s: %v", e.addr, err)
+		}
+		f.SetDeadline(time.Time{})
+		if err := sess.failure(); err != nil {
+			logf("%s: %v; reopening", e.addr, err)
+			f.Close()
+			f = nil
+			sleep()
+		}
+	}
 	return nil
+}
+
+// hostPresent polls the port for up to wait: true when input is waiting
+// or the host side is connected (no POLLHUP; virtio_console reports POLLHUP
+// while no host client is connected, and POLLIN too, since read would not
+// block: it returns end of file).
+func hostPresent(f *os.File, wait time.Duration) (bool, error) {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return false, err
+	}
+	var revents int16
+	var perr error
+	cerr := rc.Control(func(fd uintptr) {
+		pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		for {
+			_, perr = unix.Poll(pfd, int(wait.Milliseconds()))
+			if perr != unix.EINTR {
+				break
+			}
+		}
+		revents = pfd[0].Revents
+	})
+	if cerr != nil {
+		return false, cerr
+	}
+	if perr != nil {
+		return false, perr
+	}
+	if revents&(unix.POLLERR|unix.POLLNVAL) != 0 {
+		return false, fmt.Errorf("port error (revents %#x)", revents)
+	}
+	return revents&unix.POLLHUP == 0, nil
+}
+
+// serialSession is one host session on an open port. Closing it ends the
+// session (unblocking its reads and writes with a deadline) but leaves the
+// port open.
+type serialSession struct {
+	f      *os.File
+	mu     sync.Mutex
+	closed bool
+	err    error // the first read error other than end of file, a deadline or closing
+}
+
+func (s *serialSession) Read(b []byte) (int, error) {
+	n, err := s.f.Read(b)
+	return n, s.filter(err, true)
+}
+
+// Write errors end the session but do not count as a port failure: a
+// write racing the host's close is no reason to reopen.
+func (s *serialSession) Write(b []byte) (int, error) {
+	n, err := s.f.Write(b)
+	return n, s.filter(err, false)
+}
+
+func (s *serialSession) filter(err error, record bool) error {
+	if err == nil || err == io.EOF {
+		return err
+	}
+	if errors.Is(err, unix.EPIPE) || errors.Is(err, unix.ECONNRESET) {
+		return io.EOF // the host side went away
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return os.ErrClosed
+	}
+	if record && s.err == nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+		s.err = err
+	}
+	return err
+}
+
+func (s *serialSession) SetWriteDeadline(t time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return os.ErrClosed
+	}
+	return s.f.SetWriteDeadline(t)
+}
+
+func (s *serialSession) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.closed {
+		s.closed = true
+		s.f.SetDeadline(time.Now())
+	}
+	return nil
+}
+
+func (s *serialSession) failure() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
 }

@@ -4,11 +4,15 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // pipePort is one "host session" of a serial port made of two pipes: the
@@ -254,5 +258,70 @@ func TestClientNoAgent(t *testing.T) {
 	r := run(context.Background(), c, "topology")
 	if !errors.Is(r.err, ErrNoAgent) || r.code != -1 {
 		t.Fatalf("got %+v, want ErrNoAgent", r)
+	}
+}
+
+// TestSerialSessionOnOneFile serves a port that stays open across host
+// sessions: a socketpair stands for the port (its peer for QEMU's side).
+// A request is served, the host end's close ends the session (cancelling
+// the running request), the endpoint then sees POLLHUP and waits without
+// reopening the port or spinning.
+func TestSerialSessionOnOneFile(t *testing.T) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Non-blocking, so the runtime poller serves it as it does the port's
+	// character device.
+	unix.SetNonblock(fds[0], true)
+	port := os.NewFile(uintptr(fds[0]), "port")
+	hostFile := os.NewFile(uintptr(fds[1]), "host")
+	host, err := net.FileConn(hostFile) // a dup
+	hostFile.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	opens := 0
+	var logs atomic.Int64
+	p := &SerialPort{Name: "test", Retry: 20 * time.Millisecond, Logf: t.Logf, openFile: func() (*os.File, error) {
+		opens++
+		if opens > 1 {
+			return nil, errors.New("opened twice")
+		}
+		return port, nil
+	}}
+	ep := &serialEndpoint{p: p, addr: "virtio-serial://test", closed: make(chan struct{})}
+	f := newFake()
+	srv := NewServer(Config{Run: f.run, Mutating: fakeMutating, Logf: func(format string, a ...any) {
+		logs.Add(1)
+		t.Logf(format, a...)
+	}})
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- ep.Serve(ctx, srv) }()
+
+	host.Write([]byte("garbage"))
+	c := NewClient(host, true)
+	if r := run(context.Background(), c, "echo", "one"); r.err != nil || r.code != 0 || r.stdout != "one\n" {
+		t.Fatalf("first request: %+v", r)
+	}
+	go run(context.Background(), c, "bench", "60s")
+	<-f.started
+	host.Close()
+	select {
+	case <-f.cancelled:
+	case <-time.After(10 * time.Second):
+		t.Fatal("request not cancelled after the host side closed")
+	}
+	time.Sleep(200 * time.Millisecond)
+	cancel()
+	if err := <-served; err != nil {
+		t.Fatal(err)
+	}
+	if opens != 1 {
+		t.Fatalf("port opened %d times, want once", opens)
+	}
+	if n := logs.Load(); n != 2 {
+		t.Fatalf("%d log lines, want the 2 requests' only (no errors while the host is away)", n)
 	}
 }
