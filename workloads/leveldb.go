@@ -255,6 +255,9 @@ func LevelDBReadRandom(ctx context.Context, cfg LevelDBConfig) (*LevelDBResult, 
 	if err != nil {
 		return nil, fmt.Errorf("leveldb: %w", err)
 	}
+	if err := drvCheckCPUs("leveldb", "use fewer threads or the machine's cores per socket (-n)", cpus); err != nil {
+		return nil, err
+	}
 	res := &LevelDBResult{Threads: cfg.Threads, CPUs: cpus, Num: cfg.Num}
 	if !cfg.UseExisting || !leveldbExists(cfg.DB) {
 		ops, d, err := LevelDBFillSeq(ctx, cfg.DB, cfg.Num, cfg.ValueSize)

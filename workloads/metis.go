@@ -479,6 +479,9 @@ func MetisRun(ctx context.Context, cfg MetisConfig, progress io.Writer) (*MetisR
 	if err != nil {
 		return nil, fmt.Errorf("metis: %w", err)
 	}
+	if err := drvCheckCPUs("metis", "use a smaller -p or the machine's cores per socket (-n)", cpus); err != nil {
+		return nil, err
+	}
 	res := &MetisResult{Procs: nprocs, CPUs: cpus, InputBytes: inputsize, TopN: top}
 	var ru0 unix.Rusage
 	unix.Getrusage(unix.RUSAGE_SELF, &ru0)

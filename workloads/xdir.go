@@ -148,6 +148,9 @@ func XDirRun(ctx context.Context, cfg XDirConfig) (*XDirResult, error) {
 			cpus[i] = i
 		}
 	}
+	if err := drvCheckCPUs("xdir", "task i runs on CPU i: run fewer tasks", cpus); err != nil {
+		return nil, err
+	}
 	seed := cfg.Seed
 	if seed == 0 {
 		seed = uint64(time.Now().UnixNano())

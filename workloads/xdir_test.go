@@ -320,3 +320,20 @@ func FuzzParseExt4Superblock(f *testing.F) {
 		}
 	})
 }
+
+func TestXDirRunRefusesMissingCPU(t *testing.T) {
+	dir := t.TempDir()
+	p, err := XDirPrepare("/proc", dir, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := drvOnlineCPUs() + 1 // one task more than CPUs: task n-1 has no CPU n-1
+	_, err = XDirRun(context.Background(), XDirConfig{Src: p.Src, DstDirty: p.DstDirty, Dst: p.Dst,
+		Duration: time.Second, Bullies: (n + 1) / 2, Victims: n / 2})
+	if err == nil || !strings.Contains(err.Error(), "run fewer tasks") {
+		t.Errorf("XDirRun with %d tasks: %v", n, err)
+	}
+	if es, _ := os.ReadDir(p.Src); len(es) != 0 {
+		t.Errorf("refused run left files in %s", p.Src)
+	}
+}
