@@ -200,10 +200,16 @@ func qemuArgs(cfg *Config, kernel, initrd, appendLine, console, qmp, cmdSock, ag
 	if cfg.KVM {
 		accel = "kvm"
 	}
+	// TCG's max CPU is AuthenticAMD without topoext, so Linux sees no
+	// thread siblings; with the Intel vendor it reads CPUID leaf 0xB.
+	cpu := "max"
+	if cfg.Threads > 1 {
+		cpu = "max,vendor=GenuineIntel"
+	}
 	per := cfg.Cores * cfg.Threads
 	n := cfg.Sockets * per
 	args := []string{
-		"-accel", accel, "-cpu", "max", "-nodefaults", "-display", "none", "-no-reboot",
+		"-accel", accel, "-cpu", cpu, "-nodefaults", "-display", "none", "-no-reboot",
 		"-m", strconv.Itoa(cfg.MemPerNodeMB*cfg.Sockets) + "M",
 		"-smp", fmt.Sprintf("cpus=%d,sockets=%d,cores=%d,threads=%d", n, cfg.Sockets, cfg.Cores, cfg.Threads),
 	}
