@@ -9,7 +9,7 @@ REVISION  ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 LDFLAGS   := -s -w -X main.version=$(VERSION) -X main.revision=$(REVISION)
 E2E_TIMEOUT ?= 60m
 
-.PHONY: all build deps test e2e check lint demo generate install clean fixtures bench
+.PHONY: all build deps test e2e check lint demo generate install clean fixtures bench image
 
 all: build
 
@@ -57,15 +57,22 @@ fixtures: build
 	$(GO) run ./numa/internal/synth -o numa/testdata
 	SYNCORD_E2E=1 SYNCORD_UPDATE_FIXTURES=1 $(GO) test -count=1 -run '^TestTopology' -v ./e2e/
 
+# A bootable Debian guest image with syncord and the agent unit (needs
+# root and mmdebstrap; the bootstrapped base is cached in .cache/image).
+IMAGE ?= syncord-guest.img
+image: build
+	@command -v mmdebstrap >/dev/null || apt-get install -y -q mmdebstrap
+	bin/syncord-host image -o $(IMAGE) --cache .cache/image --unit dist/syncord-agent.service
+
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./...
 
 install: build
 	install -D -m 0755 bin/syncord $(DESTDIR)$(PREFIX)/bin/syncord
 	install -D -m 0755 bin/syncord-host $(DESTDIR)$(PREFIX)/bin/syncord-host
-	@if [ -f dist/syncord-agent.service ]; then \
-		install -D -m 0644 dist/syncord-agent.service $(DESTDIR)/etc/systemd/system/syncord-agent.service; \
-	fi
+	install -D -m 0644 dist/syncord-agent.service $(DESTDIR)/etc/systemd/system/syncord-agent.service
+	mkdir -p $(DESTDIR)/etc/systemd/system/multi-user.target.wants
+	ln -sf /etc/systemd/system/syncord-agent.service $(DESTDIR)/etc/systemd/system/multi-user.target.wants/syncord-agent.service
 
 clean:
 	rm -rf bin e2e.log e2e/logs

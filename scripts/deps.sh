@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Installs what building, testing and the demo need on a Debian machine:
 # QEMU, busybox-static, clang/llvm/libbpf for BPF generation, e2fsprogs,
-# and the headers of Debian's current kernel (for the e2e livepatch module).
+# mmdebstrap for the guest image, and the headers of Debian's current kernel
+# (for the e2e livepatch modules).
 # Idempotent: installs only what is missing. Needs root (or sudo).
 set -euo pipefail
 SUDO=
 [ "$(id -u)" = 0 ] || SUDO=sudo
 export DEBIAN_FRONTEND=noninteractive
 pkgs=(qemu-system-x86 busybox-static clang llvm libbpf-dev bpftool e2fsprogs gcc make
-      dpkg-dev kmod xz-utils zstd)
+      dpkg-dev kmod xz-utils zstd mmdebstrap file util-linux)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
