@@ -31,7 +31,7 @@ Mutating commands (policy install/uninstall/reconcile/build, bench) run one
 at a time: another is refused with "busy: ..." (exit status 75) unless --queue
 or the client asks to wait; read-only ones (topology, lockstat, policy status
 and list) run concurrently. A client that disconnects or cancels stops its
-command. Path arguments must lie under --policy-root, --bench-root or
+command (on a serial port: a client silent for --keepalive-timeout). Path arguments must lie under --policy-root, --bench-root or
 --bpf-root (exit status 77 otherwise); the agent command itself is refused.
 
 QEMU side of the default port:
@@ -83,6 +83,7 @@ func agentCmd(ctx context.Context, env *Env, args []string) error {
 	queue := fs.Bool("queue", false, "queue mutating requests while one runs instead of refusing them")
 	idle := fs.Duration("idle-timeout", control.DefaultIdleTimeout, "close a socket connection idle that long (0: never)")
 	reqTimeout := fs.Duration("request-timeout", control.DefaultRequestTimeout, "cancel a request running that long (0: never)")
+	keepalive := fs.Duration("keepalive-timeout", control.DefaultKeepaliveTimeout, "cancel a serial request whose client sent no keepalive for that long (0: never)")
 	reconcile := fs.Bool("reconcile", true, "run 'policy reconcile' before serving, so status tells the truth after a restart")
 	quiet := fs.Bool("quiet", false, "do not log one line per request")
 	if err := parse(fs, args); err != nil {
@@ -134,6 +135,7 @@ func agentCmd(ctx context.Context, env *Env, args []string) error {
 	cfg.Queue = *queue
 	cfg.IdleTimeout = orNever(*idle)
 	cfg.RequestTimeout = orNever(*reqTimeout)
+	cfg.KeepaliveTimeout = orNever(*keepalive)
 	if *quiet {
 		cfg.Logf = func(format string, a ...any) {
 			if !strings.HasPrefix(format, "request ") {

@@ -198,6 +198,25 @@ func (c *Client) Run(ctx context.Context, args []string, stdout, stderr io.Write
 		})
 		defer ack.Stop()
 	}
+	if c.dec.Resync {
+		// Serial: tell the agent this client is still there.
+		stopKeep := make(chan struct{})
+		defer close(stopKeep)
+		go func() {
+			t := time.NewTicker(KeepaliveInterval)
+			defer t.Stop()
+			for {
+				select {
+				case <-stopKeep:
+					return
+				case <-t.C:
+					if c.send(Frame{Type: TypeKeepalive, ID: id}) != nil {
+						return
+					}
+				}
+			}
+		}()
+	}
 	for {
 		f, err := c.dec.Decode()
 		if err != nil {

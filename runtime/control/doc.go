@@ -33,12 +33,23 @@
 //	                             client can tell a missing agent (on a serial
 //	                             port the host socket is there without one)
 //	                             from a command that prints nothing yet
+//	7 keepalive client -> agent empty; sent every second by serial clients
+//	                             while their request runs
 //
 // A connection carries one request at a time, any number one after another.
 // A client that goes away cancels its request. A request that arrives while
 // another runs on the same connection cancels the older one (on a serial port
 // it means a new host client took over) and its exit frame is discarded by
 // the client, which ignores frames carrying another request id.
+//
+// On a serial port the end of a host session is not a reliable signal: the
+// guest learns of a host close and reopen through a control queue that is
+// not ordered with the data, so the request of a new host client can be
+// read before the old client's close is seen. The agent therefore ends a
+// serial session on end of file only while no request runs; a running
+// request is cancelled when its client sends no keepalive for
+// KeepaliveTimeout (10 s by default), by a cancel frame, or by a newer
+// request.
 //
 // On sockets (unix, vsock) a malformed frame (bad magic, version, type,
 // length or checksum) closes that connection and nothing else. On a serial

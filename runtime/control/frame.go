@@ -35,6 +35,11 @@ const (
 	// TypeAccepted is the agent's first reply to a request: it tells a
 	// client that the agent is there before the command says anything.
 	TypeAccepted Type = 6
+	// TypeKeepalive is sent by serial clients every second while they wait
+	// for a reply: on a serial port the agent cannot tell reliably when a
+	// host client has gone, so it cancels a request whose client fell
+	// silent.
+	TypeKeepalive Type = 7
 )
 
 func (t Type) String() string {
@@ -51,11 +56,13 @@ func (t Type) String() string {
 		return "exit"
 	case TypeAccepted:
 		return "accepted"
+	case TypeKeepalive:
+		return "keepalive"
 	}
 	return fmt.Sprintf("type(%d)", uint8(t))
 }
 
-func (t Type) valid() bool { return t >= TypeRequest && t <= TypeAccepted }
+func (t Type) valid() bool { return t >= TypeRequest && t <= TypeKeepalive }
 
 // FlagQueue on a request asks the agent to wait for a busy mutating command
 // to finish instead of refusing.

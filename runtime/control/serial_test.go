@@ -84,7 +84,7 @@ func TestSerialResyncAndReconnect(t *testing.T) {
 	}}
 	ep := &serialEndpoint{p: port, addr: "virtio-serial://test", closed: make(chan struct{})}
 	f := newFake()
-	srv := NewServer(Config{Run: f.run, Mutating: fakeMutating})
+	srv := NewServer(Config{Run: f.run, Mutating: fakeMutating, KeepaliveTimeout: 300 * time.Millisecond})
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan error, 1)
 	go func() { served <- ep.Serve(ctx, srv) }()
@@ -292,7 +292,7 @@ func TestSerialSessionOnOneFile(t *testing.T) {
 	}}
 	ep := &serialEndpoint{p: p, addr: "virtio-serial://test", closed: make(chan struct{})}
 	f := newFake()
-	srv := NewServer(Config{Run: f.run, Mutating: fakeMutating, Logf: func(format string, a ...any) {
+	srv := NewServer(Config{Run: f.run, Mutating: fakeMutating, KeepaliveTimeout: 300 * time.Millisecond, Logf: func(format string, a ...any) {
 		logs.Add(1)
 		t.Logf(format, a...)
 	}})
@@ -321,7 +321,57 @@ func TestSerialSessionOnOneFile(t *testing.T) {
 	if opens != 1 {
 		t.Fatalf("port opened %d times, want once", opens)
 	}
-	if n := logs.Load(); n != 2 {
-		t.Fatalf("%d log lines, want the 2 requests' only (no errors while the host is away)", n)
+	if n := logs.Load(); n != 3 {
+		t.Fatalf("%d log lines, want the 2 requests' and the keepalive cancel only (no errors while the host is away)", n)
+	}
+}
+
+// flappingPort returns end of file once when told, as a guest port does
+// when the host side closes and reopens (the reopen may be seen after the
+// new client's data).
+type flappingPort struct {
+	agentSide
+	flap atomic.Bool
+}
+
+func (p *flappingPort) Read(b []byte) (int, error) {
+	if p.flap.CompareAndSwap(true, false) {
+		return 0, io.EOF
+	}
+	return p.agentSide.Read(b)
+}
+
+// TestSerialEOFKeepsLiveRequest: end of file on a serial port while a
+// request runs does not cancel it while its client sends keepalives, and
+// its reply still arrives.
+func TestSerialEOFKeepsLiveRequest(t *testing.T) {
+	pp := newPipePort(t)
+	port := &flappingPort{agentSide: agentSide{pp}}
+	f := newFake()
+	srv := NewServer(Config{Run: f.run, Mutating: fakeMutating, KeepaliveTimeout: 3 * time.Second})
+	done := make(chan error, 1)
+	go func() { done <- srv.ServeConn(context.Background(), port, true) }()
+	c := NewClient(hostSide{pp}, true)
+	res := make(chan result, 1)
+	go func() { res <- run(context.Background(), c, "sleep", "1500ms") }()
+	<-f.started
+	port.flap.Store(true)
+	// Wake the agent's blocked read so that it sees the end of file.
+	c.send(Frame{Type: TypeKeepalive, ID: 0})
+	r := <-res
+	if r.err != nil || r.code != 0 || r.stdout != "slept\n" {
+		t.Fatalf("request across an end of file: %+v", r)
+	}
+	if port.flap.Load() {
+		t.Fatal("the agent never read the end of file")
+	}
+	select {
+	case got := <-f.cancelled:
+		t.Fatalf("request %q cancelled", got)
+	default:
+	}
+	pp.hostW.Close()
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }

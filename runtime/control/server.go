@@ -10,6 +10,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -34,6 +35,14 @@ const (
 	DefaultIdleTimeout    = 10 * time.Minute
 	DefaultRequestTimeout = 12 * time.Hour
 	DefaultWriteTimeout   = time.Minute
+	// DefaultKeepaliveTimeout cancels a serial request whose client sent
+	// no keepalive for that long.
+	DefaultKeepaliveTimeout = 10 * time.Second
+	// KeepaliveInterval is how often serial clients send keepalives.
+	KeepaliveInterval = time.Second
+	// serialPoll is how often a serial session reads again after end of
+	// file while a request runs.
+	serialPoll = 100 * time.Millisecond
 )
 
 // Config configures a Server. The zero value of every field but Run means
@@ -58,6 +67,9 @@ type Config struct {
 	// WriteTimeout gives up on a client that does not read its output for
 	// that long, cancelling its request. Negative: never.
 	WriteTimeout time.Duration
+	// KeepaliveTimeout cancels a request on a serial port whose client
+	// sent no frame for that long. Negative: never.
+	KeepaliveTimeout time.Duration
 	// Logf logs one line per request and per connection problem; nil
 	// discards.
 	Logf func(format string, args ...any)
@@ -86,6 +98,9 @@ func NewServer(cfg Config) *Server {
 	}
 	if cfg.WriteTimeout == 0 {
 		cfg.WriteTimeout = DefaultWriteTimeout
+	}
+	if cfg.KeepaliveTimeout == 0 {
+		cfg.KeepaliveTimeout = DefaultKeepaliveTimeout
 	}
 	return &Server{cfg: cfg, slot: make(chan struct{}, 1)}
 }
@@ -223,9 +238,44 @@ func (w *stream) Write(p []byte) (int, error) {
 
 // request is one running request of a connection.
 type request struct {
-	id     uint32
-	cancel context.CancelFunc
-	done   chan struct{}
+	id       uint32
+	cancel   context.CancelFunc
+	done     chan struct{}
+	lastSeen atomic.Int64 // unix nanoseconds of the client's last frame
+}
+
+func (r *request) finished() bool {
+	select {
+	case <-r.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// watch cancels r when its client sends nothing for timeout (serial ports);
+// if r then does not finish within a grace period (a write blocked while
+// the host side is closed), kill ends the session.
+func (s *Server) watch(r *request, timeout time.Duration, kill context.CancelFunc) {
+	t := time.NewTicker(min(timeout/4, time.Second))
+	defer t.Stop()
+	for {
+		select {
+		case <-r.done:
+			return
+		case <-t.C:
+		}
+		if silent := time.Since(time.Unix(0, r.lastSeen.Load())); silent > timeout {
+			s.logf("serial port: no keepalive from the client for %v, cancelling its request", silent.Round(time.Millisecond))
+			r.cancel()
+			select {
+			case <-r.done:
+			case <-time.After(2 * time.Second):
+				kill()
+			}
+			return
+		}
+	}
 }
 
 // ServeConn serves one connection until the peer closes it, a frame is
@@ -265,6 +315,18 @@ func (s *Server) ServeConn(ctx context.Context, rwc io.ReadWriteCloser, resync b
 	for {
 		f, err := dec.Decode()
 		if err != nil {
+			if resync && ctx.Err() == nil && cur != nil && !cur.finished() &&
+				(errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)) {
+				// The host side closed, or the guest has not yet seen it
+				// reopen: the request may belong to a client that is
+				// back. Keep reading; the keepalive watch cancels it if
+				// its client is gone.
+				select {
+				case <-ctx.Done():
+				case <-time.After(serialPoll):
+				}
+				continue
+			}
 			if ctx.Err() != nil || errors.Is(err, io.EOF) || errors.Is(err, os.ErrClosed) || errors.Is(err, net.ErrClosed) {
 				return nil
 			}
@@ -292,6 +354,10 @@ func (s *Server) ServeConn(ctx context.Context, rwc io.ReadWriteCloser, resync b
 			}
 			rctx, rcancel := context.WithCancel(ctx)
 			cur = &request{id: f.ID, cancel: rcancel, done: make(chan struct{})}
+			cur.lastSeen.Store(time.Now().UnixNano())
+			if resync && s.cfg.KeepaliveTimeout > 0 {
+				go s.watch(cur, s.cfg.KeepaliveTimeout, cancel)
+			}
 			go func(r *request) {
 				defer close(r.done)
 				defer rcancel()
@@ -303,6 +369,10 @@ func (s *Server) ServeConn(ctx context.Context, rwc io.ReadWriteCloser, resync b
 		case TypeCancel:
 			if cur != nil && cur.id == f.ID {
 				cur.cancel()
+			}
+		case TypeKeepalive:
+			if cur != nil && cur.id == f.ID {
+				cur.lastSeen.Store(time.Now().UnixNano())
 			}
 		default:
 			if !resync {
