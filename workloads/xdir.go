@@ -10,6 +10,7 @@ package workloads
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -85,6 +86,28 @@ type XDirResult struct {
 	// share the scheduler gives.
 	CPUSeconds      float64 `json:"cpu_seconds"`
 	OpsPerCPUSecond float64 `json:"ops_per_cpu_second"`
+}
+
+// MarshalJSON writes the result with NaN or infinite figures (a group
+// without tasks) as null, which JSON can carry.
+func (r *XDirResult) MarshalJSON() ([]byte, error) {
+	type plain XDirResult
+	finite := func(f float64) *float64 {
+		if math.IsNaN(f) || math.IsInf(f, 0) {
+			return nil
+		}
+		return &f
+	}
+	return json.Marshal(struct {
+		*plain
+		Fairness       *float64 `json:"fairness"`
+		BullyMeanHold  *float64 `json:"bully_mean_lock_hold_ns"`
+		VictimMeanHold *float64 `json:"victim_mean_lock_hold_ns"`
+		OpsPerSec      *float64 `json:"ops_per_sec"`
+		BullyOpsPerSec *float64 `json:"bully_ops_per_sec"`
+		VictimOps      *float64 `json:"victim_ops_per_sec"`
+	}{(*plain)(r), finite(r.Fairness), finite(r.BullyMeanHold), finite(r.VictimMeanHold),
+		finite(r.OpsPerSec), finite(r.BullyOpsPerSec), finite(r.VictimOps)})
 }
 
 // JainFairness is Jain's index over the two group means b and v:

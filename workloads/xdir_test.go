@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"math"
 	"os"
 	"os/exec"
@@ -61,6 +62,14 @@ func TestXDirWriteText(t *testing.T) {
 		"Victim Ops/sec: 15.000000\n"
 	if b.String() != want {
 		t.Errorf("output:\n%s\nwant:\n%s", b.String(), want)
+	}
+	js, err := json.Marshal(r)
+	if err != nil || !bytes.Contains(js, []byte(`"fairness":0.73529`)) || !bytes.Contains(js, []byte(`"lock_hold_ns":300`)) {
+		t.Errorf("JSON: %s, %v", js, err)
+	}
+	r.Fairness, r.VictimMeanHold = math.NaN(), math.Inf(1)
+	if js, err = json.Marshal(r); err != nil || !bytes.Contains(js, []byte(`"fairness":null`)) || !bytes.Contains(js, []byte(`"victim_mean_lock_hold_ns":null`)) {
+		t.Errorf("JSON with NaN: %s, %v", js, err)
 	}
 	if got := cFloat(math.NaN()); got != "-nan" {
 		t.Errorf("cFloat(NaN) = %q", got)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -203,25 +202,7 @@ func runXDirRun(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	if *asJSON {
-		// Empty groups give NaN means, which JSON cannot carry: null.
-		nan := func(f float64) *float64 {
-			if math.IsNaN(f) || math.IsInf(f, 0) {
-				return nil
-			}
-			return &f
-		}
-		return writeJSON(env.Stdout, map[string]any{
-			"tasks":                    res.Tasks,
-			"lock_hold_source":         res.Hold,
-			"seconds":                  res.Seconds,
-			"elapsed_seconds":          res.Elapsed,
-			"fairness":                 nan(res.Fairness),
-			"ops_per_sec":              res.OpsPerSec,
-			"bully_ops_per_sec":        res.BullyOpsPerSec,
-			"victim_ops_per_sec":       res.VictimOps,
-			"bully_mean_lock_hold_ns":  nan(res.BullyMeanHold),
-			"victim_mean_lock_hold_ns": nan(res.VictimMeanHold),
-		})
+		return writeJSON(env.Stdout, res)
 	}
 	return res.WriteText(env.Stdout)
 }
