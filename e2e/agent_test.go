@@ -163,7 +163,7 @@ func TestAgent(t *testing.T) {
 	t.Run("rapid host reconnects", func(t *testing.T) {
 		// One host client after another, as a shell loop makes them: no
 		// request or reply may be lost between sessions.
-		for i := range 20 {
+		for i := range 40 {
 			args := []string{"version"}
 			want := 0
 			if i%3 == 2 {
