@@ -53,7 +53,7 @@ func TestGuestImage(t *testing.T) {
 		Output: filepath.Join(dir, "guest.img"), SizeMB: 2048,
 		Syncord: syncord, SyncordHost: host, Unit: unit,
 		Files: files, Enable: enable,
-		CacheDir: filepath.Join(filepath.Dir(cache), "image"),
+		CacheDir: filepath.Join(cache, "image"),
 		Progress: testLogWriter{t},
 	})
 	if err != nil {

@@ -18,8 +18,10 @@ import (
 )
 
 // BasePackages are installed in every image besides the variant's own.
+// dbus lets systemd-logind run, which powers the guest off on the ACPI
+// power button (QMP system_powerdown).
 var BasePackages = []string{
-	"systemd", "systemd-sysv", "udev", "kmod", "e2fsprogs", "initramfs-tools",
+	"systemd", "systemd-sysv", "udev", "dbus", "kmod", "e2fsprogs", "initramfs-tools",
 	"linux-image-amd64", "iproute2", "procps",
 }
 
