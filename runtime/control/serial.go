@@ -151,13 +151,6 @@ func parseDevNumber(s string) (major, minor uint32, err error) {
 	return uint32(ma), uint32(mi), nil
 }
 
-func (p *SerialPort) openRW() (io.ReadWriteCloser, error) {
-	if p.open != nil {
-		return p.open()
-	}
-	return p.Open()
-}
-
 type serialEndpoint struct {
 	p      *SerialPort
 	addr   string
