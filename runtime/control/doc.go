@@ -62,7 +62,8 @@
 // Exit statuses the agent itself produces: 2 malformed request, 75 busy (a
 // mutating command runs already; the stderr frame says which and since when),
 // 77 refused (the agent command, or a path outside the configured roots), 124
-// per-request timeout.
+// per-request timeout, 70 internal error (the command panicked), 130 cancelled
+// while queued behind a mutating command.
 //
 // # Transports and defaults
 //
