@@ -7,7 +7,10 @@
  *
  * TEST is lock1, page_fault1, futex1 (will-it-scale: ops/s over SECONDS
  * after a 1 s warmup) or MWRL (fxmark: renames/s over the whole run, in
- * ROOT/<id>). Prints one line: the ops/s as a decimal number.
+ * ROOT/<id>). Prints one line: the ops/s; the operations of the whole
+ * run per second of process CPU time (all threads, from the start signal
+ * to the stop); and per second of the workers' own thread CPU time. The
+ * last two do not change with the machine's other load.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -34,6 +37,14 @@ static const char *test, *root;
 static atomic_int nready;
 static atomic_int go;
 static atomic_int stop;
+static double thread_cpu[1024];
+
+static double tcpu(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
 
 static volatile unsigned long long *counter(int i)
 {
@@ -54,11 +65,12 @@ static void die(const char *what)
 	exit(1);
 }
 
-static void wait_go(void)
+static void wait_go(int id)
 {
 	atomic_fetch_add(&nready, 1);
 	while (!atomic_load_explicit(&go, memory_order_acquire))
 		;
+	thread_cpu[id] = tcpu();
 }
 
 static int running(void)
@@ -99,7 +111,7 @@ static void *worker(void *arg)
 		if (fd < 0)
 			die("mkstemp");
 		unlink(tmpl);
-		wait_go();
+		wait_go(id);
 		while (running()) {
 			lk.l_type = F_WRLCK;
 			lk.l_whence = SEEK_SET;
@@ -116,7 +128,7 @@ static void *worker(void *arg)
 	} else if (!strcmp(test, "page_fault1")) {
 		long pg = getpagesize();
 
-		wait_go();
+		wait_go(id);
 		while (running()) {
 			char *c = mmap(NULL, MEMSIZE, PROT_READ | PROT_WRITE,
 				       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -131,7 +143,7 @@ static void *worker(void *arg)
 	} else if (!strcmp(test, "futex1")) {
 		unsigned int word = 0;
 
-		wait_go();
+		wait_go(id);
 		while (running()) {
 			syscall(SYS_futex, &word, FUTEX_WAKE, 1, NULL, NULL, 0);
 			(*it)++;
@@ -153,7 +165,7 @@ static void *worker(void *arg)
 			die("open");
 		fsync(fd);
 		close(fd);
-		wait_go();
+		wait_go(id);
 		while (running()) {
 			put_num(to + plen, n + 1);
 			if (rename(from, to))
@@ -169,6 +181,7 @@ static void *worker(void *arg)
 		fprintf(stderr, "unknown test %s\n", test);
 		exit(2);
 	}
+	thread_cpu[id] = tcpu() - thread_cpu[id];
 	return NULL;
 }
 
@@ -176,6 +189,13 @@ static double now(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static double cpu_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
@@ -215,8 +235,8 @@ int main(int argc, char **argv)
 	while (atomic_load(&nready) < ntasks)
 		usleep(1000);
 
-	double t0 = now(), t1, t2;
-	unsigned long long s0 = 0, s1;
+	double t0 = now(), t1, t2, c0 = cpu_now(), c1;
+	unsigned long long s0 = 0, s1, s2;
 	atomic_store_explicit(&go, 1, memory_order_release);
 	if (!strcmp(test, "MWRL")) {
 		/* fxmark: works over the whole run. */
@@ -236,6 +256,11 @@ int main(int argc, char **argv)
 	atomic_store(&stop, 1);
 	for (int i = 0; i < ntasks; i++)
 		pthread_join(th[i], NULL);
-	printf("%.1f\n", (double)(s1 - s0) / (t2 - t1));
+	c1 = cpu_now();
+	s2 = sum();
+	double tc = 0;
+	for (int i = 0; i < ntasks; i++)
+		tc += thread_cpu[i];
+	printf("%.1f %.1f %.1f\n", (double)(s1 - s0) / (t2 - t1), (double)s2 / (c1 - c0), (double)s2 / tc);
 	return 0;
 }

@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -62,8 +63,24 @@ type Task struct {
 	// Count is the task's padded counter.
 	Count *Counter
 
-	run *Run
+	run  *Run
+	cpu0 time.Duration // thread CPU time when released
+	cpu  time.Duration // thread CPU time from release to return
 }
+
+// threadCPU reads the calling thread's CPU time
+// (clock_gettime(CLOCK_THREAD_CPUTIME_ID)).
+func threadCPU() time.Duration {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts); err != nil {
+		return 0
+	}
+	return time.Duration(ts.Nano())
+}
+
+// CPUTime is the CPU time the task's thread used from the start barrier
+// until the body returned (valid after Run.Stop).
+func (t *Task) CPUTime() time.Duration { return t.cpu }
 
 // Ready waits at the start barrier: a body does its setup (files,
 // mappings), then calls Ready, then runs its loop until Stopped. Ready
@@ -77,6 +94,7 @@ func (t *Task) Ready() bool {
 	}
 	select {
 	case <-r.start:
+		t.cpu0 = threadCPU()
 		return true
 	case <-r.abort:
 		return false
@@ -221,7 +239,11 @@ func Launch(ctx context.Context, cfg Config, body Body) (*Run, error) {
 					return
 				}
 			}
-			if err := body(t); err != nil {
+			err := body(t)
+			if t.cpu0 != 0 {
+				t.cpu = threadCPU() - t.cpu0
+			}
+			if err != nil {
 				r.fail(fmt.Errorf("task %d on CPU %d: %w", t.ID, t.CPU, err))
 			}
 		}()

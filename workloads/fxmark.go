@@ -72,6 +72,8 @@ type FxWorker struct {
 	BG    bool    `json:"background"`
 	Works float64 `json:"works"`
 	Usecs uint64  `json:"usecs"`
+	// CPU is the worker thread's CPU seconds from the start barrier on.
+	CPUSeconds float64 `json:"cpu_seconds"`
 }
 
 // FxResult is fxmark's report.
@@ -582,7 +584,7 @@ func RunFxMark(ctx context.Context, o FxOptions) (*FxResult, error) {
 	var fast, slow float64
 	for i, t := range run.Tasks() {
 		w := workers[i]
-		fw := FxWorker{ID: t.ID, CPU: t.CPU, Fast: t.Fast, BG: i >= o.NCore-o.NBg, Works: float64(w.works), Usecs: usecs[i]}
+		fw := FxWorker{ID: t.ID, CPU: t.CPU, Fast: t.Fast, BG: i >= o.NCore-o.NBg, Works: float64(w.works), Usecs: usecs[i], CPUSeconds: t.CPUTime().Seconds()}
 		res.Workers = append(res.Workers, fw)
 		if fw.BG {
 			continue

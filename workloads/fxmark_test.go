@@ -23,7 +23,7 @@ func TestFxMarkTypesRun(t *testing.T) {
 	noAff := onlineCount(t) < 2
 	for _, ft := range FxTypes() {
 		t.Run(ft.Name, func(t *testing.T) {
-			root := t.TempDir()
+			root := fastTempDir(t)
 			res, err := RunFxMark(context.Background(), FxOptions{Type: ft.Name, NCore: 2, Duration: 300 * time.Millisecond,
 				Root: root, CoresPerSocket: 2, NoAffinity: noAff})
 			if err != nil {
@@ -47,6 +47,17 @@ func TestFxMarkTypesRun(t *testing.T) {
 			}
 		})
 	}
+}
+
+// fastTempDir is a temp dir on the /dev/shm tmpfs when there is one (MRPH
+// makes 32768 files), else under t.TempDir.
+func fastTempDir(t *testing.T) string {
+	d, err := os.MkdirTemp("/dev/shm", "syncord-test.")
+	if err != nil {
+		return t.TempDir()
+	}
+	t.Cleanup(func() { os.RemoveAll(d) })
+	return d
 }
 
 func TestFxMarkRootChecks(t *testing.T) {

@@ -37,7 +37,8 @@ func Reduce(deltas []uint64, fast []bool) Sample {
 }
 
 // Sampler reads a Run's counters at a fixed interval and reduces the
-// deltas. Ticks are scheduled from the start time (no drift).
+// deltas. Ticks are scheduled from the start time (no drift), except that
+// a late tick restarts the schedule (no near-empty catch-up samples).
 type Sampler struct {
 	run      *Run
 	interval time.Duration
@@ -73,8 +74,14 @@ func (s *Sampler) Next(ctx context.Context) (Sample, error) {
 	case <-s.run.Failed():
 		return Sample{}, s.run.Err()
 	}
-	s.next = s.next.Add(s.interval)
 	s.cur = s.run.Counts(s.cur)
+	// The next tick is one interval on, unless this one came so late that
+	// the next would cover less than half an interval: then one interval
+	// from now, as will-it-scale's sleep(1) does.
+	s.next = s.next.Add(s.interval)
+	if now := time.Now(); s.next.Sub(now) < s.interval/2 {
+		s.next = now.Add(s.interval)
+	}
 	for i, v := range s.cur {
 		s.deltas[i] = v - s.prev[i]
 	}

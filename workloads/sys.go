@@ -17,14 +17,6 @@ import (
 
 var pageSize = unix.Getpagesize()
 
-// errno converts a raw syscall's errno to an error (nil for 0).
-func errno(e unix.Errno) error {
-	if e == 0 {
-		return nil
-	}
-	return e
-}
-
 // cstr returns a NUL-terminated copy of s for raw path arguments.
 func cstr(s string) *byte {
 	p, err := unix.BytePtrFromString(s)

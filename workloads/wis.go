@@ -54,6 +54,12 @@ type WISResult struct {
 	// Average is total/fast/slow of the measured samples divided by -s
 	// (by Measured with -s 0), as the suite's "average:" line.
 	Average Sample `json:"average"`
+	// TaskOps is each task's operation count at the end of the run and
+	// TaskCPU the CPU seconds its thread used from the start barrier on:
+	// TaskOps/TaskCPU is the cost of the hot loop, whatever else loads the
+	// machine.
+	TaskOps []uint64  `json:"task_ops"`
+	TaskCPU []float64 `json:"task_cpu_seconds"`
 }
 
 // WISLines formats will-it-scale's output lines (the SynCord threads
@@ -185,6 +191,10 @@ func RunWillItScale(ctx context.Context, o WISOptions, out io.Writer) (*WISResul
 	}
 	if err := run.Stop(); err != nil && !errors.Is(err, context.Canceled) {
 		return nil, fmt.Errorf("%s: %w", o.Test, err)
+	}
+	res.TaskOps = run.Counts(nil)
+	for _, t := range run.Tasks() {
+		res.TaskCPU = append(res.TaskCPU, t.CPUTime().Seconds())
 	}
 	div := uint64(o.Seconds)
 	if o.Seconds == 0 {

@@ -2,7 +2,10 @@
 // doing the same system calls (bench/ref.c, built here with gcc): for each
 // test and task count it runs C and Go alternately, several rounds, and
 // prints the median ops/s of each and the median of the per-round Go/C
-// ratios.
+// ratios, for wall-clock ops/s, for operations per second of process CPU
+// time (every thread of the driver, runtime included) and per second of
+// the task threads' CPU time (the cost of one hot-loop iteration). The CPU
+// ratios are what other load on the machine does not distort.
 //
 //	go run ./bench/cmpref [-rounds 3] [-secs 3] [-tests lock1,page_fault1,futex1,MWRL] [-tasks 1,2]
 //
@@ -24,8 +27,20 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/syncord/syncord/workloads"
 )
+
+// result is one run: wall-clock ops/s, ops per second of process CPU
+// time and ops per second of the task threads' CPU time.
+type result struct{ wall, cpu, tcpu float64 }
+
+func cpuNow() float64 {
+	var ts unix.Timespec
+	unix.ClockGettime(unix.CLOCK_PROCESS_CPUTIME_ID, &ts)
+	return float64(ts.Sec) + float64(ts.Nsec)/1e9
+}
 
 func main() {
 	rounds := flag.Int("rounds", 3, "alternating rounds per configuration")
@@ -75,14 +90,15 @@ func run(rounds, secs int, tests []string, taskList string, cps int, src string)
 		shm = tmp
 	}
 	fmt.Printf("# Go driver vs C loop, %d rounds of %d s, alternating; cores per socket %d; %s\n", rounds, secs, cps, runtime.Version())
-	fmt.Printf("%-12s %5s %14s %14s %7s\n", "test", "tasks", "C ops/s", "Go ops/s", "Go/C (median of pair ratios)")
+	fmt.Printf("# Go/C ratios: wall-clock ops/s; ops per process CPU-second; ops per task-thread CPU-second (medians of pair ratios)\n")
+	fmt.Printf("%-12s %5s %12s %12s %6s %9s %9s\n", "test", "tasks", "C ops/s", "Go ops/s", "wall", "proc-CPU", "task-CPU")
 	for _, test := range tests {
 		for _, n := range tasks {
-			var cs, gs, rs []float64
+			var cw, gw, rw, rc, rt []float64
 			for r := range rounds {
 				// Alternate which goes first; the ratio of each adjacent
 				// pair cancels most of the machine's drift.
-				var c, g float64
+				var c, g result
 				var err error
 				if r%2 == 0 {
 					if c, err = runC(bin, test, n, secs, cps, shm); err == nil {
@@ -96,9 +112,11 @@ func run(rounds, secs int, tests []string, taskList string, cps int, src string)
 				if err != nil {
 					return err
 				}
-				cs, gs, rs = append(cs, c), append(gs, g), append(rs, g/c)
+				cw, gw, rw = append(cw, c.wall), append(gw, g.wall), append(rw, g.wall/c.wall)
+				rc, rt = append(rc, g.cpu/c.cpu), append(rt, g.tcpu/c.tcpu)
 			}
-			fmt.Printf("%-12s %5d %14.0f %14.0f %7.3f  (pair ratios %s)\n", test, n, median(cs), median(gs), median(rs), fmtRatios(rs))
+			fmt.Printf("%-12s %5d %12.0f %12.0f %6.3f %9.3f %9.3f  (task-CPU pair ratios %s)\n", test, n,
+				median(cw), median(gw), median(rw), median(rc), median(rt), fmtRatios(rt))
 		}
 	}
 	return nil
@@ -121,42 +139,57 @@ func median(v []float64) float64 {
 	return (v[len(v)/2-1] + v[len(v)/2]) / 2
 }
 
-func runC(bin, test string, n, secs, cps int, shm string) (float64, error) {
+func runC(bin, test string, n, secs, cps int, shm string) (result, error) {
 	args := []string{test, strconv.Itoa(n), strconv.Itoa(secs), strconv.Itoa(cps)}
 	if test == "MWRL" {
 		root, err := os.MkdirTemp(shm, "cmpref-mwrl.")
 		if err != nil {
-			return 0, err
+			return result{}, err
 		}
 		defer os.RemoveAll(root)
 		args = append(args, root)
 	}
 	out, err := exec.Command(bin, args...).Output()
 	if err != nil {
-		return 0, fmt.Errorf("%s %s: %v", bin, strings.Join(args, " "), err)
+		return result{}, fmt.Errorf("%s %s: %v", bin, strings.Join(args, " "), err)
 	}
-	return strconv.ParseFloat(strings.TrimSpace(string(out)), 64)
+	var r result
+	if _, err := fmt.Sscanf(string(out), "%g %g %g", &r.wall, &r.cpu, &r.tcpu); err != nil {
+		return result{}, fmt.Errorf("%s output %q: %v", bin, out, err)
+	}
+	return r, nil
 }
 
-func runGo(test string, n, secs, cps int, shm string) (float64, error) {
+func runGo(test string, n, secs, cps int, shm string) (result, error) {
 	ctx := context.Background()
+	c0 := cpuNow()
 	if test == "MWRL" {
 		root, err := os.MkdirTemp(shm, "cmpref-mwrl.")
 		if err != nil {
-			return 0, err
+			return result{}, err
 		}
 		defer os.RemoveAll(root)
 		res, err := workloads.RunFxMark(ctx, workloads.FxOptions{Type: "MWRL", NCore: n, Duration: time.Duration(secs) * time.Second,
 			Root: root, CoresPerSocket: cps})
 		if err != nil {
-			return 0, err
+			return result{}, err
 		}
-		return res.WorksPerSec, nil
+		var tc float64
+		for _, w := range res.Workers {
+			tc += w.CPUSeconds
+		}
+		return result{wall: res.WorksPerSec, cpu: res.Works / (cpuNow() - c0), tcpu: res.Works / tc}, nil
 	}
 	// One 1 s warmup sample, then secs measured 1 s samples.
 	res, err := workloads.RunWillItScale(ctx, workloads.WISOptions{Test: test, Tasks: n, Seconds: secs, CoresPerSocket: cps, Warmup: -1}, nil)
 	if err != nil {
-		return 0, err
+		return result{}, err
 	}
-	return float64(res.Average.Total), nil
+	var ops uint64
+	var tc float64
+	for i := range res.TaskOps {
+		ops += res.TaskOps[i]
+		tc += res.TaskCPU[i]
+	}
+	return result{wall: float64(res.Average.Total), cpu: float64(ops) / (cpuNow() - c0), tcpu: float64(ops) / tc}, nil
 }

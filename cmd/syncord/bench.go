@@ -97,13 +97,29 @@ func benchTopology(sysRoot string) (*numa.Topology, error) {
 	return sys.Topology()
 }
 
-// defaultCPS is -n when not given: the topology's cores per socket.
+// flagSet reports whether the flag name was given on the command line.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}
+
+// cpsFlag is the -n flag of fs: as given (it must be > 0), or when not
+// given the topology's cores per socket.
+func cpsFlag(fs *flag.FlagSet, n int, sysRoot string) (int, error) {
+	if flagSet(fs, "n") && n <= 0 {
+		return 0, fmt.Errorf("-n (cores per socket) must be > 0, got %d", n)
+	}
+	return defaultCPS(n, sysRoot)
+}
+
+// defaultCPS is n when > 0, else the topology's cores per socket.
 func defaultCPS(n int, sysRoot string) (int, error) {
 	if n > 0 {
 		return n, nil
 	}
 	if n < 0 {
-		return 0, fmt.Errorf("-n must be > 0, got %d", n)
+		return 0, fmt.Errorf("-n (cores per socket) must be > 0, got %d", n)
 	}
 	top, err := benchTopology(sysRoot)
 	if err != nil {
@@ -170,7 +186,7 @@ func runWillItScale(ctx context.Context, env *Env, args []string) error {
 		fs.Usage()
 		return errUsage
 	}
-	n, err := defaultCPS(*cps, *sysRoot)
+	n, err := cpsFlag(fs, *cps, *sysRoot)
 	if err != nil {
 		return err
 	}
@@ -224,14 +240,12 @@ func runSweep(ctx context.Context, env *Env, args []string) error {
 		return fmt.Errorf("sweep header from the topology: %w", err)
 	}
 	hdr := top.RuntestHeader()
-	n := *cps
-	if n == 0 {
-		n = top.CoresPerSocket()
-	} else {
-		hdr.CoresPerSocket = n
+	n, err := cpsFlag(fs, *cps, *sysRoot)
+	if err != nil {
+		return err
 	}
-	if n <= 0 {
-		return fmt.Errorf("cores per socket must be > 0 (pass -n)")
+	if flagSet(fs, "n") {
+		hdr.CoresPerSocket = n
 	}
 	var pts []int
 	if *points != "" {
@@ -315,7 +329,7 @@ func runFxMark(ctx context.Context, env *Env, args []string) error {
 	if *dur <= 0 {
 		return fmt.Errorf("--duration must be > 0, got %d", *dur)
 	}
-	n, err := defaultCPS(*cps, *sysRoot)
+	n, err := cpsFlag(fs, *cps, *sysRoot)
 	if err != nil {
 		return err
 	}
