@@ -30,8 +30,8 @@ func BenchmarkOverheadMWRL(b *testing.B) {
 		b.Skipf("skipping: %v", err)
 	}
 	const (
-		d      = 3 * time.Second
-		rounds = 5
+		d      = time.Second
+		rounds = 15
 	)
 	mwrl := func() float64 {
 		b.Helper()
@@ -53,11 +53,11 @@ func BenchmarkOverheadMWRL(b *testing.B) {
 	perf, perfErr := exec.LookPath("perf")
 	withPerf := func() float64 {
 		out := filepath.Join(b.TempDir(), "perf.data")
-		cmd := exec.Command(perf, "lock", "record", "-a", "-o", out, "--", "sleep", "5")
+		cmd := exec.Command(perf, "lock", "record", "-a", "-o", out, "--", "sleep", "2")
 		if err := cmd.Start(); err != nil {
 			b.Fatalf("perf lock record: %v", err)
 		}
-		time.Sleep(time.Second) // let perf open its events
+		time.Sleep(500 * time.Millisecond) // let perf open its events
 		ops := mwrl()
 		if err := cmd.Wait(); err != nil {
 			b.Fatalf("perf lock record: %v", err)
