@@ -30,7 +30,8 @@
 #define LCB_F_PERCPU (1U << 4)
 #define LCB_F_MUTEX  (1U << 5)
 
-#define MAX_NEST 4
+#define MAX_NEST 4 /* a power of two: indexes are masked with MAX_NEST - 1 */
+#define SLOT(i) ((i) & (MAX_NEST - 1))
 #define MINMAX_RETRIES 4
 
 /* Per-lock aggregate. Layout mirrored by the generated Go type. */
@@ -265,15 +266,18 @@ int contention_begin(struct bpf_raw_tracepoint_args *ctx)
 	d = ws->depth;
 	if (d > MAX_NEST)
 		d = MAX_NEST;
-	if (!spin && d > 0 && ws->w[d - 1].lock == lock) {
+	/* Indexes below are masked although they are in range: the 6.1
+	 * verifier loses the bounds of a copied register. */
+	if (!spin && d > 0 && ws->w[SLOT(d - 1)].lock == lock) {
 		/* A mutex spins (MUTEX|SPIN), then sleeps (MUTEX) on the same
 		 * wait: one contention, timed from the first begin. */
-		ws->w[d - 1].flags |= flags;
+		ws->w[SLOT(d - 1)].flags |= flags;
 		return 0;
 	}
 	if (spin) {
 		/* A CPU cannot spin twice on one lock: an older entry for it
 		 * lost its end. Forget it and what was pushed above it. */
+#pragma unroll
 		for (int i = 0; i < MAX_NEST; i++) {
 			if ((__u32)i < d && ws->w[i].lock == lock) {
 				drop_n(DROP_LOST_WAIT, d - i);
@@ -286,6 +290,7 @@ int contention_begin(struct bpf_raw_tracepoint_args *ctx)
 	if (d >= MAX_NEST) {
 		/* Out of slots: the oldest wait is the likeliest to have lost
 		 * its end; make room by forgetting it. */
+#pragma unroll
 		for (int i = 0; i < MAX_NEST - 1; i++)
 			ws->w[i] = ws->w[i + 1];
 		drop(DROP_NEST_TOO_DEEP);
@@ -310,6 +315,7 @@ int contention_begin(struct bpf_raw_tracepoint_args *ctx)
 	/* Reserve the slot before filling it: an interrupt that nests a wait
 	 * here pushes above it. */
 	ws->depth = d + 1;
+	d = SLOT(d);
 	ws->w[d].lock = lock;
 	ws->w[d].flags = flags;
 	ws->w[d].cpu = cpu;
@@ -350,6 +356,7 @@ static __always_inline int pop(struct wait_stack *ws, __u64 lock, __u64 now)
 
 	if (d > MAX_NEST)
 		d = MAX_NEST;
+#pragma unroll
 	for (int i = MAX_NEST - 1; i >= 0; i--) {
 		if ((__u32)i >= d || ws->w[i].lock != lock)
 			continue;
