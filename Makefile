@@ -70,7 +70,8 @@ bench:
 install: build
 	install -D -m 0755 bin/syncord $(DESTDIR)$(PREFIX)/bin/syncord
 	install -D -m 0755 bin/syncord-host $(DESTDIR)$(PREFIX)/bin/syncord-host
-	install -D -m 0644 dist/syncord-agent.service $(DESTDIR)/etc/systemd/system/syncord-agent.service
+	mkdir -p $(DESTDIR)/etc/systemd/system
+	sed 's|/usr/local/bin/syncord|$(PREFIX)/bin/syncord|' dist/syncord-agent.service > $(DESTDIR)/etc/systemd/system/syncord-agent.service
 	mkdir -p $(DESTDIR)/etc/systemd/system/multi-user.target.wants
 	ln -sf /etc/systemd/system/syncord-agent.service $(DESTDIR)/etc/systemd/system/multi-user.target.wants/syncord-agent.service
 
