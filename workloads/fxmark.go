@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 	"unsafe"
 
@@ -55,8 +56,10 @@ type FxOptions struct {
 	NBg int
 	// Duration is --duration.
 	Duration time.Duration
-	// Root is --root: an existing directory holding nothing but
-	// lost+found; everything the run creates there is removed afterwards.
+	// Root is --root: an existing directory where nothing the run makes
+	// exists yet (<root>/<id>, MRPH's <root>/0..7, the root-level files of
+	// MWCM, MWUM, MWRM); what the run makes is removed afterwards, the
+	// rest is left alone.
 	Root string
 	// CoresPerSocket is the placement rule's cps (fxmark's CORE_PER_CHIP).
 	CoresPerSocket int
@@ -384,7 +387,7 @@ func init() {
 			var off, n int
 			return fxCount(w, func() unix.Errno {
 				if off >= n {
-					r, _, e := unix.RawSyscall(unix.SYS_GETDENTS64, uintptr(fd), uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)))
+					r, _, e := syscall.RawSyscall(unix.SYS_GETDENTS64, uintptr(fd), uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)))
 					if e != 0 {
 						return e
 					}
@@ -457,10 +460,24 @@ func init() {
 	})
 }
 
-// checkFxRoot requires root to be an existing directory holding nothing
-// but lost+found, so that cleaning up afterwards removes only what the run
-// made.
-func checkFxRoot(root string) error {
+// fxRootFiles are the patterns of the files some types make in the test
+// root itself (MWCM, MWUM, MWRM).
+var fxRootFiles = []string{"m_file_cr-*.dat", "u_sh_file_rm-*.dat", "n_dir_ins-*.dat"}
+
+// fxOwned lists what a run of ncore workers makes in root: the worker
+// directories <root>/<id> (and MRPH's tree <root>/0..7), and the root
+// files matching fxRootFiles.
+func fxOwned(root string, ncore int) (dirs []string) {
+	for id := range max(ncore, 8) {
+		dirs = append(dirs, filepath.Join(root, strconv.Itoa(id)))
+	}
+	return dirs
+}
+
+// checkFxRoot requires root to be an existing directory in which nothing
+// the run would make exists yet, so cleaning up afterwards removes only
+// what the run made; anything else in root is left alone.
+func checkFxRoot(root string, ncore int) error {
 	st, err := os.Stat(root)
 	if err != nil {
 		return fmt.Errorf("fxmark --root %s: %w (create it, or mount a file system there)", root, err)
@@ -468,31 +485,34 @@ func checkFxRoot(root string) error {
 	if !st.IsDir() {
 		return fmt.Errorf("fxmark --root %s is not a directory", root)
 	}
-	ents, err := os.ReadDir(root)
-	if err != nil {
-		return fmt.Errorf("fxmark --root %s: %w", root, err)
+	for _, d := range fxOwned(root, ncore) {
+		if _, err := os.Lstat(d); err == nil {
+			return fmt.Errorf("fxmark --root %s already holds %s (left from an earlier run?): remove it or use another root; the run makes and removes <root>/<id>", root, d)
+		}
 	}
-	for _, e := range ents {
-		if e.Name() != "lost+found" {
-			return fmt.Errorf("fxmark --root %s is not empty (holds %s): use an empty directory or a fresh file system, everything the run creates there is removed", root, e.Name())
+	for _, pat := range fxRootFiles {
+		if m, _ := filepath.Glob(filepath.Join(root, pat)); len(m) > 0 {
+			return fmt.Errorf("fxmark --root %s already holds %s (left from an earlier run?): remove it or use another root", root, m[0])
 		}
 	}
 	return nil
 }
 
-// cleanFxRoot removes everything in root but lost+found.
-func cleanFxRoot(root string) error {
-	ents, err := os.ReadDir(root)
-	if err != nil {
-		return err
-	}
+// cleanFxRoot removes what a run made in root (see fxOwned).
+func cleanFxRoot(root string, ncore int) error {
 	var first error
-	for _, e := range ents {
-		if e.Name() == "lost+found" {
-			continue
-		}
-		if err := os.RemoveAll(filepath.Join(root, e.Name())); err != nil && first == nil {
+	keep := func(err error) {
+		if err != nil && first == nil {
 			first = err
+		}
+	}
+	for _, d := range fxOwned(root, ncore) {
+		keep(os.RemoveAll(d))
+	}
+	for _, pat := range fxRootFiles {
+		m, _ := filepath.Glob(filepath.Join(root, pat))
+		for _, f := range m {
+			keep(os.Remove(f))
 		}
 	}
 	return first
@@ -521,14 +541,14 @@ func RunFxMark(ctx context.Context, o FxOptions) (*FxResult, error) {
 	if o.Duration <= 0 {
 		return nil, fmt.Errorf("--duration must be > 0")
 	}
-	if err := checkFxRoot(o.Root); err != nil {
-		return nil, err
-	}
 	root, err := filepath.Abs(o.Root)
 	if err != nil {
 		return nil, err
 	}
-	defer cleanFxRoot(root)
+	if err := checkFxRoot(root, o.NCore); err != nil {
+		return nil, err
+	}
+	defer cleanFxRoot(root, o.NCore)
 
 	b := &fxBench{root: root, duration: o.Duration}
 	workers := make([]*fxWorker, o.NCore)

@@ -63,7 +63,11 @@ func fastTempDir(t *testing.T) string {
 func TestFxMarkRootChecks(t *testing.T) {
 	dir := t.TempDir()
 	busy := t.TempDir()
-	os.WriteFile(filepath.Join(busy, "precious"), []byte("x"), 0o600)
+	os.Mkdir(filepath.Join(busy, "1"), 0o755)
+	leftover := t.TempDir()
+	os.WriteFile(filepath.Join(leftover, "n_dir_ins-0-5.dat"), nil, 0o600)
+	other := t.TempDir()
+	os.WriteFile(filepath.Join(other, "precious"), []byte("x"), 0o600)
 	file := filepath.Join(dir, "f")
 	os.WriteFile(file, nil, 0o600)
 	for _, tc := range []struct {
@@ -71,7 +75,8 @@ func TestFxMarkRootChecks(t *testing.T) {
 	}{
 		{"missing", filepath.Join(dir, "nope"), "no such file"},
 		{"file", file, "not a directory"},
-		{"not empty", busy, "not empty"},
+		{"worker dir exists", busy, "already holds " + filepath.Join(busy, "1")},
+		{"root file exists", leftover, "already holds " + filepath.Join(leftover, "n_dir_ins-0-5.dat")},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := RunFxMark(context.Background(), FxOptions{Type: "MWRL", NCore: 1, Duration: time.Second, Root: tc.root, CoresPerSocket: 1, NoAffinity: true})
@@ -80,7 +85,15 @@ func TestFxMarkRootChecks(t *testing.T) {
 			}
 		})
 	}
-	if _, err := os.Stat(filepath.Join(busy, "precious")); err != nil {
-		t.Fatal("a non-empty root was touched")
+	if _, err := os.Stat(filepath.Join(busy, "1")); err != nil {
+		t.Fatal("a refused root was touched")
+	}
+	// Unrelated files in the root stay.
+	if _, err := RunFxMark(context.Background(), FxOptions{Type: "MWRM", NCore: 2, Duration: 200 * time.Millisecond, Root: other, CoresPerSocket: 2, NoAffinity: true}); err != nil {
+		t.Fatal(err)
+	}
+	ents, _ := os.ReadDir(other)
+	if len(ents) != 1 || ents[0].Name() != "precious" {
+		t.Fatalf("root after the run holds %v, want only precious", ents)
 	}
 }

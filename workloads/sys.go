@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync/atomic"
+	"syscall"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -13,7 +14,9 @@ import (
 // Helpers for the hot loops: raw system calls on preallocated arguments,
 // so a loop iteration allocates nothing and never enters the Go scheduler
 // (tasks have a P each; see Launch). Calls that may block for long (pipe
-// reads of context_switch1) use unix.Syscall instead.
+// reads of context_switch1) use unix.Syscall instead. The raw calls go
+// straight to syscall.RawSyscall6 (unix.RawSyscall* are assembly stubs
+// that jump there through two ABI wrappers).
 
 var pageSize = unix.Getpagesize()
 
@@ -89,7 +92,7 @@ func sharedFile(dir string, size int) (string, error) {
 
 func rawFcntlLock(fd int, lk *unix.Flock_t) unix.Errno {
 	for {
-		_, _, e := unix.RawSyscall(unix.SYS_FCNTL, uintptr(fd), unix.F_SETLKW, uintptr(unsafe.Pointer(lk)))
+		_, _, e := syscall.RawSyscall(unix.SYS_FCNTL, uintptr(fd), unix.F_SETLKW, uintptr(unsafe.Pointer(lk)))
 		if e != unix.EINTR {
 			return e
 		}
@@ -98,7 +101,7 @@ func rawFcntlLock(fd int, lk *unix.Flock_t) unix.Errno {
 
 func rawOpen(path *byte, flags int, mode uint32) (int, unix.Errno) {
 	for {
-		r, _, e := unix.RawSyscall6(unix.SYS_OPENAT, atFDCWD, uintptr(unsafe.Pointer(path)), uintptr(flags), uintptr(mode), 0, 0)
+		r, _, e := syscall.RawSyscall6(unix.SYS_OPENAT, atFDCWD, uintptr(unsafe.Pointer(path)), uintptr(flags), uintptr(mode), 0, 0)
 		if e != unix.EINTR {
 			return int(r), e
 		}
@@ -106,23 +109,23 @@ func rawOpen(path *byte, flags int, mode uint32) (int, unix.Errno) {
 }
 
 func rawClose(fd int) unix.Errno {
-	_, _, e := unix.RawSyscall(unix.SYS_CLOSE, uintptr(fd), 0, 0)
+	_, _, e := syscall.RawSyscall(unix.SYS_CLOSE, uintptr(fd), 0, 0)
 	return e
 }
 
 func rawUnlink(path *byte) unix.Errno {
-	_, _, e := unix.RawSyscall(unix.SYS_UNLINKAT, atFDCWD, uintptr(unsafe.Pointer(path)), 0)
+	_, _, e := syscall.RawSyscall(unix.SYS_UNLINKAT, atFDCWD, uintptr(unsafe.Pointer(path)), 0)
 	return e
 }
 
 func rawRename(from, to *byte) unix.Errno {
-	_, _, e := unix.RawSyscall6(unix.SYS_RENAMEAT, atFDCWD, uintptr(unsafe.Pointer(from)), atFDCWD, uintptr(unsafe.Pointer(to)), 0, 0)
+	_, _, e := syscall.RawSyscall6(unix.SYS_RENAMEAT, atFDCWD, uintptr(unsafe.Pointer(from)), atFDCWD, uintptr(unsafe.Pointer(to)), 0, 0)
 	return e
 }
 
 func rawRead(fd int, p *byte, n int) (int, unix.Errno) {
 	for {
-		r, _, e := unix.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(p)), uintptr(n))
+		r, _, e := syscall.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(p)), uintptr(n))
 		if e != unix.EINTR {
 			return int(r), e
 		}
@@ -131,7 +134,7 @@ func rawRead(fd int, p *byte, n int) (int, unix.Errno) {
 
 func rawWrite(fd int, p *byte, n int) (int, unix.Errno) {
 	for {
-		r, _, e := unix.RawSyscall(unix.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(p)), uintptr(n))
+		r, _, e := syscall.RawSyscall(unix.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(p)), uintptr(n))
 		if e != unix.EINTR {
 			return int(r), e
 		}
@@ -140,7 +143,7 @@ func rawWrite(fd int, p *byte, n int) (int, unix.Errno) {
 
 func rawPread(fd int, p *byte, n int, off int64) (int, unix.Errno) {
 	for {
-		r, _, e := unix.RawSyscall6(unix.SYS_PREAD64, uintptr(fd), uintptr(unsafe.Pointer(p)), uintptr(n), uintptr(off), 0, 0)
+		r, _, e := syscall.RawSyscall6(unix.SYS_PREAD64, uintptr(fd), uintptr(unsafe.Pointer(p)), uintptr(n), uintptr(off), 0, 0)
 		if e != unix.EINTR {
 			return int(r), e
 		}
@@ -149,7 +152,7 @@ func rawPread(fd int, p *byte, n int, off int64) (int, unix.Errno) {
 
 func rawPwrite(fd int, p *byte, n int, off int64) (int, unix.Errno) {
 	for {
-		r, _, e := unix.RawSyscall6(unix.SYS_PWRITE64, uintptr(fd), uintptr(unsafe.Pointer(p)), uintptr(n), uintptr(off), 0, 0)
+		r, _, e := syscall.RawSyscall6(unix.SYS_PWRITE64, uintptr(fd), uintptr(unsafe.Pointer(p)), uintptr(n), uintptr(off), 0, 0)
 		if e != unix.EINTR {
 			return int(r), e
 		}
@@ -157,12 +160,12 @@ func rawPwrite(fd int, p *byte, n int, off int64) (int, unix.Errno) {
 }
 
 func rawLseek(fd int, off int64, whence int) unix.Errno {
-	_, _, e := unix.RawSyscall(unix.SYS_LSEEK, uintptr(fd), uintptr(off), uintptr(whence))
+	_, _, e := syscall.RawSyscall(unix.SYS_LSEEK, uintptr(fd), uintptr(off), uintptr(whence))
 	return e
 }
 
 func rawStat(path *byte, st *unix.Stat_t) unix.Errno {
-	_, _, e := unix.RawSyscall6(sysFstatat, atFDCWD, uintptr(unsafe.Pointer(path)), uintptr(unsafe.Pointer(st)), 0, 0, 0)
+	_, _, e := syscall.RawSyscall6(sysFstatat, atFDCWD, uintptr(unsafe.Pointer(path)), uintptr(unsafe.Pointer(st)), 0, 0, 0)
 	return e
 }
 
@@ -184,7 +187,7 @@ func munmapRegion(p unsafe.Pointer, size uintptr) error {
 }
 
 func rawMadviseDontneed(p unsafe.Pointer, n uintptr) unix.Errno {
-	_, _, e := unix.RawSyscall(unix.SYS_MADVISE, uintptr(p), n, unix.MADV_DONTNEED)
+	_, _, e := syscall.RawSyscall(unix.SYS_MADVISE, uintptr(p), n, unix.MADV_DONTNEED)
 	return e
 }
 

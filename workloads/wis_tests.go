@@ -220,7 +220,7 @@ func futexLoop(t *Task, op, val uintptr) error {
 	for !stop.Load() {
 		// The result is ignored, as in the suite (FUTEX_WAIT returns
 		// EAGAIN at once: the word is 0, not val).
-		unix.RawSyscall6(unix.SYS_FUTEX, uintptr(unsafe.Pointer(addr)), op, val, 0, 0, 0)
+		syscall.RawSyscall6(unix.SYS_FUTEX, uintptr(unsafe.Pointer(addr)), op, val, 0, 0, 0)
 		c.Add(1)
 	}
 	return nil
@@ -339,13 +339,13 @@ func fallocLoop(t *Task, dir string) error {
 		return nil
 	}
 	return loop(t, 1, func() unix.Errno {
-		_, _, e := unix.RawSyscall6(unix.SYS_FALLOCATE, uintptr(fd), 0, uintptr(place), step, 0, 0)
+		_, _, e := syscall.RawSyscall6(unix.SYS_FALLOCATE, uintptr(fd), 0, uintptr(place), step, 0, 0)
 		if e != 0 && e != unix.EINTR {
 			return e
 		}
 		place += step
 		if place >= mem1M {
-			if _, _, e := unix.RawSyscall(unix.SYS_FTRUNCATE, uintptr(fd), 0, 0); e != 0 {
+			if _, _, e := syscall.RawSyscall(unix.SYS_FTRUNCATE, uintptr(fd), 0, 0); e != 0 {
 				return e
 			}
 			place = 0
@@ -437,14 +437,14 @@ func init() {
 
 	addTest(&WISTest{Name: "brk1", Description: "brk increase/decrease of one page",
 		body: func(e *wisEnv, t *Task) error {
-			base, _, _ := unix.RawSyscall(unix.SYS_BRK, 0, 0, 0)
+			base, _, _ := syscall.RawSyscall(unix.SYS_BRK, 0, 0, 0)
 			pg := uintptr(pageSize)
 			if !t.Ready() {
 				return nil
 			}
 			return loop(t, 2, func() unix.Errno {
-				unix.RawSyscall(unix.SYS_BRK, base+pg, 0, 0)
-				unix.RawSyscall(unix.SYS_BRK, base, 0, 0)
+				syscall.RawSyscall(unix.SYS_BRK, base+pg, 0, 0)
+				syscall.RawSyscall(unix.SYS_BRK, base, 0, 0)
 				return 0
 			})
 		}})
@@ -459,7 +459,7 @@ func init() {
 					return nil
 				}
 				return loop(t, 1, func() unix.Errno {
-					fd2, _, e := unix.RawSyscall(unix.SYS_DUP, uintptr(fd), 0, 0)
+					fd2, _, e := syscall.RawSyscall(unix.SYS_DUP, uintptr(fd), 0, 0)
 					if e != 0 {
 						return e
 					}
@@ -497,7 +497,7 @@ func init() {
 				return nil
 			}
 			return loop(t, 1, func() unix.Errno {
-				unix.RawSyscall(unix.SYS_GETPPID, 0, 0, 0)
+				syscall.RawSyscall(unix.SYS_GETPPID, 0, 0, 0)
 				return 0
 			})
 		}})
@@ -635,7 +635,7 @@ func init() {
 				return nil
 			}
 			return loop(t, 1, func() unix.Errno {
-				_, _, e := unix.RawSyscall(unix.SYS_SCHED_YIELD, 0, 0, 0)
+				_, _, e := syscall.RawSyscall(unix.SYS_SCHED_YIELD, 0, 0, 0)
 				return e
 			})
 		}})
@@ -658,7 +658,7 @@ func init() {
 			}
 			return loop(t, 1, func() unix.Errno {
 				// raise(3) is tgkill on the calling thread.
-				_, _, e := unix.RawSyscall(unix.SYS_TGKILL, pid, tid, uintptr(syscall.SIGUSR1))
+				_, _, e := syscall.RawSyscall(unix.SYS_TGKILL, pid, tid, uintptr(syscall.SIGUSR1))
 				return e
 			})
 		}})
@@ -828,7 +828,7 @@ func pollLoop(e *wisEnv, t *Task, nfds int) error {
 		return nil
 	}
 	return loop(t, 1, func() unix.Errno {
-		_, _, e := unix.RawSyscall6(unix.SYS_PPOLL, uintptr(unsafe.Pointer(&pfds[0])), uintptr(nfds), uintptr(unsafe.Pointer(&ts)), 0, 0, 0)
+		_, _, e := syscall.RawSyscall6(unix.SYS_PPOLL, uintptr(unsafe.Pointer(&pfds[0])), uintptr(nfds), uintptr(unsafe.Pointer(&ts)), 0, 0, 0)
 		return e
 	})
 }

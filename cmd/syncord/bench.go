@@ -282,9 +282,10 @@ the placement rule and tagged fast/slow, each doing the type's setup in
 fxmark's report:
   # ncpu secs works works/sec  fast_works/sec, slow_works/sec
   NCPU SECS WORKS WORKS/SEC FAST/SEC SLOW/SEC
---root must exist and be empty (lost+found aside); everything the run
-creates there is removed afterwards. --tmpfs mounts a private tmpfs on
---root for the run (needs root) and unmounts it.
+--root must exist and must not hold what the run makes (<root>/<id> per
+worker, MRPH's <root>/0..7, the root-level files of MWCM, MWUM, MWRM);
+that is removed afterwards, anything else there is left alone. --tmpfs
+mounts a private tmpfs on --root for the run (needs root) and unmounts it.
 
 --sweep runs every --points core count (default: the topology's sweep
 points) and prints the plotter's .dat rows instead:
@@ -306,7 +307,7 @@ func runFxMark(ctx context.Context, env *Env, args []string) error {
 	ncore := fs.Int("ncore", 1, "number of `workers` (background ones included)")
 	nbg := fs.Int("nbg", 0, "number of background `workers` (left out of the report)")
 	dur := fs.Int("duration", 30, "`seconds` to run")
-	root := fs.String("root", "", "test root `dir` (must exist and be empty)")
+	root := fs.String("root", "", "test root `dir` (must exist)")
 	cps := fs.Int("n", 0, "`cores per socket` (default: from the topology)")
 	noAff := fs.Bool("no-affinity", false, "do not pin workers")
 	tmpfs := fs.Bool("tmpfs", false, "mount a private tmpfs on --root for the run")
