@@ -81,6 +81,16 @@ func TestLockstatContentionUsage(t *testing.T) {
 	}
 }
 
+// `syncord lockstat --contention ...` reaches lockstatContention: its own
+// flag (--type) is parsed and rejected there.
+func TestLockstatRoutesContention(t *testing.T) {
+	var out, errb bytes.Buffer
+	code := Run(context.Background(), &Env{Stdout: &out, Stderr: &errb}, []string{"lockstat", "--contention", "--type", "futex"})
+	if code != 2 || !strings.Contains(errb.String(), `unknown lock type "futex"`) {
+		t.Errorf("exit %d, stderr %q; want 2 and the contention profiler's type error", code, errb.String())
+	}
+}
+
 // TestLockstatContentionJSON runs the command (as `syncord lockstat
 // --contention --duration 2s --symbols --callers 2 --json` would) during a
 // rename storm and reads its JSON: rename_lock's spinlock is contended.
