@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -25,21 +26,39 @@ func needProfiler(t *testing.T) {
 	}
 }
 
-// ourBPF counts the kernel's programs named after ours (the kernel keeps
-// 15 characters: "contention_begi", "contention_end") and this process's
-// BPF file descriptors.
+// ourBPF counts this process's programs named after ours (the kernel
+// keeps 15 characters: "contention_begi", "contention_end") and its BPF
+// file descriptors. Only programs this process holds count: other test
+// binaries (cmd/syncord runs the same profiler) may load theirs meanwhile.
 func ourBPF(t *testing.T) (progs, fds int) {
 	t.Helper()
-	var id ebpf.ProgramID
-	for {
-		next, err := ebpf.ProgramGetNextID(id)
-		if errors.Is(err, os.ErrNotExist) {
-			break
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []ebpf.ProgramID
+	for _, e := range ents {
+		l, err := os.Readlink(filepath.Join("/proc/self/fd", e.Name()))
+		if err != nil || !strings.HasPrefix(l, "anon_inode:bpf") {
+			continue
 		}
+		fds++
+		if l != "anon_inode:bpf-prog" {
+			continue
+		}
+		info, err := os.ReadFile(filepath.Join("/proc/self/fdinfo", e.Name()))
 		if err != nil {
-			t.Fatalf("iterate BPF programs: %v", err)
+			continue
 		}
-		id = next
+		for _, line := range strings.Split(string(info), "\n") {
+			if v, ok := strings.CutPrefix(line, "prog_id:"); ok {
+				if id, err := strconv.ParseUint(strings.TrimSpace(v), 10, 32); err == nil {
+					ids = append(ids, ebpf.ProgramID(id))
+				}
+			}
+		}
+	}
+	for _, id := range ids {
 		p, err := ebpf.NewProgramFromID(id)
 		if err != nil {
 			continue // gone meanwhile
@@ -48,15 +67,6 @@ func ourBPF(t *testing.T) (progs, fds int) {
 			progs++
 		}
 		p.Close()
-	}
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range ents {
-		if l, err := os.Readlink(filepath.Join("/proc/self/fd", e.Name())); err == nil && strings.HasPrefix(l, "anon_inode:bpf") {
-			fds++
-		}
 	}
 	return progs, fds
 }
