@@ -24,9 +24,11 @@ var (
 )
 
 // Binaries builds the static syncord and syncord-host binaries from the
-// current tree once per test process and returns their paths.
+// current tree once per test process and returns their paths. Like every
+// e2e entry point it skips the test unless SYNCORD_E2E=1.
 func Binaries(t testing.TB) (syncord, syncordHost string) {
 	t.Helper()
+	skipUnlessEnabled(t)
 	binOnce.Do(func() {
 		top, err := repoRoot()
 		if err != nil {
