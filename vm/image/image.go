@@ -15,6 +15,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // BasePackages are installed in every image besides the variant's own.
@@ -247,8 +249,13 @@ func (o *Options) base(ctx context.Context) (string, bool, error) {
 	args := []string{"--variant=minbase", "--mode=root", "--include=" + strings.Join(o.packages(), ","),
 		"--components=main", o.Suite, tmp, o.Sources}
 	cmd := exec.CommandContext(ctx, "mmdebstrap", args...)
+	// On cancel, interrupt: mmdebstrap then unmounts what it mounted in
+	// the chroot; SIGKILL would leave /proc, /sys and /dev mounts behind.
+	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+	cmd.WaitDelay = 30 * time.Second
 	out, err := cmd.CombinedOutput()
 	if err != nil {
+		unmountUnder(tmp)
 		os.RemoveAll(tmp)
 		return "", false, fmt.Errorf("mmdebstrap %s: %v\n%s", strings.Join(args, " "), err, tail(out, 20))
 	}
@@ -404,6 +411,27 @@ func editShadowRoot(path string) error {
 		}
 	}
 	return os.WriteFile(path, []byte(strings.Join(lines, "\n")), 0o640)
+}
+
+// unmountUnder lazily unmounts every mount below dir, deepest first, so a
+// failed or killed bootstrap leaves no chroot mounts and RemoveAll does not
+// descend into /proc or /sys.
+func unmountUnder(dir string) {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return
+	}
+	var mounts []string
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 && (f[4] == dir || strings.HasPrefix(f[4], dir+"/")) {
+			mounts = append(mounts, f[4])
+		}
+	}
+	sort.Sort(sort.Reverse(sort.StringSlice(mounts)))
+	for _, m := range mounts {
+		unix.Unmount(m, unix.MNT_DETACH)
+	}
 }
 
 func hostCodename() string {
