@@ -45,6 +45,9 @@ type Options struct {
 	// Map sizes; 0 means the Default* constants. A full map counts drops
 	// rather than failing.
 	MaxLocks, MaxTasks, MaxStacks, MaxCallers uint32
+	// Attached, if set, is called by Run once the programs are attached,
+	// before the first period starts: the moment to start a workload.
+	Attached func()
 }
 
 // Profiler is the loaded and attached program pair. Close detaches it;

@@ -39,6 +39,9 @@ func Run(ctx context.Context, opts Options, duration, interval time.Duration, em
 			err = fmt.Errorf("detach contention profiler: %w", cerr)
 		}
 	}()
+	if opts.Attached != nil {
+		opts.Attached()
+	}
 	var deadline <-chan time.Time
 	if duration > 0 {
 		t := time.NewTimer(duration)

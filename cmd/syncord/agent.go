@@ -193,6 +193,20 @@ func mutatingRequest(args []string) bool {
 	if !ok {
 		return false // Run reports the unknown command
 	}
+	if c.name == "lockstat" {
+		// lockstat --contention --while CMD runs CMD: it mutates as CMD does.
+		for i, a := range args {
+			v, ok := strings.CutPrefix(a, "--while=")
+			if !ok && (a == "--while" || a == "-while") && i+1 < len(args) {
+				v, ok = args[i+1], true
+			}
+			if ok {
+				if w := strings.Fields(v); len(w) > 0 && w[0] != "lockstat" {
+					return mutatingRequest(w)
+				}
+			}
+		}
+	}
 	if c.name == "policy" && len(args) > 1 {
 		switch args[1] {
 		case "status", "list", "-h", "--help", "help":

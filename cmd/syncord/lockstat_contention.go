@@ -23,12 +23,19 @@ interval. Nothing stays attached or pinned afterwards.
 --json writes one JSON object per line (fields and units: go doc
 github.com/syncord/syncord/bpf/contention). --symbols names global locks
 from /proc/kallsyms (needs CONFIG_KALLSYMS_ALL for data symbols).
+--while "CMD ARGS" profiles exactly while another syncord command runs
+(for example --while "bench fxmark --type MWRL --ncore 4 --duration 5
+--root /tmp"): the profiler attaches first, the command's output goes to
+stderr, and the table follows on stdout when it ends. This is how to
+profile a workload through the agent, which runs one request per
+connection.
+
 On a kernel without the tracepoints (SynCord 5.4 kernels) use the SynCord
 lockstat policy instead: syncord policy install lockstat.`
 
 // lockstatContention is `syncord lockstat --contention`.
 func lockstatContention(ctx context.Context, env *Env, args []string) error {
-	fs := newFlags(env, "lockstat", "lockstat --contention [--duration D] [--interval I] [--lock SYMBOL|ADDR] [--type T] [--pid P] [--top N] [--callers K] [--symbols] [--json]", lockstatContentionHelp)
+	fs := newFlags(env, "lockstat", "lockstat --contention [--duration D | --while CMD] [--interval I] [--lock SYMBOL|ADDR] [--type T] [--pid P] [--top N] [--callers K] [--symbols] [--json]", lockstatContentionHelp)
 	fs.Bool("contention", true, "profile from the contention tracepoints (this mode)")
 	var durationF, intervalF secondsFlag
 	fs.Var(&durationF, "duration", "how long to profile, `D` in seconds or as 1m30s (0: until SIGINT)")
@@ -43,8 +50,16 @@ func lockstatContention(ctx context.Context, env *Env, args []string) error {
 	jsonOut := fs.Bool("json", false, "one JSON object per line instead of the table")
 	maxLocks := fs.Uint("max-locks", contention.DefaultMaxLocks, "size of the per-lock map; more locks are counted as dropped")
 	maxStacks := fs.Uint("max-stacks", contention.DefaultMaxStacks, "size of the stack map (with --callers)")
+	while := fs.String("while", "", "profile while the syncord command `CMD` (quoted, with its arguments) runs")
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	whileArgs, err := whileCommand(*while)
+	if err != nil {
+		return err
+	}
+	if whileArgs != nil && *duration > 0 {
+		return fmt.Errorf("lockstat --contention: give --duration or --while, not both: %w", errUsage)
 	}
 	if fs.NArg() > 0 {
 		fs.Usage()
@@ -91,7 +106,23 @@ func lockstatContention(ctx context.Context, env *Env, args []string) error {
 		ropts.LockSymbol = *lock
 	}
 
-	return contention.Run(ctx, opts, *duration, *interval, func(p *contention.Period) error {
+	pctx := ctx
+	var whileStatus <-chan int
+	if whileArgs != nil {
+		var stop context.CancelFunc
+		pctx, stop = context.WithCancel(ctx)
+		defer stop()
+		st := make(chan int, 1)
+		whileStatus = st
+		opts.Attached = func() {
+			go func() {
+				defer stop()
+				fmt.Fprintf(env.Stderr, "syncord: lockstat: profiling while: syncord %s\n", strings.Join(whileArgs, " "))
+				st <- Run(ctx, &Env{Stdout: env.Stderr, Stderr: env.Stderr, Remote: env.Remote}, whileArgs)
+			}()
+		}
+	}
+	err = contention.Run(pctx, opts, *duration, *interval, func(p *contention.Period) error {
 		r := contention.NewReport(p, syms, ropts)
 		if d := p.Snapshot.Drops; d.Uncounted() > 0 {
 			fmt.Fprintf(env.Stderr, "syncord: lockstat: %d contentions not counted, maps full (%+v): raise --max-locks or --max-stacks\n", d.Uncounted(), d)
@@ -104,6 +135,29 @@ func lockstatContention(ctx context.Context, env *Env, args []string) error {
 		}
 		return r.WriteTable(env.Stdout, *symbols)
 	})
+	if whileStatus != nil {
+		if code := <-whileStatus; code != 0 && err == nil {
+			err = &exitError{code: code, err: fmt.Errorf("lockstat --contention: the profiled command exited %d", code)}
+		}
+	}
+	return err
+}
+
+// whileCommand splits --while's value into a syncord command line; a
+// profiler or an agent cannot be the profiled command.
+func whileCommand(s string) ([]string, error) {
+	args := strings.Fields(s)
+	if len(args) == 0 {
+		return nil, nil
+	}
+	switch args[0] {
+	case "lockstat", "agent":
+		return nil, fmt.Errorf("lockstat --contention: --while %q: cannot profile %s itself; give a workload such as \"bench fxmark ...\": %w", s, args[0], errUsage)
+	}
+	if _, ok := commands[args[0]]; !ok {
+		return nil, fmt.Errorf("lockstat --contention: --while %q: %q is not a syncord command (see syncord help): %w", s, args[0], errUsage)
+	}
+	return args, nil
 }
 
 func contentionTypeNames() []string {
