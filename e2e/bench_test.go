@@ -24,8 +24,8 @@ func atoiT(t *testing.T, s string) int64 {
 }
 
 // TestBench boots the 2 sockets x 2 cores guest and runs the issue 3
-// drivers there: will-it-scale lock1 and page_fault1 with 4 pinned tasks
-// (every sample line has fast+slow == total, the fast half being CPUs 0
+// drivers there: will-it-scale lock1 and page_fault1 with 4 pinned tasks,
+// and lock1 with 4 task processes (every sample line has fast+slow == total, the fast half being CPUs 0
 // and 2), runtest.py sweeps of both over the topology's points 1,2,4, and
 // FxMark MWRL with 1 and 4 cores, the 4-core one on a private tmpfs that
 // --tmpfs mounts and unmounts.
@@ -34,7 +34,7 @@ func TestBench(t *testing.T) {
 	// page_fault1 with 4 tasks maps 4 x 128 MiB at once.
 	vm := Boot(t, Config{Sockets: 2, Cores: 2, MemPerNodeMB: 768})
 
-	for _, test := range []string{"lock1", "page_fault1"} {
+	for _, test := range []string{"lock1", "page_fault1", "lock1 --processes"} {
 		t.Run(test, func(t *testing.T) {
 			out := vm.MustRun(t, "syncord bench will-it-scale "+test+" -t 4 -s 2")
 			lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")

@@ -133,6 +133,8 @@ type Run struct {
 	prevProc int
 	stopOnce sync.Once
 	done     chan struct{}
+	// procStop stops a processes-mode run (procs.go).
+	procStop func()
 }
 
 // Plan returns the CPU of every task by the placement rule
@@ -306,6 +308,10 @@ func (r *Run) Counts(dst []uint64) []uint64 {
 func (r *Run) Stop() error {
 	r.stopOnce.Do(func() {
 		r.stop.Store(true)
+		if r.procStop != nil {
+			r.procStop()
+			return
+		}
 		r.wg.Wait()
 		runtime.GOMAXPROCS(r.prevProc)
 	})

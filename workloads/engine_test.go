@@ -240,3 +240,65 @@ func TestSweep(t *testing.T) {
 		t.Fatalf("failed point not reported: %+v\n%s", res.Rows[1], prog.String())
 	}
 }
+
+// TestProcessesMode runs tests in processes mode (the test binary is
+// re-executed as each task): the lines have the same shape, the tasks did
+// work, their CPU time was collected, and the temp directory is empty.
+func TestProcessesMode(t *testing.T) {
+	for _, name := range []string{"lock1", "open1", "brk1", "signal1", "context_switch1"} {
+		t.Run(name, func(t *testing.T) {
+			tmp := t.TempDir()
+			var buf bytes.Buffer
+			tc, _ := LookupWISTest(name)
+			res, err := RunWillItScale(context.Background(), WISOptions{Test: name, Tasks: 2, CoresPerSocket: 2, Seconds: 1, Warmup: -1,
+				Interval: 200 * time.Millisecond, NoAffinity: onlineCount(t) < 2, Processes: true, TmpDir: tmp}, &buf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkWISOutput(t, buf.String(), tc.Description, 0, 1)
+			for i := range res.TaskOps {
+				if res.TaskOps[i] == 0 || res.TaskCPU[i] <= 0 {
+					t.Errorf("task %d: %d ops, %f CPU seconds", i, res.TaskOps[i], res.TaskCPU[i])
+				}
+			}
+			ents, _ := os.ReadDir(tmp)
+			for _, e := range ents {
+				t.Errorf("left behind: %s", e.Name())
+			}
+		})
+	}
+}
+
+// TestProcessesModeCancel: a processes-mode run cancelled mid-way
+// leaves no task process and no temp file behind.
+func TestProcessesModeCancel(t *testing.T) {
+	tmp := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	_, err := RunWillItScale(ctx, WISOptions{Test: "open1", Tasks: 2, CoresPerSocket: 2, Seconds: 5, Warmup: -1,
+		Interval: 100 * time.Millisecond, NoAffinity: true, Processes: true, TmpDir: tmp}, nil)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v, want the context's", err)
+	}
+	if kids := childPids(t); len(kids) != 0 {
+		t.Errorf("task processes left: %v", kids)
+	}
+	ents, _ := os.ReadDir(tmp)
+	for _, e := range ents {
+		t.Errorf("left behind: %s", e.Name())
+	}
+}
+
+// childPids lists this process's children (/proc/self/task/*/children).
+func childPids(t *testing.T) []string {
+	files, _ := filepath.Glob("/proc/self/task/*/children")
+	var pids []string
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		pids = append(pids, strings.Fields(string(b))...)
+	}
+	return pids
+}

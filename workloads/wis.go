@@ -31,6 +31,9 @@ type WISOptions struct {
 	Interval time.Duration
 	// NoAffinity runs tasks unpinned.
 	NoAffinity bool
+	// Processes runs every task as a process of its own (the suite's
+	// _processes build) by re-executing this binary; see IsWISChild.
+	Processes bool
 	// SysRoot is the sysfs mount ("" means /sys).
 	SysRoot string
 	// TmpDir is where the private temp directory goes ("" means
@@ -147,7 +150,12 @@ func RunWillItScale(ctx context.Context, o WISOptions, out io.Writer) (*WISResul
 		}
 	}
 
-	run, err := Launch(ctx, cfg, func(t *Task) error { return test.body(env, t) })
+	var run *Run
+	if o.Processes {
+		run, err = launchProcesses(ctx, cfg, test, env)
+	} else {
+		run, err = Launch(ctx, cfg, func(t *Task) error { return test.body(env, t) })
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", o.Test, err)
 	}

@@ -35,6 +35,10 @@ func registerBench(name, summary string, run func(ctx context.Context, env *Env,
 }
 
 func init() {
+	// A will-it-scale --processes task is this binary re-executed.
+	if workloads.IsWISChild() {
+		os.Exit(workloads.WISChildMain())
+	}
 	register(&command{name: "bench", summary: "run workload drivers (will-it-scale, sweep, fxmark, ...)", mutating: true, run: runBench})
 	registerBench("will-it-scale", "one will-it-scale test, output as the artifact's threads build", runWillItScale)
 	registerBench("sweep", "runtest.py: a will-it-scale test over core counts", runSweep)
@@ -150,7 +154,8 @@ func writeJSON(w io.Writer, v any) error {
 }
 
 const wisHelp = `
-Run one will-it-scale test in threads mode, as the SynCord artifact's
+Run one will-it-scale test in threads mode (--processes: one process per
+task, the suite's _processes build), as the SynCord artifact's
 <test>_threads -t TASKS -s SECONDS -n CORES_PER_SOCKET: TASKS threads, each
 locked to an OS thread and pinned by the placement rule (with fewer tasks
 than a socket, half on the socket's fast half and half on its slow half),
@@ -168,6 +173,7 @@ func runWillItScale(ctx context.Context, env *Env, args []string) error {
 	secs := fs.Int("s", 5, "measured `seconds` after the 6 warmup samples (0: until SIGINT)")
 	cps := fs.Int("n", 0, "`cores per socket` for placement and fast/slow (default: from the topology)")
 	noAff := fs.Bool("no-affinity", false, "do not pin tasks (roles still follow the placement rule)")
+	procs := fs.Bool("processes", false, "run each task as a process (the suite's _processes build) instead of a thread")
 	tmp := fs.String("tmpdir", os.TempDir(), "`dir` for the run's private temp directory")
 	sysRoot := fs.String("sysfs", numa.DefaultRoot, "sysfs `root`")
 	list := fs.Bool("list", false, "list the tests and their descriptions")
@@ -190,7 +196,7 @@ func runWillItScale(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	o := workloads.WISOptions{Test: pos[0], Tasks: *tasks, Seconds: *secs, CoresPerSocket: n, NoAffinity: *noAff, SysRoot: *sysRoot, TmpDir: *tmp}
+	o := workloads.WISOptions{Test: pos[0], Tasks: *tasks, Seconds: *secs, CoresPerSocket: n, NoAffinity: *noAff, Processes: *procs, SysRoot: *sysRoot, TmpDir: *tmp}
 	var out io.Writer = env.Stdout
 	if *asJSON {
 		out = nil
@@ -221,6 +227,7 @@ func runSweep(ctx context.Context, env *Env, args []string) error {
 	dur := fs.Int("duration", 5, "measured `seconds` per point (-s of each run)")
 	cps := fs.Int("n", 0, "`cores per socket` (default: from the topology)")
 	noAff := fs.Bool("no-affinity", false, "do not pin tasks")
+	procs := fs.Bool("processes", false, "run each task as a process instead of a thread")
 	tmp := fs.String("tmpdir", os.TempDir(), "`dir` for temp files")
 	sysRoot := fs.String("sysfs", numa.DefaultRoot, "sysfs `root`")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
@@ -256,7 +263,7 @@ func runSweep(ctx context.Context, env *Env, args []string) error {
 		pts = numa.SweepPoints(top.Online.Len(), n)
 	}
 	o := workloads.SweepOptions{
-		Run:      workloads.WISOptions{Test: pos[1], CoresPerSocket: n, NoAffinity: *noAff, SysRoot: *sysRoot, TmpDir: *tmp},
+		Run:      workloads.WISOptions{Test: pos[1], CoresPerSocket: n, NoAffinity: *noAff, Processes: *procs, SysRoot: *sysRoot, TmpDir: *tmp},
 		Points:   pts,
 		Duration: *dur,
 		Header:   hdr,
