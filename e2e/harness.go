@@ -200,11 +200,13 @@ func qemuArgs(cfg *Config, kernel, initrd, appendLine, console, qmp, cmdSock, ag
 	if cfg.KVM {
 		accel = "kvm"
 	}
-	// TCG's max CPU is AuthenticAMD without topoext, so Linux sees no
-	// thread siblings; with the Intel vendor it reads CPUID leaf 0xB.
-	cpu := "max"
+	// No hypervisor CPUID bit (see vm.TCGCPU): spinlocks then take the
+	// native qspinlock slow path. TCG's max CPU is AuthenticAMD without
+	// topoext, so Linux sees no thread siblings; with the Intel vendor it
+	// reads CPUID leaf 0xB.
+	cpu := "max,hypervisor=off"
 	if cfg.Threads > 1 {
-		cpu = "max,vendor=GenuineIntel"
+		cpu = "max,vendor=GenuineIntel,hypervisor=off"
 	}
 	per := cfg.Cores * cfg.Threads
 	n := cfg.Sockets * per

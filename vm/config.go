@@ -58,7 +58,12 @@ type Config struct {
 	// ConsoleLog receives the guest's serial console (ttyS0); empty means
 	// QEMU's stdio.
 	ConsoleLog string
-	// Accel is "tcg" (default, with -cpu max) or "kvm" (with -cpu host).
+	// Accel is "tcg" (default, with -cpu max,hypervisor=off) or "kvm"
+	// (with -cpu host). Under TCG the guest must not see the hypervisor
+	// CPUID bit: without paravirt spinlocks Linux then takes
+	// virt_spin_lock's test-and-set path and never enters the qspinlock
+	// slow path, where SynCord's policies hook and where the contention
+	// tracepoints fire.
 	Accel string
 	// HostNodes, when set, binds the memory of guest node i to host node
 	// HostNodes[i] (memory-backend-ram host-nodes=N,policy=bind), so the
@@ -77,6 +82,9 @@ type Config struct {
 	// empty (tests point it at a temporary tree).
 	DevRoot string
 }
+
+// TCGCPU is the guest CPU model under TCG (see Config.Accel).
+const TCGCPU = "max,hypervisor=off"
 
 // WithDefaults returns c with every zero field set to its default.
 func (c Config) WithDefaults() Config {
@@ -195,7 +203,7 @@ func (c Config) Args() []string {
 	case "kvm":
 		a = append(a, "-accel", "kvm", "-cpu", "host")
 	default:
-		a = append(a, "-accel", d.Accel, "-cpu", "max")
+		a = append(a, "-accel", d.Accel, "-cpu", TCGCPU)
 	}
 	cpus := d.Sockets * d.Cores
 	a = append(a,

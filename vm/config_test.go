@@ -29,7 +29,7 @@ func TestArgsGolden(t *testing.T) {
   -nographic \
   -no-reboot \
   -accel tcg \
-  -cpu max \
+  -cpu max,hypervisor=off \
   -smp cpus=4,sockets=2,cores=2,threads=1 \
   -m 512M \
   -object memory-backend-ram,id=mem0,size=256M \

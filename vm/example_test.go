@@ -26,7 +26,7 @@ func ExampleConfig_Command() {
 	//   -nographic \
 	//   -no-reboot \
 	//   -accel tcg \
-	//   -cpu max \
+	//   -cpu max,hypervisor=off \
 	//   -smp cpus=8,sockets=2,cores=4,threads=1 \
 	//   -m 2048M \
 	//   -object memory-backend-ram,id=mem0,size=1024M \
