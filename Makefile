@@ -1,6 +1,7 @@
 # syncord: see README.md. `make demo` and `make check` are the two entry
 # points; both install what they need first (scripts/deps.sh, apt-get).
 
+SHELL     := /bin/bash
 GO        ?= go
 PREFIX    ?= /usr/local
 DESTDIR   ?=
@@ -30,7 +31,7 @@ test:
 
 # Boots Debian's stock kernel under QEMU TCG for every e2e test.
 e2e:
-	SYNCORD_E2E=1 $(GO) test -count=1 -p 1 -timeout $(E2E_TIMEOUT) -v ./e2e/ 2>&1 | tee e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|e2e: ' ; \
+	SYNCORD_E2E=1 $(GO) test -count=1 -p 1 -timeout $(E2E_TIMEOUT) -v ./e2e/ 2>&1 | tee e2e.log | grep --line-buffered -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|^ +[a-z_0-9]+_test.go:[0-9]+: e2e: ' ; \
 	exit $${PIPESTATUS[0]}
 
 # What .ci/run calls: everything, after installing what it needs.
