@@ -139,3 +139,21 @@ func TestSweepLinesGolden(t *testing.T) {
 		t.Fatal("columns line changed")
 	}
 }
+
+func TestPutFileNum(t *testing.T) {
+	for _, tc := range []struct {
+		n    uint64
+		want string
+	}{
+		{0, "0.dat\x00"},
+		{9, "9.dat\x00"},
+		{10, "10.dat\x00"},
+		{18446744073709551615, "18446744073709551615.dat\x00"},
+	} {
+		buf := make([]byte, 32)
+		putFileNum(buf, tc.n)
+		if got := string(buf[:len(tc.want)]); got != tc.want {
+			t.Errorf("putFileNum(%d) = %q, want %q", tc.n, got, tc.want)
+		}
+	}
+}
