@@ -10,7 +10,7 @@ import (
 )
 
 func init() {
-	register(&command{name: "amp", summary: "emulate an asymmetric machine with cpufreq (fast and slow halves of each socket)", run: runAMP})
+	register(&command{Name: "amp", Summary: "emulate an asymmetric machine with cpufreq (fast and slow halves of each socket)", Run: runAMP})
 }
 
 const ampHelp = `

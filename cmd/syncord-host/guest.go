@@ -36,7 +36,7 @@ the agent's roots), 2 malformed request.`,
 	control.DefaultPortName, control.DefaultPortName, control.DefaultVsockPort, control.DefaultVsockPort)
 
 func init() {
-	register(&command{name: "guest", summary: "run a syncord command in the guest through its agent", run: guestCmd})
+	register(&command{Name: "guest", Summary: "run a syncord command in the guest through its agent", Run: guestCmd})
 }
 
 func guestCmd(ctx context.Context, env *Env, args []string) error {
@@ -92,16 +92,16 @@ func guestCmd(ctx context.Context, env *Env, args []string) error {
 		timedOut := errors.Is(rctx.Err(), context.DeadlineExceeded)
 		switch {
 		case timedOut:
-			return &exitError{code: control.ExitTimeout, err: fmt.Errorf("guest: %q cancelled after --timeout %v", strings.Join(rest, " "), *timeout)}
+			return exitErr(control.ExitTimeout, fmt.Errorf("guest: %q cancelled after --timeout %v", strings.Join(rest, " "), *timeout))
 		case errors.Is(err, control.ErrCanceled) && code >= 0:
-			return &exitError{code: code}
+			return exitErr(code, nil)
 		case errors.Is(err, control.ErrCanceled):
-			return &exitError{code: control.ExitCanceled, err: fmt.Errorf("guest: %w", err)}
+			return exitErr(control.ExitCanceled, fmt.Errorf("guest: %w", err))
 		}
 		return fmt.Errorf("guest: %q: %w", strings.Join(rest, " "), err)
 	}
 	if code != 0 {
-		return &exitError{code: code}
+		return exitErr(code, nil)
 	}
 	return nil
 }

@@ -12,7 +12,7 @@ import (
 )
 
 func init() {
-	register(&command{name: "image", summary: "build a bootable Debian guest disk image with syncord and its agent unit", run: runImage})
+	register(&command{Name: "image", Summary: "build a bootable Debian guest disk image with syncord and its agent unit", Run: runImage})
 }
 
 const imageHelp = `

@@ -6,151 +6,70 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
-	"fmt"
-	"io"
 	"os"
 	"os/signal"
-	"sort"
-	"strings"
 	"syscall"
+
+	"github.com/syncord/syncord/internal/cli"
 )
 
+// Set with -ldflags "-X main.version=... -X main.revision=...".
 var (
 	version  = "dev"
 	revision = "unknown"
 )
 
 // Env is what a subcommand gets besides its arguments.
-type Env struct {
-	Stdout io.Writer
-	Stderr io.Writer
-}
+type Env = cli.Env
 
-type command struct {
-	name    string
-	summary string
-	run     func(ctx context.Context, env *Env, args []string) error
-}
+type command = cli.Command
 
 var commands = map[string]*command{}
 
 func register(c *command) {
-	if _, dup := commands[c.name]; dup {
-		panic("duplicate command " + c.name)
+	if _, dup := commands[c.Name]; dup {
+		panic("duplicate command " + c.Name)
 	}
-	commands[c.name] = c
+	commands[c.Name] = c
 }
 
-// exitError carries an exit status other than 1 (for example the guest
-// command's own status).
-type exitError struct {
-	code int
-	err  error
+var app = &cli.App{
+	Name:    "syncord-host",
+	Tagline: "start and pin the SynCord NUMA VM, run syncord in it",
+	Lookup: func(name string) (cli.Command, bool) {
+		c, ok := commands[name]
+		if !ok {
+			return cli.Command{}, false
+		}
+		return *c, true
+	},
+	List: func() []cli.Command {
+		var l []cli.Command
+		for _, c := range commands {
+			l = append(l, *c)
+		}
+		return l
+	},
 }
-
-func (e *exitError) Error() string {
-	if e.err == nil {
-		return fmt.Sprintf("exit status %d", e.code)
-	}
-	return e.err.Error()
-}
-func (e *exitError) Unwrap() error { return e.err }
-
-var errUsage = errors.New("usage")
-
-const progName = "syncord-host"
 
 // Run runs syncord-host with args and returns the exit status.
 func Run(ctx context.Context, env *Env, args []string) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		if len(args) > 1 {
-			if c, ok := commands[args[1]]; ok {
-				return status(env, c.run(ctx, env, []string{"--help"}))
-			}
-		}
-		usage(env.Stdout)
-		if len(args) == 0 {
-			return 2
-		}
-		return 0
-	}
-	if args[0] == "version" || args[0] == "--version" {
-		fmt.Fprintf(env.Stdout, "syncord-host %s (revision %s)\n", version, revision)
-		return 0
-	}
-	c, ok := commands[args[0]]
-	if !ok {
-		fmt.Fprintf(env.Stderr, "syncord-host: unknown command %q (run 'syncord-host help' for the list)\n", args[0])
-		return 2
-	}
-	return status(env, c.run(ctx, env, args[1:]))
+	app.Version, app.Revision = version, revision
+	return app.Run(ctx, env, args)
 }
 
-func status(env *Env, err error) int {
-	if err == nil || errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
-	code := 1
-	var ee *exitError
-	if errors.As(err, &ee) {
-		code = ee.code
-		err = ee.err
-	}
-	if errors.Is(err, errUsage) {
-		// flag already printed its own complaint for a bare errUsage; a
-		// wrapped one carries a message of its own.
-		if err != errUsage {
-			fmt.Fprintf(env.Stderr, "%s: %v\n", progName, err)
-		}
-		return 2
-	}
-	if err != nil {
-		fmt.Fprintf(env.Stderr, "syncord-host: %v\n", err)
-	}
-	return code
-}
+var errUsage = cli.ErrUsage
 
-func usage(w io.Writer) {
-	fmt.Fprintf(w, "syncord-host %s: start and pin the SynCord NUMA VM, run syncord in it\n\n", version)
-	fmt.Fprintln(w, "Usage: syncord-host COMMAND [ARGS...]   (syncord-host help COMMAND for details)")
-	fmt.Fprintln(w)
-	names := make([]string, 0, len(commands))
-	for n := range commands {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		fmt.Fprintf(w, "  %-12s %s\n", n, commands[n].summary)
-	}
-	fmt.Fprintf(w, "  %-12s %s\n", "version", "print version and revision")
-}
+// exitErr makes syncord-host exit with code (for example the guest
+// command's own status), printing err when it is not nil.
+func exitErr(code int, err error) error { return cli.Exit(code, err) }
 
 func newFlags(env *Env, name, synopsis, help string) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(env.Stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(env.Stderr, "Usage: syncord-host %s\n\n%s\n", synopsis, strings.TrimSpace(help))
-		var has bool
-		fs.VisitAll(func(*flag.Flag) { has = true })
-		if has {
-			fmt.Fprintln(env.Stderr, "\nFlags:")
-			fs.PrintDefaults()
-		}
-	}
-	return fs
+	return cli.NewFlags(env, "syncord-host", name, synopsis, help)
 }
 
-func parse(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return errUsage
-	}
-	return nil
-}
+func parse(fs *flag.FlagSet, args []string) error { return cli.Parse(fs, args) }
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

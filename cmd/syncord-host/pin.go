@@ -10,7 +10,7 @@ import (
 )
 
 func init() {
-	register(&command{name: "pin", summary: "pin the guest's vCPU threads to host CPUs through QMP", run: runPin})
+	register(&command{Name: "pin", Summary: "pin the guest's vCPU threads to host CPUs through QMP", Run: runPin})
 }
 
 const pinHelp = `

@@ -16,7 +16,7 @@ import (
 )
 
 func init() {
-	register(&command{name: "vm", summary: "start the NUMA guest under QEMU (one memory node per socket, QMP, agent port)", run: runVM})
+	register(&command{Name: "vm", Summary: "start the NUMA guest under QEMU (one memory node per socket, QMP, agent port)", Run: runVM})
 }
 
 const vmHelp = `

@@ -67,7 +67,7 @@ func (l *listFlag) Set(s string) error {
 
 func agentCmd(ctx context.Context, env *Env, args []string) error {
 	if env.Remote {
-		return &exitError{code: control.ExitRefused, err: errors.New("agent: refused over the control connection")}
+		return exitErr(control.ExitRefused, errors.New("agent: refused over the control connection"))
 	}
 	fs := newFlags(env, "agent", "agent [--listen URL[,URL...]] [flags]", agentHelp)
 	listen := &listFlag{vals: []string{"virtio-serial://" + control.DefaultPortName}}

@@ -70,7 +70,7 @@ func runBench(ctx context.Context, env *Env, args []string) error {
 	b, ok := benches[args[0]]
 	if !ok {
 		benchUsage(env.Stderr)
-		return &exitError{code: 2, err: fmt.Errorf("unknown bench driver %q", args[0])}
+		return exitErr(2, fmt.Errorf("unknown bench driver %q", args[0]))
 	}
 	return b.run(ctx, env, args[1:])
 }

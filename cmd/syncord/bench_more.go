@@ -70,7 +70,7 @@ func runXDir(ctx context.Context, env *Env, args []string) error {
 	case "run":
 		return runXDirRun(ctx, env, args[1:])
 	}
-	return &exitError{code: 2, err: fmt.Errorf("bench xdir: unknown subcommand %q (prepare or run)", args[0])}
+	return exitErr(2, fmt.Errorf("bench xdir: unknown subcommand %q (prepare or run)", args[0]))
 }
 
 func runXDirPrepare(ctx context.Context, env *Env, args []string) error {
@@ -177,7 +177,7 @@ func runXDirRun(ctx context.Context, env *Env, args []string) error {
 	for i, s := range pos[3:] {
 		v, err := strconv.Atoi(s)
 		if err != nil || v < 0 {
-			return &exitError{code: 2, err: fmt.Errorf("bench xdir run: %q is not a non-negative integer (DURATION BULLIES VICTIMS)", s)}
+			return exitErr(2, fmt.Errorf("bench xdir run: %q is not a non-negative integer (DURATION BULLIES VICTIMS)", s))
 		}
 		num[i] = v
 	}
@@ -191,7 +191,7 @@ func runXDirRun(ctx context.Context, env *Env, args []string) error {
 		syncord = info.SynCord
 	case "duration":
 	default:
-		return &exitError{code: 2, err: fmt.Errorf("bench xdir run: --hold %q: want auto or duration", *hold)}
+		return exitErr(2, fmt.Errorf("bench xdir run: --hold %q: want auto or duration", *hold))
 	}
 	res, err := workloads.XDirRun(ctx, workloads.XDirConfig{
 		Src: pos[0], DstDirty: pos[1], Dst: pos[2],
@@ -321,7 +321,7 @@ func runLevelDB(ctx context.Context, env *Env, args []string) error {
 	}
 	d, err := parseSeconds(*dur)
 	if err != nil {
-		return &exitError{code: 2, err: fmt.Errorf("bench leveldb readrandom: --duration: %w", err)}
+		return exitErr(2, fmt.Errorf("bench leveldb readrandom: --duration: %w", err))
 	}
 	n, err := defaultCPS(*cps, *sysRoot)
 	if err != nil {

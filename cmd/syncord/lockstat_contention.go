@@ -137,7 +137,7 @@ func lockstatContention(ctx context.Context, env *Env, args []string) error {
 	})
 	if whileStatus != nil {
 		if code := <-whileStatus; code != 0 && err == nil {
-			err = &exitError{code: code, err: fmt.Errorf("lockstat --contention: the profiled command exited %d", code)}
+			err = exitErr(code, fmt.Errorf("lockstat --contention: the profiled command exited %d", code))
 		}
 	}
 	return err
