@@ -10,7 +10,7 @@ REVISION  ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 LDFLAGS   := -s -w -X main.version=$(VERSION) -X main.revision=$(REVISION)
 E2E_TIMEOUT ?= 60m
 
-.PHONY: all build deps test e2e check lint demo generate install clean fixtures bench image
+.PHONY: all build deps test e2e check lint demo generate install clean fixtures bench bench-workloads image
 
 all: build
 
@@ -65,8 +65,14 @@ image: build
 	@command -v mmdebstrap >/dev/null || apt-get install -y -q mmdebstrap
 	bin/syncord-host image -o $(IMAGE) --cache .cache/image --unit dist/syncord-agent.service
 
+# Figures for the notes: Go benchmarks, then the drivers against minimal C
+# loops of the same system calls (gcc), run alternately in one session.
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./...
+
+bench-workloads:
+	$(GO) run ./bench/cmpref -rounds 7 -secs 2
+	$(GO) test ./workloads -run '^$$' -bench 'XDirVsC|MetisWrmem|LevelDBReadRandom' -benchtime 1x -timeout 30m
 
 install: build
 	install -D -m 0755 bin/syncord $(DESTDIR)$(PREFIX)/bin/syncord
