@@ -1,10 +1,11 @@
 package numa
 
 import (
-	"io/fs"
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/syncord/syncord/numa/numatest"
 )
 
 // fixture returns an FS on numa/testdata/name.
@@ -19,38 +20,7 @@ func fixture(t testing.TB, name string) *FS {
 
 // tempFixture copies numa/testdata/name to a temp dir (tests that edit or
 // write a tree never touch testdata or /sys) and returns its root.
-func tempFixture(t testing.TB, name string) string {
-	t.Helper()
-	src := filepath.Join("testdata", name)
-	dst := t.TempDir()
-	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		out := filepath.Join(dst, rel)
-		switch {
-		case d.Type()&fs.ModeSymlink != 0:
-			target, err := os.Readlink(p)
-			if err != nil {
-				return err
-			}
-			return os.Symlink(target, out)
-		case d.IsDir():
-			return os.MkdirAll(out, 0o755)
-		default:
-			b, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			return os.WriteFile(out, b, 0o644)
-		}
-	})
-	if err != nil {
-		t.Fatalf("copy fixture %s: %v", name, err)
-	}
-	return dst
-}
+func tempFixture(t testing.TB, name string) string { return numatest.CopyFixture(t, name) }
 
 func writeFile(t testing.TB, root, rel, content string) {
 	t.Helper()

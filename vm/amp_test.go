@@ -3,7 +3,6 @@ package vm
 import (
 	"bytes"
 	"errors"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -11,41 +10,12 @@ import (
 	"testing"
 
 	"github.com/syncord/syncord/numa"
+	"github.com/syncord/syncord/numa/numatest"
 )
 
 // copyFixture copies numa/testdata/name into a temp dir: AMP tests write
 // only there, never to the live /sys.
-func copyFixture(t *testing.T, name string) string {
-	t.Helper()
-	src := filepath.Join("..", "numa", "testdata", name)
-	dst := filepath.Join(t.TempDir(), name)
-	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		out := filepath.Join(dst, rel)
-		switch {
-		case d.Type()&fs.ModeSymlink != 0:
-			target, err := os.Readlink(p)
-			if err != nil {
-				return err
-			}
-			return os.Symlink(target, out)
-		case d.IsDir():
-			return os.MkdirAll(out, 0o755)
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(out, b, 0o644)
-	})
-	if err != nil {
-		t.Fatalf("copy fixture %s: %v", name, err)
-	}
-	return dst
-}
+func copyFixture(t *testing.T, name string) string { return numatest.CopyFixture(t, name) }
 
 func readTop(t *testing.T, root string) (*numa.FS, *numa.Topology) {
 	t.Helper()

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/syncord/syncord/numa"
+	"github.com/syncord/syncord/numa/numatest"
 	"github.com/syncord/syncord/vm"
 )
 
@@ -300,37 +300,7 @@ func TestPinCommand(t *testing.T) {
 	}
 }
 
-func vmTestFixture(t *testing.T, name string) string {
-	t.Helper()
-	src := filepath.Join("..", "..", "numa", "testdata", name)
-	dst := filepath.Join(t.TempDir(), name)
-	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, p)
-		out := filepath.Join(dst, rel)
-		switch {
-		case d.Type()&fs.ModeSymlink != 0:
-			target, err := os.Readlink(p)
-			if err != nil {
-				return err
-			}
-			return os.Symlink(target, out)
-		case d.IsDir():
-			return os.MkdirAll(out, 0o755)
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(out, b, 0o644)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return dst
-}
+func vmTestFixture(t *testing.T, name string) string { return numatest.CopyFixture(t, name) }
 
 func TestAMPCommandOnFixtureCopy(t *testing.T) {
 	root := vmTestFixture(t, "synth-2x4-cpufreq")
