@@ -5,10 +5,11 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/syncord/syncord/internal/pseudofs"
 )
 
 // SynCordSymbols are kernel symbols that exist only on SynCord kernels
@@ -61,7 +62,7 @@ func NewDefaultFS() FS { return NewFS("/proc", "/sys") }
 // Probe reads /proc/sys/kernel/osrelease, scans /proc/kallsyms for the
 // SynCord symbols and checks /sys/kernel/btf/vmlinux.
 func (fs FS) Probe() (*Info, error) {
-	rel, err := readSmall(filepath.Join(fs.proc, "sys/kernel/osrelease"))
+	rel, err := pseudofs.Read(filepath.Join(fs.proc, "sys/kernel/osrelease"), 64*1024)
 	if err != nil {
 		return nil, err
 	}
@@ -108,20 +109,6 @@ func (fs FS) findSymbol(names []string) (string, error) {
 		return "", fmt.Errorf("read %s: %w", path, err)
 	}
 	return "", nil
-}
-
-// readSmall reads a pseudo-file with one bounded read.
-func readSmall(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, 64*1024))
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", path, err)
-	}
-	return b, nil
 }
 
 // parseKallsymsLine splits "ffffffff82a0b040 D rename_lock [mod]".

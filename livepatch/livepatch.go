@@ -3,13 +3,14 @@ package livepatch
 import (
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/syncord/syncord/internal/pseudofs"
 )
 
 // ErrNoLivepatch means the kernel has no /sys/kernel/livepatch.
@@ -149,12 +150,7 @@ func (l *FS) Force(p string) error { return l.write(p, "force", "1") }
 const maxAttr = 4096
 
 func readAttr(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxAttr))
+	b, err := pseudofs.Read(path, maxAttr)
 	if err != nil {
 		return "", err
 	}

@@ -11,9 +11,9 @@ import (
 	"strconv"
 	"strings"
 
-	"golang.org/x/sys/unix"
-
+	"github.com/syncord/syncord/internal/pseudofs"
 	"github.com/syncord/syncord/numa"
+	"golang.org/x/sys/unix"
 )
 
 // ErrNotQEMU is returned when a thread of a plan does not belong to a QEMU
@@ -46,7 +46,7 @@ func QEMUProcess(procRoot string, tid int) (int, error) {
 	if procRoot == "" {
 		procRoot = "/proc"
 	}
-	st, err := readSmall(filepath.Join(procRoot, strconv.Itoa(tid), "status"))
+	st, err := pseudofs.Read(filepath.Join(procRoot, strconv.Itoa(tid), "status"), 64<<10)
 	if err != nil {
 		return 0, fmt.Errorf("find process of thread %d: %v (has QEMU exited?)", tid, err)
 	}
@@ -59,7 +59,7 @@ func QEMUProcess(procRoot string, tid int) (int, error) {
 		return 0, fmt.Errorf("find process of thread %d: bad Tgid %q", tid, v)
 	}
 	exe, _ := os.Readlink(filepath.Join(procRoot, strconv.Itoa(pid), "exe"))
-	comm, _ := readSmall(filepath.Join(procRoot, strconv.Itoa(pid), "comm"))
+	comm, _ := pseudofs.Read(filepath.Join(procRoot, strconv.Itoa(pid), "comm"), 64<<10)
 	name := strings.TrimSpace(string(comm))
 	if !strings.HasPrefix(filepath.Base(exe), "qemu") && !strings.HasPrefix(name, "qemu") {
 		return 0, fmt.Errorf("pin thread %d: process %d (%s %s) is %w; refusing to change its affinity", tid, pid, name, exe, ErrNotQEMU)
@@ -141,7 +141,7 @@ func Verify(p *Plan, pid int, procRoot string) ([]PinCheck, error) {
 // ThreadAffinity reads Cpus_allowed_list of procRoot/PID/task/TID/status.
 func ThreadAffinity(procRoot string, pid, tid int) (numa.CPUSet, error) {
 	path := filepath.Join(procRoot, strconv.Itoa(pid), "task", strconv.Itoa(tid), "status")
-	b, err := readSmall(path)
+	b, err := pseudofs.Read(path, 64<<10)
 	if err != nil {
 		return nil, err
 	}

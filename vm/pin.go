@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 	"sort"
 	"strconv"
@@ -77,21 +76,6 @@ func HostTopologyOf(top *numa.Topology) (HostTopology, error) {
 	}
 	sort.Slice(h, func(i, j int) bool { return h[i].ID < h[j].ID })
 	return h, nil
-}
-
-// readSmall reads a sysfs or procfs pseudo-file with one bounded read.
-func readSmall(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	buf := make([]byte, 64<<10)
-	n, err := io.ReadFull(f, buf)
-	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
-		return nil, fmt.Errorf("read %s: %v", path, err)
-	}
-	return buf[:n], nil
 }
 
 // PlanKind names a pinning strategy.

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/syncord/syncord/internal/pseudofs"
 	"golang.org/x/sys/unix"
 )
 
@@ -68,7 +69,7 @@ func (p *SerialPort) find() (string, error) {
 	}
 	var names []string
 	for _, e := range ents {
-		b, err := readSmall(filepath.Join(dir, e.Name(), "name"))
+		b, err := pseudofs.Read(filepath.Join(dir, e.Name(), "name"), 256)
 		if err != nil {
 			continue // a port without a name
 		}
@@ -88,21 +89,6 @@ func (p *SerialPort) find() (string, error) {
 	return "", fmt.Errorf("find virtio-serial port %q: not in %s (ports there: %s; start QEMU with -device virtserialport,name=%s and a kernel with CONFIG_VIRTIO_CONSOLE)", p.Name, dir, others, p.Name)
 }
 
-// readSmall reads a sysfs attribute with one bounded read.
-func readSmall(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b := make([]byte, 256)
-	n, err := f.Read(b)
-	if err != nil && err != io.EOF {
-		return nil, err
-	}
-	return b[:n], nil
-}
-
 // Open finds the port and opens /dev/<vportNpM> for reading and writing. When
 // the node is missing (no udev, or a private /dev) it is made with mknod from
 // the major:minor in /sys/class/virtio-ports/<vportNpM>/dev.
@@ -120,7 +106,7 @@ func (p *SerialPort) Open() (*os.File, error) {
 		return nil, fmt.Errorf("open virtio-serial port %q: %w (is another agent running?)", p.Name, err)
 	}
 	devFile := filepath.Join(p.sysRoot(), "class", "virtio-ports", dev, "dev")
-	b, err := readSmall(devFile)
+	b, err := pseudofs.Read(devFile, 256)
 	if err != nil {
 		return nil, fmt.Errorf("open virtio-serial port %q: %s missing and %w", p.Name, path, err)
 	}
