@@ -168,6 +168,12 @@ func (l *FS) readBool(p, attr string) (bool, error) {
 				}
 				return false, fmt.Errorf("read livepatch %s %s: %w", p, attr, ErrNoPatch)
 			}
+			// Every patch directory has "enabled"; when it is gone too,
+			// the kobject is being torn down (attributes go before the
+			// directory): the patch is leaving, not broken.
+			if !exists(filepath.Join(l.patchDir(p), "enabled")) {
+				return false, fmt.Errorf("read livepatch %s %s: being removed: %w", p, attr, ErrNoPatch)
+			}
 		}
 		return false, fmt.Errorf("read livepatch %s: %w", attr, err)
 	}

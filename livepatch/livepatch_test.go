@@ -145,6 +145,17 @@ func TestBlockingTasks(t *testing.T) {
 	}
 }
 
+// setAttr changes a fixture attribute while Wait polls it. It writes a
+// temp file and renames it over the attribute, so a concurrent reader sees
+// the old or the new value, never the empty file that truncate-then-write
+// would show for a moment (a real sysfs attribute is read atomically).
+func setAttr(path, value string) {
+	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
+	if err := os.WriteFile(tmp, []byte(value), 0o644); err == nil {
+		os.Rename(tmp, path)
+	}
+}
+
 func TestWait(t *testing.T) {
 	fast := WaitOptions{Poll: time.Millisecond, NudgeAfter: -1}
 	t.Run("transition ends", func(t *testing.T) {
@@ -153,7 +164,7 @@ func TestWait(t *testing.T) {
 		tr := filepath.Join(root, "sys/kernel/livepatch/livepatch_concord/transition")
 		go func() {
 			time.Sleep(20 * time.Millisecond)
-			os.WriteFile(tr, []byte("0\n"), 0o644)
+			setAttr(tr, "0\n")
 		}()
 		if err := l.Wait(context.Background(), "livepatch_concord", time.Minute, fast); err != nil {
 			t.Fatal(err)
@@ -207,7 +218,7 @@ func TestWait(t *testing.T) {
 		var nudges atomic.Int32
 		opts := WaitOptions{Poll: time.Millisecond, NudgeAfter: 5 * time.Millisecond, Progress: func(msg string) {
 			if strings.Contains(msg, "signalled") && nudges.Add(1) == 2 {
-				os.WriteFile(filepath.Join(dir, "transition"), []byte("0\n"), 0o644)
+				setAttr(filepath.Join(dir, "transition"), "0\n")
 			}
 		}}
 		if err := l.Wait(context.Background(), "livepatch_concord", time.Minute, opts); err != nil {
@@ -234,7 +245,7 @@ func TestWait(t *testing.T) {
 		opts := WaitOptions{Poll: time.Millisecond, NudgeAfter: -1, Force: true, Progress: func(msg string) {
 			if strings.Contains(msg, "forcing") {
 				// The kernel completes a forced transition at once.
-				os.WriteFile(filepath.Join(dir, "transition"), []byte("0\n"), 0o644)
+				setAttr(filepath.Join(dir, "transition"), "0\n")
 			}
 		}}
 		if err := l.Wait(context.Background(), "livepatch_concord", 10*time.Millisecond, opts); err != nil {
