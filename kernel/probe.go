@@ -59,14 +59,24 @@ func NewFS(procRoot, sysRoot string) FS { return FS{proc: procRoot, sys: sysRoot
 // NewDefaultFS reads /proc and /sys.
 func NewDefaultFS() FS { return NewFS("/proc", "/sys") }
 
+// Release reads /proc/sys/kernel/osrelease: the release as uname -r
+// prints it.
+func (fs FS) Release() (string, error) {
+	rel, err := pseudofs.Read(filepath.Join(fs.proc, "sys/kernel/osrelease"), 4096)
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(string(rel)), nil
+}
+
 // Probe reads /proc/sys/kernel/osrelease, scans /proc/kallsyms for the
 // SynCord symbols and checks /sys/kernel/btf/vmlinux.
 func (fs FS) Probe() (*Info, error) {
-	rel, err := pseudofs.Read(filepath.Join(fs.proc, "sys/kernel/osrelease"), 64*1024)
+	rel, err := fs.Release()
 	if err != nil {
 		return nil, err
 	}
-	info := &Info{Release: strings.TrimSpace(string(rel))}
+	info := &Info{Release: rel}
 	info.SynCordName = strings.HasSuffix(strings.TrimSuffix(info.Release, "+"), "-syncord")
 	if _, err := os.Stat(filepath.Join(fs.sys, "kernel/btf/vmlinux")); err == nil {
 		info.BTF = true

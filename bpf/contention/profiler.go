@@ -7,13 +7,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 	"golang.org/x/sys/unix"
 
 	"github.com/syncord/syncord/bpf"
+	"github.com/syncord/syncord/kernel"
 )
 
 // ErrNoTracepoints means the kernel lacks lock:contention_begin/_end
@@ -100,11 +100,11 @@ func Check(procRoot, sysRoot string) error {
 }
 
 func noTracepoints(procRoot string) error {
-	rel, err := os.ReadFile(filepath.Join(procRoot, "sys/kernel/osrelease"))
+	rel, err := kernel.NewFS(procRoot, "").Release()
 	if err != nil {
 		return fmt.Errorf("lock contention profiling: %w", ErrNoTracepoints)
 	}
-	return fmt.Errorf("lock contention profiling on kernel %s: %w", strings.TrimSpace(string(rel)), ErrNoTracepoints)
+	return fmt.Errorf("lock contention profiling on kernel %s: %w", rel, ErrNoTracepoints)
 }
 
 // Start loads the BPF programs with opts and attaches them to the raw

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -81,7 +80,7 @@ func lockstatContention(ctx context.Context, env *Env, args []string) error {
 
 	opts := contention.Options{PID: uint32(*pid), AllowedFlags: allowed, Callers: *callers > 0,
 		MaxLocks: uint32(*maxLocks), MaxStacks: uint32(*maxStacks)}
-	ropts := contention.ReportOptions{Symbols: *symbols, Top: *top, Callers: *callers, Kernel: contentionKernelRelease()}
+	ropts := contention.ReportOptions{Symbols: *symbols, Top: *top, Callers: *callers, Kernel: kernelRelease()}
 
 	var syms *kernel.Symbols
 	lockAddr, lockIsAddr := contentionLockAddr(*lock)
@@ -182,13 +181,10 @@ func contentionLockAddr(s string) (uint64, bool) {
 	return v, true
 }
 
-// contentionKernelRelease reads /proc/sys/kernel/osrelease.
-func contentionKernelRelease() string {
-	b, err := os.ReadFile("/proc/sys/kernel/osrelease")
-	if err != nil {
-		return ""
-	}
-	return strings.TrimSpace(string(b))
+// kernelRelease is the running kernel's release, "" when unreadable.
+func kernelRelease() string {
+	rel, _ := kernel.NewDefaultFS().Release()
+	return rel
 }
 
 // secondsFlag is a duration given as plain seconds ("3", "0.5") or in Go
