@@ -54,6 +54,10 @@ type Config struct {
 	// attached first (/dev/vda) with snapshot=on, so the image is not
 	// changed. The image must run CommandLoop (see ImageFiles).
 	Image string
+	// SynCord boots that real SynCord kernel (see SynCordKernelFor)
+	// instead of Debian's. Its virtio drivers and ext4 are built in, so
+	// the initramfs carries no modules and Modules must be empty.
+	SynCord *SynCordKernel
 }
 
 func (c *Config) defaults() {
@@ -111,8 +115,21 @@ func Boot(t testing.TB, cfg Config) *VM {
 	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
 		t.Fatal("qemu-system-x86_64 not found (apt-get install qemu-system-x86)")
 	}
+	if cfg.SynCord != nil && len(cfg.Modules) > 0 {
+		t.Fatalf("e2e: Config.Modules %v with the SynCord kernel %s: its drivers are built in and the initramfs carries no modules; leave Modules empty", cfg.Modules, cfg.SynCord.Release)
+	}
+	if cfg.SynCord != nil && cfg.Image != "" {
+		t.Fatalf("e2e: Config.Image and Config.SynCord both set; the image's manifest names its own kernel")
+	}
 	Binaries(t)
-	k := Kernel(t)
+	var kernel, release string
+	var k *KernelInfo
+	if cfg.SynCord != nil {
+		kernel, release = cfg.SynCord.Vmlinuz, cfg.SynCord.Release
+	} else {
+		k = Kernel(t)
+		kernel, release = k.Vmlinuz, k.Version
+	}
 	// Unix socket paths must stay under 108 bytes: a short temp dir.
 	dir, err := os.MkdirTemp("", "sce2e-")
 	if err != nil {
@@ -123,7 +140,7 @@ func Boot(t testing.TB, cfg Config) *VM {
 		exited: make(chan struct{})}
 	t.Cleanup(func() { vm.shutdown(t) })
 
-	kernel, initrd, appendLine := k.Vmlinuz, filepath.Join(dir, "initramfs.cpio"), "rdinit=/init"
+	initrd, appendLine := filepath.Join(dir, "initramfs.cpio"), "rdinit=/init"
 	if cfg.Image != "" {
 		m, err := image.ReadManifest(cfg.Image)
 		if err != nil {
@@ -191,7 +208,7 @@ func Boot(t testing.TB, cfg Config) *VM {
 	}
 	vm.conn.SetReadDeadline(time.Time{})
 	vm.BootTime = time.Since(start)
-	t.Logf("e2e: %dx%dx%d VM up in %v (kernel %s)", cfg.Sockets, cfg.Cores, cfg.Threads, vm.BootTime.Round(time.Millisecond), k.Version)
+	t.Logf("e2e: %dx%dx%d VM up in %v (kernel %s)", cfg.Sockets, cfg.Cores, cfg.Threads, vm.BootTime.Round(time.Millisecond), release)
 	return vm
 }
 

@@ -29,3 +29,13 @@ func TestHarnessBoot(t *testing.T) {
 	vm.MustRun(t, "grep -q ' /sys/kernel/tracing tracefs ' /proc/mounts")
 	t.Logf("boot to first check: %v", vm.BootTime)
 }
+
+// TestBuildInitramfsSynCordNoModules: the SynCord kernels have their
+// drivers built in, so asking for modules is an error, not a silent skip.
+func TestBuildInitramfsSynCordNoModules(t *testing.T) {
+	cfg := Config{SynCord: &SynCordKernel{Branch: StockSynCord, Release: "5.4.0-stock-syncord"}, Modules: []string{"vsock_loopback"}}
+	err := BuildInitramfs(t.TempDir()+"/initramfs.cpio", nil, cfg, "/bin/true", "/bin/true")
+	if err == nil || !strings.Contains(err.Error(), "leave Modules empty") {
+		t.Fatalf("BuildInitramfs with SynCord and modules: %v, want an error saying to leave Modules empty", err)
+	}
+}

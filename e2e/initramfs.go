@@ -71,8 +71,14 @@ func Initramfs(t testing.TB, cfg Config) string {
 	t.Helper()
 	skipUnlessEnabled(t)
 	cfg.defaults()
+	if cfg.SynCord != nil && len(cfg.Modules) > 0 {
+		t.Fatalf("e2e: Config.Modules %v with the SynCord kernel %s: its drivers are built in; leave Modules empty", cfg.Modules, cfg.SynCord.Release)
+	}
 	Binaries(t)
-	k := Kernel(t)
+	var k *KernelInfo
+	if cfg.SynCord == nil {
+		k = Kernel(t)
+	}
 	dir := t.TempDir()
 	p := filepath.Join(dir, "initramfs.cpio")
 	if err := buildInitramfs(p, k, &cfg); err != nil {
@@ -90,18 +96,32 @@ func buildInitramfs(path string, k *KernelInfo, cfg *Config) error {
 
 // BuildInitramfs writes the guest initramfs for cfg to path, with the given
 // static syncord and syncord-host binaries, outside of a test (the demo).
+// With cfg.SynCord set, k is not used (it may be nil) and the initramfs
+// carries no modules: the SynCord kernels have their drivers built in.
 func BuildInitramfs(path string, k *KernelInfo, cfg Config, syncordBin, hostBin string) error {
-	idx, err := loadModuleIndex(k.ModulesDir)
-	if err != nil {
-		return err
-	}
-	want := []string{"virtio_pci", "virtio_console"}
-	if len(cfg.Disks) > 0 {
-		want = append(want, "virtio_blk")
-	}
-	mods, err := idx.resolve(append(want, cfg.Modules...))
-	if err != nil {
-		return fmt.Errorf("initramfs: %w", err)
+	var release, modulesDir string
+	var mods []string
+	if cfg.SynCord != nil {
+		if len(cfg.Modules) > 0 {
+			return fmt.Errorf("initramfs: modules %v asked for the SynCord kernel %s, whose drivers are built in; leave Modules empty", cfg.Modules, cfg.SynCord.Release)
+		}
+		release = cfg.SynCord.Release
+	} else {
+		if k == nil {
+			return fmt.Errorf("initramfs: no kernel given")
+		}
+		idx, err := loadModuleIndex(k.ModulesDir)
+		if err != nil {
+			return err
+		}
+		want := []string{"virtio_pci", "virtio_console"}
+		if len(cfg.Disks) > 0 {
+			want = append(want, "virtio_blk")
+		}
+		if mods, err = idx.resolve(append(want, cfg.Modules...)); err != nil {
+			return fmt.Errorf("initramfs: %w", err)
+		}
+		release, modulesDir = k.Version, k.ModulesDir
 	}
 	f, err := os.Create(path)
 	if err != nil {
@@ -119,15 +139,15 @@ func BuildInitramfs(path string, k *KernelInfo, cfg Config, syncordBin, hostBin 
 	c.CopyFile(GuestSyncordHost, hostBin)
 	var modList, modDep strings.Builder
 	for _, m := range mods {
-		rel, _ := filepath.Rel(k.ModulesDir, m)
-		guest := "/lib/modules/" + k.Version + "/" + rel
+		rel, _ := filepath.Rel(modulesDir, m)
+		guest := "/lib/modules/" + release + "/" + rel
 		c.CopyFile(guest, m)
 		modList.WriteString(guest + "\n")
 		modDep.WriteString(rel + ":\n")
 	}
 	// A modules.dep so busybox modprobe finds what is here (deps are
 	// loaded by init in order already).
-	c.File("/lib/modules/"+k.Version+"/modules.dep", 0o644, []byte(modDep.String()))
+	c.File("/lib/modules/"+release+"/modules.dep", 0o644, []byte(modDep.String()))
 	c.File("/etc/e2e/modules", 0o644, []byte(modList.String()))
 	c.File("/etc/e2e/init.sh", 0o644, []byte(cfg.Init+"\n"))
 	c.File("/etc/e2e/loop.sh", 0o755, []byte(CommandLoop))

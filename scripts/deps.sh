@@ -2,13 +2,14 @@
 # Installs what building, testing and the demo need on a Debian machine:
 # QEMU, busybox-static, clang/llvm/libbpf for BPF generation, e2fsprogs,
 # mmdebstrap for the guest image, and the headers of Debian's current kernel
-# (for the e2e livepatch modules).
+# (for the e2e livepatch modules), and gcc-11, the compiler the real SynCord
+# 5.4 kernels in ../shared/kernels were built with (their out-of-tree modules).
 # Idempotent: installs only what is missing. Needs root (or sudo).
 set -euo pipefail
 SUDO=
 [ "$(id -u)" = 0 ] || SUDO=sudo
 export DEBIAN_FRONTEND=noninteractive
-pkgs=(qemu-system-x86 busybox-static clang llvm libbpf-dev bpftool e2fsprogs gcc make
+pkgs=(qemu-system-x86 busybox-static clang llvm libbpf-dev bpftool e2fsprogs gcc gcc-11 make
       dpkg-dev kmod xz-utils zstd mmdebstrap file util-linux)
 missing=()
 for p in "${pkgs[@]}"; do
