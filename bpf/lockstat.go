@@ -3,9 +3,11 @@ package bpf
 import (
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 
 	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
 )
 
 // DefaultLockstatMap is where the lockstat policy's map is pinned.
@@ -22,13 +24,46 @@ const lockstatBatch = 4096
 func OpenLockstatMap(path string) (*ebpf.Map, error) {
 	m, err := ebpf.LoadPinnedMap(path, &ebpf.LoadPinOptions{ReadOnly: true})
 	if err != nil {
-		return nil, fmt.Errorf("open lockstat map %s: %w (is the lockstat policy installed? syncord policy install lockstat)", path, err)
+		return nil, fmt.Errorf("open lockstat map %s: %w", path, whatIsPinned(path, err))
 	}
 	if err := checkLockstatLayout(m); err != nil {
 		m.Close()
 		return nil, fmt.Errorf("lockstat map %s: %w", path, err)
 	}
 	return m, nil
+}
+
+// whatIsPinned explains why BPF_OBJ_GET of path as a map failed (err):
+// the kernel answers EACCES for anything outside a bpffs and EINVAL for a
+// pinned program, which read as a permission problem or nothing at all.
+func whatIsPinned(path string, err error) error {
+	const install = "is the lockstat policy installed? syncord policy install lockstat"
+	st, serr := os.Lstat(path)
+	switch {
+	case errors.Is(serr, os.ErrNotExist):
+		return fmt.Errorf("no such file (%s)", install)
+	case serr != nil:
+		return fmt.Errorf("%w (%s)", serr, install)
+	case st.IsDir():
+		return errors.New("is a directory, not a pinned map (give the map's pin path, such as /sys/fs/bpf/hash_map)")
+	}
+	var fs unix.Statfs_t
+	if unix.Statfs(path, &fs) == nil && uint32(fs.Type) != unix.BPF_FS_MAGIC {
+		kind := "a regular file"
+		if !st.Mode().IsRegular() {
+			kind = "a " + st.Mode().Type().String() + " file"
+		}
+		return fmt.Errorf("is %s on a file system of type %#x, not in a bpffs: a pinned BPF map lives under a bpf file system such as /sys/fs/bpf (%s)", kind, fs.Type, install)
+	}
+	if p, perr := ebpf.LoadPinnedProgram(path, &ebpf.LoadPinOptions{ReadOnly: true}); perr == nil {
+		typ := p.Type()
+		p.Close()
+		return fmt.Errorf("is a pinned BPF program (%s), not a map (the lockstat policy pins its map as hash_map next to its programs)", typ)
+	}
+	if errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES) {
+		return fmt.Errorf("%w (reading a pinned map needs root or CAP_BPF and read access to the pin)", err)
+	}
+	return fmt.Errorf("%w (is it a pinned BPF map? %s)", err, install)
 }
 
 func checkLockstatLayout(m *ebpf.Map) error {

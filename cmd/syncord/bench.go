@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/syncord/syncord/internal/cli"
 	"github.com/syncord/syncord/numa"
 	"github.com/syncord/syncord/workloads"
 )
@@ -189,7 +190,7 @@ func runWillItScale(ctx context.Context, env *Env, args []string) error {
 		return nil
 	}
 	if len(pos) != 1 {
-		fs.Usage()
+		cli.ShortUsage(fs)
 		return errUsage
 	}
 	n, err := cpsFlag(fs, *cps, *sysRoot)
@@ -236,7 +237,7 @@ func runSweep(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	if len(pos) != 2 || pos[0] != "will-it-scale" {
-		fs.Usage()
+		cli.ShortUsage(fs)
 		return errUsage
 	}
 	if *dur <= 0 {
@@ -331,7 +332,7 @@ func runFxMark(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	if len(pos) != 0 || *typ == "" || *root == "" {
-		fs.Usage()
+		cli.ShortUsage(fs)
 		return errUsage
 	}
 	if *dur <= 0 {

@@ -8,9 +8,9 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
 
+	"github.com/syncord/syncord/internal/cli"
 	"github.com/syncord/syncord/kernel"
 	"github.com/syncord/syncord/numa"
 	"github.com/syncord/syncord/workloads"
@@ -86,7 +86,7 @@ func runXDirPrepare(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	if len(pos) != 0 {
-		fs.Usage()
+		cli.ShortUsage(fs)
 		return errUsage
 	}
 	if *img != "" {
@@ -104,7 +104,7 @@ func runXDirPrepare(ctx context.Context, env *Env, args []string) error {
 		return nil
 	}
 	if *dir == "" {
-		fs.Usage()
+		cli.ShortUsage(fs)
 		return errUsage
 	}
 	r, err := workloads.XDirPrepare(*procRoot, *dir, *n)
@@ -136,29 +136,8 @@ func runXDirPrepare(ctx context.Context, env *Env, args []string) error {
 	return nil
 }
 
-// parseSize parses "256M", "1G", "4096" (bytes).
-func parseSize(s string) (int64, error) {
-	mult := int64(1)
-	t := strings.TrimSpace(s)
-	if t != "" {
-		switch strings.ToUpper(t[len(t)-1:]) {
-		case "K":
-			mult = 1 << 10
-		case "M":
-			mult = 1 << 20
-		case "G":
-			mult = 1 << 30
-		}
-		if mult != 1 {
-			t = t[:len(t)-1]
-		}
-	}
-	v, err := strconv.ParseInt(t, 10, 64)
-	if err != nil || v <= 0 {
-		return 0, fmt.Errorf("%q is not a positive size like 256M", s)
-	}
-	return v * mult, nil
-}
+// parseSize parses "256M", "1G", "4096" (bytes), refusing overflow.
+func parseSize(s string) (int64, error) { return cli.ParseSize(s) }
 
 func runXDirRun(ctx context.Context, env *Env, args []string) error {
 	fs := newFlags(env, "bench xdir run", "bench xdir run SRC DST_DIRTY DST DURATION BULLIES VICTIMS [--json] [--hold auto|duration]", xdirHelp)
@@ -170,7 +149,7 @@ func runXDirRun(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	if len(pos) != 6 {
-		fs.Usage()
+		cli.ShortUsage(fs)
 		return errUsage
 	}
 	var num [3]int
@@ -246,7 +225,7 @@ func runMetis(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	if len(pos) != 0 {
-		fs.Usage()
+		cli.ShortUsage(fs)
 		return errUsage
 	}
 	p := *procs
@@ -316,7 +295,7 @@ func runLevelDB(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	if len(pos) != 0 {
-		fs.Usage()
+		cli.ShortUsage(fs)
 		return errUsage
 	}
 	d, err := parseSeconds(*dur)

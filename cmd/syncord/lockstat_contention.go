@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/syncord/syncord/bpf/contention"
+	"github.com/syncord/syncord/internal/cli"
 	"github.com/syncord/syncord/kernel"
 )
 
@@ -61,7 +62,7 @@ func lockstatContention(ctx context.Context, env *Env, args []string) error {
 		return fmt.Errorf("lockstat --contention: give --duration or --while, not both: %w", errUsage)
 	}
 	if fs.NArg() > 0 {
-		fs.Usage()
+		cli.ShortUsage(fs)
 		return fmt.Errorf("lockstat --contention: unexpected argument %q: %w", fs.Arg(0), errUsage)
 	}
 	if *duration < 0 || *interval < 0 || *top < 0 || *callers < 0 {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/syncord/syncord/bpf"
+	"github.com/syncord/syncord/internal/cli"
 	"github.com/syncord/syncord/numa"
 	"github.com/syncord/syncord/runtime"
 )
@@ -132,7 +133,7 @@ func policyInstallCmd(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	if len(pos) != 1 {
-		fs.Usage()
+		cli.ShortUsage(fs)
 		return fmt.Errorf("policy install: want one policy name or directory: %w", errUsage)
 	}
 	res, err := runtime.Resolve(pos[0], nil)
@@ -220,7 +221,7 @@ func policyUninstallCmd(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	if len(pos) > 1 {
-		fs.Usage()
+		cli.ShortUsage(fs)
 		return fmt.Errorf("policy uninstall: at most one policy name: %w", errUsage)
 	}
 	name := ""
@@ -254,7 +255,7 @@ func policyStatusCmd(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	if len(pos) > 0 {
-		fs.Usage()
+		cli.ShortUsage(fs)
 		return fmt.Errorf("policy status: unexpected argument %q: %w", pos[0], errUsage)
 	}
 	st, err := rf.runtime(env).Status()
@@ -286,7 +287,7 @@ func policyReconcileCmd(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	if len(pos) > 0 {
-		fs.Usage()
+		cli.ShortUsage(fs)
 		return fmt.Errorf("policy reconcile: unexpected argument %q: %w", pos[0], errUsage)
 	}
 	found, err := rf.runtime(env).Reconcile()

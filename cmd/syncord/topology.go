@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/syncord/syncord/internal/cli"
 	"github.com/syncord/syncord/numa"
 )
 
@@ -36,7 +37,7 @@ func runTopology(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	if fs.NArg() != 0 {
-		fs.Usage()
+		cli.ShortUsage(fs)
 		return errUsage
 	}
 	sys, err := numa.NewFS(*root)

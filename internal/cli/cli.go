@@ -10,7 +10,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -88,8 +90,26 @@ func (a *App) Run(ctx context.Context, env *Env, args []string) int {
 		fmt.Fprintf(env.Stderr, "%s: unknown command %q (run '%s help' for the list)\n", a.Name, args[0], a.Name)
 		return 2
 	}
-	return a.Status(env, c.Run(ctx, env, args[1:]))
+	err := c.Run(ctx, env, args[1:])
+	var ee *ExitError
+	if err != nil && ctx.Err() != nil && !errors.Is(err, flag.ErrHelp) && !errors.As(err, &ee) {
+		// Interrupted (SIGINT, SIGTERM, or the agent's client went away)
+		// and the command chose no status of its own: the shell's
+		// 128+SIGINT, and no "context canceled" noise.
+		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			fmt.Fprintf(env.Stderr, "%s: %s: cancelled\n", a.Name, args[0])
+		} else {
+			fmt.Fprintf(env.Stderr, "%s: %v (cancelled)\n", a.Name, err)
+		}
+		return ExitCanceled
+	}
+	return a.Status(env, err)
 }
+
+// ExitCanceled is the exit status of a command cancelled by its context
+// (SIGINT or SIGTERM on the command line, a client that went away or
+// cancelled over the agent): 128+SIGINT, as a shell reports it.
+const ExitCanceled = 130
 
 // Status turns a command's error into its exit status, printing it.
 func (a *App) Status(env *Env, err error) int {
@@ -127,11 +147,23 @@ func (a *App) Usage(w io.Writer) {
 }
 
 // NewFlags returns a FlagSet for "prog name" whose usage shows the
-// synopsis, the help text and the flags, on env's stderr.
+// synopsis, the help text and the flags, on env's stderr. That full usage
+// is for --help; a usage error (Parse, ShortUsage) prints the synopsis in
+// one line and points to --help.
 func NewFlags(env *Env, prog, name, synopsis, help string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(env.Stderr)
 	fs.Usage = func() {
+		switch o := fs.Output().(type) {
+		case *parsing:
+			// Inside Parse: flag calls Usage for -h and after its
+			// complaint; Parse decides what to print afterwards.
+			o.usage = true
+			return
+		case *short:
+			fmt.Fprintf(o.w, "Usage: %s %s (see '%s %s --help')\n", prog, synopsis, prog, name)
+			return
+		}
 		fmt.Fprintf(env.Stderr, "Usage: %s %s\n\n%s\n", prog, synopsis, strings.TrimSpace(help))
 		var has bool
 		fs.VisitAll(func(*flag.Flag) { has = true })
@@ -143,14 +175,86 @@ func NewFlags(env *Env, prog, name, synopsis, help string) *flag.FlagSet {
 	return fs
 }
 
-// Parse parses args into fs: a usage problem becomes ErrUsage (flag has
-// reported it), -h becomes flag.ErrHelp (exit status 0).
+// parsing is fs's output while Parse runs: flag's complaint passes
+// through, its call of Usage is only noted.
+type parsing struct {
+	w     io.Writer
+	usage bool
+}
+
+func (p *parsing) Write(b []byte) (int, error) { return p.w.Write(b) }
+
+// short is fs's output while ShortUsage runs.
+type short struct{ w io.Writer }
+
+func (s *short) Write(b []byte) (int, error) { return s.w.Write(b) }
+
+// Parse parses args into fs: a usage problem becomes ErrUsage after
+// flag's one-line complaint and the one-line synopsis pointing to --help;
+// -h prints the full usage and becomes flag.ErrHelp (exit status 0).
 func Parse(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return ErrUsage
+	out := fs.Output()
+	p := &parsing{w: out}
+	fs.SetOutput(p)
+	err := fs.Parse(args)
+	fs.SetOutput(out)
+	if err == nil {
+		return nil
 	}
-	return nil
+	if errors.Is(err, flag.ErrHelp) {
+		fs.Usage()
+		return err
+	}
+	ShortUsage(fs)
+	return ErrUsage
+}
+
+// ShortUsage prints fs's synopsis in one line with a pointer to --help,
+// for a usage error found after parsing (a missing argument).
+func ShortUsage(fs *flag.FlagSet) {
+	out := fs.Output()
+	fs.SetOutput(&short{w: out})
+	fs.Usage()
+	fs.SetOutput(out)
+}
+
+// ParseSize parses a size in bytes with an optional binary suffix: "4096",
+// "256K", "256M", "1G", "2T" (case-insensitive, K = 1024). It refuses
+// zero, negative and anything that does not fit in an int64 byte count,
+// naming the limit, instead of wrapping around.
+func ParseSize(s string) (int64, error) {
+	t := strings.TrimSpace(s)
+	shift, suffix := uint(0), ""
+	if t != "" {
+		suffix = strings.ToUpper(t[len(t)-1:])
+		switch suffix {
+		case "K":
+			shift = 10
+		case "M":
+			shift = 20
+		case "G":
+			shift = 30
+		case "T":
+			shift = 40
+		}
+		if shift != 0 {
+			t = t[:len(t)-1]
+		} else {
+			suffix = ""
+		}
+	}
+	v, err := strconv.ParseInt(t, 10, 64)
+	if err != nil {
+		if errors.Is(err, strconv.ErrRange) {
+			return 0, fmt.Errorf("size %q is too large (at most %d bytes, 8 EiB)", s, int64(math.MaxInt64))
+		}
+		return 0, fmt.Errorf("size %q is not a number of bytes with an optional K, M, G or T suffix (like 256M)", s)
+	}
+	if v <= 0 {
+		return 0, fmt.Errorf("size %q must be positive", s)
+	}
+	if v > math.MaxInt64>>shift {
+		return 0, fmt.Errorf("size %q is too large (at most %d%s, 8 EiB)", s, int64(math.MaxInt64>>shift), suffix)
+	}
+	return v << shift, nil
 }

@@ -14,6 +14,10 @@ func testApp() *App {
 		"ok":    {Name: "ok", Summary: "succeeds", Run: func(context.Context, *Env, []string) error { return nil }},
 		"fail":  {Name: "fail", Summary: "fails", Run: func(context.Context, *Env, []string) error { return errors.New("boom") }},
 		"exit3": {Name: "exit3", Summary: "exits 3", Run: func(context.Context, *Env, []string) error { return Exit(3, nil) }},
+		"cancelled": {Name: "cancelled", Summary: "cancelled", Run: func(ctx context.Context, _ *Env, _ []string) error {
+			<-ctx.Done()
+			return fmt.Errorf("wait: %w", ctx.Err())
+		}},
 		"usage": {Name: "usage", Summary: "usage", Run: func(context.Context, *Env, []string) error { return fmt.Errorf("bad --x: %w", ErrUsage) }},
 		"flags": {Name: "flags", Summary: "parses", Run: func(_ context.Context, env *Env, args []string) error {
 			fs := NewFlags(env, "prog", "flags", "flags [--n N]", "Takes a number.")
@@ -58,5 +62,68 @@ func TestRun(t *testing.T) {
 				t.Fatalf("code %d stdout %q stderr %q; want %d, %q, %q", code, out.String(), errb.String(), tc.code, tc.out, tc.errs)
 			}
 		})
+	}
+}
+
+// TestFlagErrorIsShort: a flag error prints flag's complaint and the
+// one-line synopsis pointing to --help, not the whole help (issue 11 item
+// 16); --help still prints all of it.
+func TestFlagErrorIsShort(t *testing.T) {
+	for _, args := range [][]string{{"flags", "--n", "x"}, {"flags", "--bogus"}} {
+		var out, errb bytes.Buffer
+		code := testApp().Run(context.Background(), &Env{Stdout: &out, Stderr: &errb}, args)
+		lines := strings.Split(strings.TrimSuffix(errb.String(), "\n"), "\n")
+		if code != 2 || len(lines) != 2 || lines[1] != "Usage: prog flags [--n N] (see 'prog flags --help')" {
+			t.Errorf("%q: code %d stderr %q; want 2 and two lines: the complaint, the synopsis with see --help", args, code, errb.String())
+		}
+	}
+	var errb bytes.Buffer
+	testApp().Run(context.Background(), &Env{Stdout: &bytes.Buffer{}, Stderr: &errb}, []string{"flags", "--help"})
+	if !strings.Contains(errb.String(), "Takes a number.") || !strings.Contains(errb.String(), "a number") {
+		t.Errorf("--help: %q, want the help text and the flags", errb.String())
+	}
+}
+
+// TestCancelledExits130: a command whose context was cancelled exits 130
+// with one line, not 1 with "context canceled".
+func TestCancelledExits130(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	var errb bytes.Buffer
+	code := testApp().Run(ctx, &Env{Stdout: &bytes.Buffer{}, Stderr: &errb}, []string{"cancelled"})
+	if code != ExitCanceled || errb.String() != "prog: cancelled: cancelled\n" {
+		t.Fatalf("code %d stderr %q, want %d and %q", code, errb.String(), ExitCanceled, "prog: cancelled: cancelled\n")
+	}
+	// A command that chose its own status keeps it.
+	code = testApp().Run(ctx, &Env{Stdout: &bytes.Buffer{}, Stderr: &bytes.Buffer{}}, []string{"exit3"})
+	if code != 3 {
+		t.Fatalf("exit3 under a cancelled context: %d, want 3", code)
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want int64
+		err  string
+	}{
+		{"4096", 4096, ""},
+		{"256M", 256 << 20, ""},
+		{"1g", 1 << 30, ""},
+		{"2T", 2 << 40, ""},
+		{"8589934591G", 8589934591 << 30, ""},
+		{"9999999999G", 0, "too large (at most 8589934591G"},
+		{"17592186044432M", 0, "too large"},
+		{"99999999999999999999", 0, "too large"},
+		{"0", 0, "must be positive"},
+		{"-5M", 0, "must be positive"},
+		{"", 0, "not a number"},
+		{"12X", 0, "not a number"},
+		{"M", 0, "not a number"},
+	} {
+		got, err := ParseSize(tc.in)
+		if tc.err == "" && (err != nil || got != tc.want) || tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)) {
+			t.Errorf("ParseSize(%q) = %d, %v; want %d, error containing %q", tc.in, got, err, tc.want, tc.err)
+		}
 	}
 }

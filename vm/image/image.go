@@ -164,6 +164,10 @@ func Build(ctx context.Context, o Options) (*Manifest, error) {
 	return m, nil
 }
 
+// MaxSizeMB bounds Options.SizeMB: 16 TiB, the largest ext4 file system
+// with 4 KiB blocks and 32-bit block numbers (mkfs.ext4's default here).
+const MaxSizeMB = 16 << 20
+
 func (o *Options) defaults() error {
 	if o.Output == "" {
 		return errors.New("no output image given")
@@ -178,6 +182,9 @@ func (o *Options) defaults() error {
 	}
 	if o.SizeMB < 512 {
 		return fmt.Errorf("image size %d MiB is too small for a Debian system with a kernel (use at least 512)", o.SizeMB)
+	}
+	if o.SizeMB > MaxSizeMB {
+		return fmt.Errorf("image size %d MiB is larger than %d MiB (16 TiB, the most an ext4 image with 4 KiB blocks holds); give a size in MiB such as 2048", o.SizeMB, MaxSizeMB)
 	}
 	if o.Suite == "" {
 		o.Suite = hostCodename()
