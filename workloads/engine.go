@@ -137,6 +137,16 @@ type Run struct {
 	procStop func()
 }
 
+// TasksPerCPU bounds the tasks of one run (will-it-scale -t, fxmark
+// --ncore, ...) to this many per CPU the process may use: oversubscribing
+// a few times is a test of its own, a hundred thousand threads only
+// exhaust memory (each task is a locked OS thread) and delay cancellation.
+const TasksPerCPU = 8
+
+// MaxTasks is the most tasks a run may have: TasksPerCPU per CPU this
+// process may run on (sched_getaffinity(2)), and at least 64.
+func MaxTasks() int { return max(TasksPerCPU*drvOnlineCPUs(), 64) }
+
 // Plan returns the CPU of every task by the placement rule
 // (numa.Placement) and, unless cfg.NoAffinity, checks that each exists and
 // is online.
@@ -146,6 +156,9 @@ func Plan(cfg Config) ([]int, error) {
 	}
 	if cfg.CoresPerSocket <= 0 {
 		return nil, fmt.Errorf("cores per socket must be > 0, got %d (pass -n CORES_PER_SOCKET)", cfg.CoresPerSocket)
+	}
+	if limit := MaxTasks(); cfg.Tasks > limit {
+		return nil, fmt.Errorf("%d tasks exceed the limit of %d (%d per CPU this process may use, %d here); use fewer tasks", cfg.Tasks, limit, TasksPerCPU, drvOnlineCPUs())
 	}
 	cpus, err := numa.Placement(cfg.Tasks, cfg.CoresPerSocket)
 	if err != nil {
@@ -228,6 +241,10 @@ func Launch(ctx context.Context, cfg Config, body Body) (*Run, error) {
 		r.tasks[i] = Task{ID: i, CPU: cpus[i], Fast: numa.IsFast(cpus[i], cfg.CoresPerSocket), Count: &r.counters[i], run: r}
 	}
 	for i := range r.tasks {
+		if ctx.Err() != nil {
+			r.fail(ctx.Err())
+			break
+		}
 		t := &r.tasks[i]
 		r.wg.Add(1)
 		go func() {

@@ -189,14 +189,33 @@ func leveldbDestroy(dir string) error {
 }
 
 // LevelDBFillSeq writes keys 0..num-1 in order with one thread (db_bench
-// fillseq) and returns the ops/s.
-func LevelDBFillSeq(ctx context.Context, dir string, num, valueSize int) (float64, time.Duration, error) {
+// fillseq) and returns the ops/s. A fill that fails or is cancelled
+// removes the half-made database: the directories it created, or else
+// everything in dir (which it emptied of the old database first).
+func LevelDBFillSeq(ctx context.Context, dir string, num, valueSize int) (ops float64, d time.Duration, err error) {
+	if valueSize < 0 || valueSize > LevelDBMaxValueSize {
+		return 0, 0, fmt.Errorf("leveldb fillseq: --value-size %d is out of range (0 to %d bytes, the size of db_bench's value generator)", valueSize, LevelDBMaxValueSize)
+	}
+	if num < 0 {
+		return 0, 0, fmt.Errorf("leveldb fillseq: --num %d is negative", num)
+	}
 	if err := leveldbDestroy(dir); err != nil {
 		return 0, 0, fmt.Errorf("leveldb fillseq: %w", err)
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	top, err := mkdirAllNew(dir, 0o755)
+	if err != nil {
 		return 0, 0, fmt.Errorf("leveldb fillseq: %w", err)
 	}
+	defer func() {
+		if err == nil {
+			return
+		}
+		if top != "" {
+			os.RemoveAll(top)
+		} else {
+			leveldbDestroy(dir)
+		}
+	}()
 	db, err := leveldb.OpenFile(dir, leveldbOptions(true))
 	if err != nil {
 		return 0, 0, fmt.Errorf("leveldb open %s: %w", dir, err)
@@ -217,17 +236,44 @@ func LevelDBFillSeq(ctx context.Context, dir string, num, valueSize int) (float6
 			return 0, 0, fmt.Errorf("leveldb fillseq put: %w", err)
 		}
 	}
-	d := time.Since(t0)
+	d = time.Since(t0)
 	if err := db.Close(); err != nil {
 		return 0, 0, fmt.Errorf("leveldb close %s: %w", dir, err)
 	}
 	return float64(num) / d.Seconds(), d, nil
 }
 
+// LevelDBMaxValueSize bounds --value-size: db_bench hands values out of
+// its 1 MiB generator buffer.
+const LevelDBMaxValueSize = 1 << 20
+
+// LevelDBMaxThreads bounds --threads.
+const LevelDBMaxThreads = 4096
+
+// mkdirAllNew is os.MkdirAll returning the topmost directory it created
+// ("" when dir existed), so a failed run removes only what it made.
+func mkdirAllNew(dir string, perm os.FileMode) (string, error) {
+	dir = filepath.Clean(dir)
+	top := ""
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := os.Lstat(d); err == nil {
+			break
+		}
+		top = d
+		if filepath.Dir(d) == d {
+			break
+		}
+	}
+	if err := os.MkdirAll(dir, perm); err != nil {
+		return "", err
+	}
+	return top, nil
+}
+
 // LevelDBReadRandom fills the database if needed and runs readrandom.
 func LevelDBReadRandom(ctx context.Context, cfg LevelDBConfig) (*LevelDBResult, error) {
-	if cfg.Threads <= 0 {
-		return nil, fmt.Errorf("leveldb: --threads must be > 0, got %d", cfg.Threads)
+	if cfg.Threads <= 0 || cfg.Threads > LevelDBMaxThreads {
+		return nil, fmt.Errorf("leveldb: --threads %d is out of range (1 to %d)", cfg.Threads, LevelDBMaxThreads)
 	}
 	if cfg.CoresPerSocket <= 0 {
 		return nil, fmt.Errorf("leveldb: cores per socket must be > 0, got %d", cfg.CoresPerSocket)
@@ -246,6 +292,9 @@ func LevelDBReadRandom(ctx context.Context, cfg LevelDBConfig) (*LevelDBResult, 
 	}
 	if cfg.Num < 0 || cfg.ValueSize < 0 || cfg.Duration < 0 {
 		return nil, errors.New("leveldb: --num, --value-size and --duration must be positive")
+	}
+	if cfg.ValueSize > LevelDBMaxValueSize {
+		return nil, fmt.Errorf("leveldb: --value-size %d is larger than %d bytes (1 MiB, the size of db_bench's value generator)", cfg.ValueSize, LevelDBMaxValueSize)
 	}
 	progress := cfg.Progress
 	if progress == nil {

@@ -42,6 +42,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"runtime"
 	"sort"
 	"strings"
@@ -104,6 +105,42 @@ type MetisResult struct {
 	Munmaps     uint64 `json:"munmaps"`
 }
 
+// Bounds of a MetisConfig, far above what the artifact runs (-s 2048,
+// reduce tasks by sampling: a few thousand for three-letter words) and low
+// enough that no size computation overflows and per-task tables stay small.
+const (
+	MetisMaxInputMB = 1 << 20 // 1 TiB
+	MetisMaxProcs   = 4096
+	MetisMaxTasks   = 1 << 16 // -m and -r
+)
+
+// check refuses values the run cannot honour, naming the flag and bound.
+func (cfg MetisConfig) check() error {
+	bound := func(flag string, v, lo, hi int, what string) error {
+		if v < lo || v > hi {
+			return fmt.Errorf("metis: %s %d is out of range: %s must be %d to %d (0: the default)", flag, v, what, lo, hi)
+		}
+		return nil
+	}
+	for _, c := range []struct {
+		flag      string
+		v, lo, hi int
+		what      string
+	}{
+		{"-p", cfg.Procs, 0, MetisMaxProcs, "the number of workers"},
+		{"-s", cfg.InputMB, 0, MetisMaxInputMB, "the input size in MiB"},
+		{"-m", cfg.MapTasks, 0, MetisMaxTasks, "the number of map tasks"},
+		{"-r", cfg.ReduceTasks, 0, MetisMaxTasks, "the number of reduce tasks"},
+		{"-l", cfg.Top, 0, math.MaxInt32, "the number of top keys"},
+		{"-n", cfg.CoresPerSocket, 0, MetisMaxProcs, "cores per socket"},
+	} {
+		if err := bound(c.flag, c.v, c.lo, c.hi, c.what); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 const (
 	metisDefaultInput  = 0x80000000
 	metisSplitsPerCore = 16
@@ -118,9 +155,18 @@ const (
 // MetisGenerate fills buf with the wrmem input: words of three letters
 // from the LCG, each followed by a space, then zeros (wrmem.c main).
 func MetisGenerate(buf []byte, inputsize uint64) {
+	metisGenerate(context.Background(), buf, inputsize)
+}
+
+// metisGenerate is MetisGenerate stopping early when ctx ends (it checks
+// every 4 MiB of input, a few milliseconds).
+func metisGenerate(ctx context.Context, buf []byte, inputsize uint64) error {
 	var seed uint32
 	pos := 0
 	for i := uint64(0); i < inputsize/4; i++ {
+		if i&(1<<20-1) == 0 && ctx.Err() != nil {
+			return ctx.Err()
+		}
 		for j := 0; j < 3; j++ {
 			seed = seed*1103515245 + 12345
 			buf[pos] = byte((seed&0x7fffffff)%26) + 'A'
@@ -130,6 +176,7 @@ func MetisGenerate(buf []byte, inputsize uint64) {
 		pos++
 	}
 	clear(buf[pos:inputsize])
+	return nil
 }
 
 // metisArena is one worker's bump allocator over anonymous mappings.
@@ -452,18 +499,14 @@ type metisKV struct {
 // mapreduce" to progress at the moments the original does (pass io.Discard
 // to omit them); everything after comes from WriteText.
 func MetisRun(ctx context.Context, cfg MetisConfig, progress io.Writer) (*MetisResult, error) {
-	nprocs := cfg.Procs
-	maxCPU := drvOnlineCPUs()
-	if nprocs == 0 {
-		nprocs = maxCPU
+	if err := cfg.check(); err != nil {
+		return nil, err
 	}
-	if nprocs < 0 {
-		return nil, fmt.Errorf("metis: -p %d is negative", nprocs)
+	nprocs := cfg.Procs
+	if nprocs == 0 {
+		nprocs = drvOnlineCPUs()
 	}
 	inputsize := uint64(metisDefaultInput)
-	if cfg.InputMB < 0 {
-		return nil, fmt.Errorf("metis: -s %d is negative", cfg.InputMB)
-	}
 	if cfg.InputMB > 0 {
 		inputsize = uint64(cfg.InputMB) << 20
 	}
@@ -504,7 +547,7 @@ func MetisRun(ctx context.Context, cfg MetisConfig, progress io.Writer) (*MetisR
 			unix.Munmap(raw)
 		}
 	}()
-	if err := pool.run(1, func(int) error { MetisGenerate(raw, inputsize); return nil }); err != nil {
+	if err := pool.run(1, func(int) error { return metisGenerate(ctx, raw, inputsize) }); err != nil {
 		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
@@ -674,6 +717,9 @@ func MetisRun(ctx context.Context, cfg MetisConfig, progress io.Writer) (*MetisR
 	t0 = time.Now()
 	lists := parts
 	for len(lists) > 1 {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 		pairs := (len(lists) + 1) / 2
 		merged := make([][]metisKV, pairs)
 		next.Store(0)
