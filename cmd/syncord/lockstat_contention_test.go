@@ -6,14 +6,13 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
-	"path/filepath"
+	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/syncord/syncord/bpf/contention"
+	"github.com/syncord/syncord/internal/lockwitness"
 )
 
 func TestContentionLockAddr(t *testing.T) {
@@ -92,8 +91,15 @@ func TestLockstatRoutesContention(t *testing.T) {
 }
 
 // TestLockstatContentionJSON runs the command (as `syncord lockstat
-// --contention --duration 2s --symbols --callers 2 --json` would) during a
-// rename storm and reads its JSON: rename_lock's spinlock is contended.
+// --contention --symbols --callers 2 --json --while "bench fxmark --type
+// MWRL ..."` would) and reads its JSON: MWRL's renamers pass d_move, which
+// write-locks rename_lock, so rename_lock's spinlock is contended when
+// they overlap and a waiter reaches the traced slow path. Whether one does
+// is the machine's business, so an ftrace witness (lock:contention_begin
+// in a private tracefs instance) records around the command: the renamers
+// run only inside the profiler's window, so every rename_lock contention
+// of theirs the witness saw, the profiler must have counted; when neither
+// saw any, the rename_lock check skips saying why.
 func TestLockstatContentionJSON(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("skipping: needs root to load BPF (run: sudo go test ./cmd/syncord/)")
@@ -101,37 +107,29 @@ func TestLockstatContentionJSON(t *testing.T) {
 	if err := contention.Check("/proc", "/sys"); err != nil {
 		t.Skipf("skipping: %v", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var wg sync.WaitGroup
-	var renames atomic.Uint64
-	for w := 0; w < 2; w++ {
-		dir := filepath.Join(t.TempDir(), "d")
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
-		if err := os.WriteFile(a, nil, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for ctx.Err() == nil {
-				if os.Rename(a, b) != nil || os.Rename(b, a) != nil {
-					return
-				}
-				renames.Add(2)
-			}
-		}()
+	w, werr := lockwitness.Start(lockwitness.Options{Stacks: true})
+	if werr != nil && !errors.Is(werr, lockwitness.ErrNoTracefs) {
+		t.Fatal(werr)
+	}
+	if w != nil {
+		defer w.Close()
 	}
 	var out, errb bytes.Buffer
-	err := lockstatContention(ctx, &Env{Stdout: &out, Stderr: &errb},
-		[]string{"--contention", "--duration", "2", "--symbols", "--callers", "2", "--json"})
-	cancel()
-	wg.Wait()
+	err := lockstatContention(context.Background(), &Env{Stdout: &out, Stderr: &errb},
+		[]string{"--contention", "--symbols", "--callers", "2", "--json",
+			"--while", "bench fxmark --type MWRL --ncore 2 --duration 2 --root " + t.TempDir()})
+	var rec *lockwitness.Record
+	if w != nil {
+		var serr error
+		if rec, serr = w.Stop(); serr != nil {
+			t.Fatalf("ftrace witness: %v", serr)
+		}
+	}
 	if err != nil {
 		t.Fatalf("lockstat --contention: %v\n%s", err, errb.String())
+	}
+	if !strings.Contains(errb.String(), "# ncpu secs works works/sec") {
+		t.Errorf("MWRL did not run through --while:\n%s", errb.String())
 	}
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
 	if len(lines) != 1 {
@@ -144,20 +142,53 @@ func TestLockstatContentionJSON(t *testing.T) {
 	if !r.Final || r.DurationNS < uint64(2*time.Second) || r.Kernel == "" {
 		t.Errorf("report header: final %v duration %d kernel %q", r.Final, r.DurationNS, r.Kernel)
 	}
+	var profiled uint64 // contentions on the lock(s) the witness saw d_move take
+	witnessed := map[uint64]uint64{}
+	if rec != nil {
+		for _, e := range rec.Events {
+			if e.Ours && e.Flags == lockwitness.FlagSpin && e.Caller() == "d_move" {
+				witnessed[e.Addr]++
+			}
+		}
+	}
+	var seen uint64
 	found := false
 	for i, l := range r.Locks {
 		if i > 0 && l.WaitTotalNS > r.Locks[i-1].WaitTotalNS {
 			t.Errorf("locks not sorted by wait total at %d", i)
 		}
+		a, _ := strconv.ParseUint(strings.TrimPrefix(l.Addr, "0x"), 16, 64)
+		if _, ok := witnessed[a]; ok {
+			profiled += l.Contentions
+		}
 		isRename := l.Symbol == "rename_lock"
 		for _, c := range l.Callers {
 			isRename = isRename || strings.HasPrefix(c.Symbol, "d_move+")
 		}
-		if isRename && l.Contentions > 0 && l.WaitMaxNS >= l.WaitMinNS {
+		if isRename && l.Contentions > 0 {
 			found = true
+			if l.WaitMaxNS < l.WaitMinNS || l.Waits > l.Contentions || l.Type != "spinlock" {
+				t.Errorf("rename_lock row inconsistent: %+v", l)
+			}
 		}
 	}
+	for _, n := range witnessed {
+		seen += n
+	}
+	t.Logf("the profiler counted %d contentions on the lock(s) d_move took; the witness saw our renamers contend there %d times (%v)", profiled, seen, witnessed)
+	if profiled < seen {
+		t.Errorf("the ftrace witness saw our renamers contend on rename_lock %d times, the profiler counted %d:\n%s", seen, profiled, out.String())
+	}
 	if !found {
-		t.Errorf("rename_lock not contended after %d renames:\n%s", renames.Load(), out.String())
+		switch {
+		case seen > 0:
+			t.Errorf("rename_lock not in the report, but the ftrace witness saw it contended %d times:\n%s", seen, out.String())
+		case rec == nil:
+			t.Skipf("skipping the rename_lock check: not contended in the profile, and no ftrace witness can tell whether it was (%v)", werr)
+		default:
+			t.Skip("skipping the rename_lock check: neither the profiler nor the ftrace witness saw rename_lock contended during MWRL: " +
+				"contended spinlocks do not reach the traced slow path here (a hypervisor without paravirt spinlocks sends them through virt_spin_lock), " +
+				"or the renamers never overlapped on a busy machine; the e2e VM (TestLockstatContention) proves this case")
+		}
 	}
 }
