@@ -355,3 +355,35 @@ func BenchmarkLoadPin(b *testing.B) {
 		b.StartTimer()
 	}
 }
+
+// TestPinnedRunStats reads bpf_prog_info's run counters through a pin. It
+// never turns kernel.bpf_stats_enabled on (a host setting): the e2e tests
+// prove counting inside a VM; here the counters read and a map pin is
+// refused.
+func TestPinnedRunStats(t *testing.T) {
+	dir := privateBPFFS(t)
+	l, err := LoadPolicy(stockPolicy(t), LoadOptions{})
+	if err != nil {
+		t.Fatalf("%+v", err)
+	}
+	defer l.Close()
+	paths, err := l.Pin(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer Unpin(paths)
+	fds := openFDs(t)
+	st, err := PinnedRunStats(filepath.Join(dir, "stockpol_lock_acquired"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if on, _ := kernel.NewDefaultFS().BPFStatsEnabled(); !on && (st.RunCount != 0 || st.RunTime != 0) {
+		t.Errorf("never-run program with stats off: %+v, want zeros", st)
+	}
+	if _, err := PinnedRunStats(filepath.Join(dir, "hash_map")); err == nil || !strings.Contains(err.Error(), "hash_map") {
+		t.Errorf("run stats of a map pin: %v, want an error naming it", err)
+	}
+	if got := openFDs(t); got != fds {
+		t.Errorf("leaked file descriptors: %d open, %d before", got, fds)
+	}
+}

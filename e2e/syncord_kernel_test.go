@@ -10,11 +10,14 @@ import (
 // TestSynCordStockBoot proves the harness on a real SynCord kernel: the
 // stock-syncord bzImage boots 2 sockets x 2 cores from an initramfs with
 // no modules, syncord sees a SynCord kernel, and an out-of-tree module
-// built against the extracted headers with gcc-11 loads and unloads.
+// built against the extracted headers with gcc-11 loads and unloads; and
+// the run counters of policy status and install --stats work on 5.4.
 func TestSynCordStockBoot(t *testing.T) {
 	k := SynCordKernelFor(t, StockSynCord)
 	ko := filepath.Join(BuildModuleFor(t, k, "testdata/hello-syncord"), "syncord_hello.ko")
-	vm := Boot(t, Config{Sockets: 2, Cores: 2, SynCord: k, Files: map[string]string{"/root/syncord_hello.ko": ko}})
+	files := statsFiles(t)
+	files["/root/syncord_hello.ko"] = ko
+	vm := Boot(t, Config{Sockets: 2, Cores: 2, SynCord: k, Files: files})
 	t.Run("uname", func(t *testing.T) {
 		if out := strings.TrimSpace(vm.MustRun(t, "uname -r")); out != k.Release {
 			t.Fatalf("uname -r = %q, want %q", out, k.Release)
@@ -56,4 +59,5 @@ func TestSynCordStockBoot(t *testing.T) {
 			t.Fatalf("dmesg lacks the module's load and unload lines:\n%s", log)
 		}
 	})
+	t.Run("stats", func(t *testing.T) { checkRunStats(t, vm) })
 }

@@ -41,6 +41,11 @@ type InstallRequest struct {
 	// ForceTransition writes the livepatch's force file when the
 	// transition does not finish in time. Unsafe.
 	ForceTransition bool
+	// Stats turns kernel.bpf_stats_enabled on (below Config.ProcRoot) so
+	// the kernel counts the programs' runs and run time; the record keeps
+	// the previous value, which the uninstall of the last policy that
+	// asked for stats restores.
+	Stats bool
 }
 
 // Install checks the kernel, mounts bpffs if needed, loads and pins the
@@ -96,11 +101,23 @@ func (r *Runtime) Install(ctx context.Context, req InstallRequest) (rec *Record,
 			return nil, fmt.Errorf("install policy %s: %s exists already (%w; remove it, or uninstall the policy that made it)", p.Name, path, bpf.ErrPinExists)
 		}
 	}
+	var stats *StatsRecord
+	if req.Stats {
+		prev, err := r.kfs.BPFStats()
+		if err != nil {
+			return nil, fmt.Errorf("install policy %s --stats: %w", p.Name, err)
+		}
+		stats = &StatsRecord{Previous: prev, Restore: prev != "1"}
+	}
+	var progs []ProgramPin
+	for i, pr := range p.Programs {
+		progs = append(progs, ProgramPin{Path: planned[i], Hook: pr.Hook})
+	}
 
 	var undo []undoStep
 	rec = &Record{
 		Name: p.Name, Source: req.Source, Phase: PhasePinning, Params: p.Params,
-		BPFFS: r.cfg.BPFFS, Pins: planned, ModulePath: req.Livepatch, Kernel: info.Release, Started: time.Now().UTC(),
+		BPFFS: r.cfg.BPFFS, Pins: planned, Programs: progs, Stats: stats, ModulePath: req.Livepatch, Kernel: info.Release, Started: time.Now().UTC(),
 	}
 	recorded := false
 	defer func() {
@@ -144,6 +161,20 @@ func (r *Runtime) Install(ctx context.Context, req InstallRequest) (rec *Record,
 		return rec, err
 	}
 	recorded = true
+	// The record says what to restore before the sysctl changes.
+	if stats != nil && stats.Restore {
+		if err := r.kfs.SetBPFStats("1"); err != nil {
+			return rec, fmt.Errorf("install policy %s: %w", p.Name, err)
+		}
+		prev := stats.Previous
+		undo = append(undo, undoStep{"restore " + kernel.BPFStatsSysctl + "=" + prev, func(context.Context) error { return r.kfs.SetBPFStats(prev) }})
+		r.progress("turned %s on (was %s; uninstall restores it)", kernel.BPFStatsSysctl, prev)
+		if err := r.step("stats"); err != nil {
+			return rec, err
+		}
+	} else if stats != nil {
+		r.progress("%s is on already", kernel.BPFStatsSysctl)
+	}
 	start := time.Now()
 	loaded, err := bpf.LoadPolicy(p, bpf.LoadOptions{Kernel: info})
 	if err != nil {

@@ -53,6 +53,13 @@ type Record struct {
 	MountedBPFFS bool `json:"mounted_bpffs,omitempty"`
 	// Pins are the paths this install made (or, while pinning, will make).
 	Pins []string `json:"pins"`
+	// Programs are the program pins among Pins, with their hooks, in the
+	// policy's order (status reads their run counts).
+	Programs []ProgramPin `json:"programs,omitempty"`
+	// Stats is set when the install turned BPF run statistics on
+	// (--stats): kernel.bpf_stats_enabled's value before, restored by the
+	// uninstall of the last policy that asked for them.
+	Stats *StatsRecord `json:"stats,omitempty"`
 	// ModulePath is the livepatch module file asked for (from the start of
 	// the install); Module, the module's name, and Patch, its directory
 	// under /sys/kernel/livepatch, are recorded just before insmod. All
@@ -68,6 +75,22 @@ type Record struct {
 	Updated time.Time `json:"updated"`
 	// Errors of a failed rollback or uninstall: what may be left.
 	Errors []string `json:"errors,omitempty"`
+}
+
+// ProgramPin is one pinned program of a policy.
+type ProgramPin struct {
+	Path string `json:"path"`
+	Hook string `json:"hook,omitempty"`
+}
+
+// StatsRecord is what install --stats did to kernel.bpf_stats_enabled.
+type StatsRecord struct {
+	// Previous is the sysctl's value before ("0" or "1").
+	Previous string `json:"previous"`
+	// Restore is true when this record owes the restore of Previous: it
+	// turned the sysctl on, or took the duty over from a policy
+	// uninstalled before it.
+	Restore bool `json:"restore"`
 }
 
 // store keeps records under a state directory.

@@ -49,13 +49,27 @@ type ModuleStatus struct {
 	Refcount int        `json:"refcount,omitempty"`
 }
 
+// ProgramStatus is one pinned hook program and the kernel's run counters
+// for it (bpf_prog_info run_cnt and run_time_ns). They grow only while
+// kernel.bpf_stats_enabled is on (Status.Kernel.BPFStats).
+type ProgramStatus struct {
+	Pin       string `json:"pin"`
+	Hook      string `json:"hook,omitempty"`
+	RunCount  uint64 `json:"run_count"`
+	RunTimeNs uint64 `json:"run_time_ns"`
+	// Error says why the counters could not be read.
+	Error string `json:"error,omitempty"`
+}
+
 // PolicyStatus is a recorded policy and the truth about it.
 type PolicyStatus struct {
-	Record *Record          `json:"record"`
-	Health Health           `json:"health"`
-	Pins   []PinStatus      `json:"pins"`
-	Module *ModuleStatus    `json:"module,omitempty"`
-	Patch  *livepatch.Patch `json:"patch,omitempty"`
+	Record *Record     `json:"record"`
+	Health Health      `json:"health"`
+	Pins   []PinStatus `json:"pins"`
+	// Programs are the present program pins with their run counters.
+	Programs []ProgramStatus  `json:"programs"`
+	Module   *ModuleStatus    `json:"module,omitempty"`
+	Patch    *livepatch.Patch `json:"patch,omitempty"`
 	// Complete is true when every recorded pin is present and the
 	// recorded module (if any) is live with its patch enabled and not in
 	// transition.
@@ -73,6 +87,9 @@ type Status struct {
 		SynCord   bool   `json:"syncord"`
 		BTF       bool   `json:"btf"`
 		Livepatch bool   `json:"livepatch"`
+		// BPFStats is kernel.bpf_stats_enabled: the run counters of
+		// Programs grow only while it is on.
+		BPFStats bool `json:"bpf_stats_enabled"`
 	} `json:"kernel"`
 	BPFFS        string            `json:"bpffs"`
 	BPFFSMounted bool              `json:"bpffs_mounted"`
@@ -92,6 +109,8 @@ func (r *Runtime) Status() (*Status, error) {
 		return nil, fmt.Errorf("status: probe kernel: %w", err)
 	}
 	st.Kernel.Release, st.Kernel.Kind, st.Kernel.SynCord, st.Kernel.BTF = info.Release, info.Kind(), info.SynCord, info.BTF
+	// A kernel before 5.1 has no such sysctl: reported off.
+	st.Kernel.BPFStats, _ = r.kfs.BPFStatsEnabled()
 	patches, err := r.lp.Patches()
 	switch {
 	case err == nil:
@@ -143,16 +162,30 @@ func (r *Runtime) busy() bool {
 
 // examine compares one record with the system.
 func (r *Runtime) examine(rec *Record, mods []kmod.Module, running bool) PolicyStatus {
-	ps := PolicyStatus{Record: rec, Pins: []PinStatus{}}
+	ps := PolicyStatus{Record: rec, Pins: []PinStatus{}, Programs: []ProgramStatus{}}
 	present := 0
+	isPresent := map[string]bool{}
 	for _, p := range rec.Pins {
 		_, err := os.Lstat(p)
 		ps.Pins = append(ps.Pins, PinStatus{Path: p, Present: err == nil})
 		if err == nil {
 			present++
+			isPresent[p] = true
 		} else {
 			ps.Problems = append(ps.Problems, "pin "+p+" is missing")
 		}
+	}
+	for _, pp := range rec.Programs {
+		if !isPresent[pp.Path] {
+			continue
+		}
+		pr := ProgramStatus{Pin: pp.Path, Hook: pp.Hook}
+		if st, err := bpf.PinnedRunStats(pp.Path); err != nil {
+			pr.Error = err.Error()
+		} else {
+			pr.RunCount, pr.RunTimeNs = st.RunCount, uint64(st.RunTime)
+		}
+		ps.Programs = append(ps.Programs, pr)
 	}
 	moduleIn := false
 	if rec.Module != "" {

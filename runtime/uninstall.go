@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/syncord/syncord/bpf"
+	"github.com/syncord/syncord/kernel"
 )
 
 // UninstallOptions tune Uninstall; the zero value is the safe default.
@@ -77,6 +78,11 @@ func (r *Runtime) Uninstall(ctx context.Context, name string, opts UninstallOpti
 			rec.Pins = nil
 		}
 	}
+	if len(errs) == 0 {
+		if err := r.releaseStats(rec); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if len(errs) > 0 {
 		rec.Phase = PhaseFailed
 		for _, e := range errs {
@@ -92,4 +98,36 @@ func (r *Runtime) Uninstall(ctx context.Context, name string, opts UninstallOpti
 	}
 	r.progress("uninstalled %s", name)
 	return rec, nil
+}
+
+// releaseStats hands back kernel.bpf_stats_enabled when rec owes its
+// restore: to another recorded policy that asked for stats (it stays on,
+// and that policy now owes the restore), or, when rec is the last, by
+// writing the value from before the first --stats install.
+func (r *Runtime) releaseStats(rec *Record) error {
+	if rec.Stats == nil || !rec.Stats.Restore {
+		return nil
+	}
+	recs, err := r.store.list()
+	if err != nil {
+		return err
+	}
+	for _, o := range recs {
+		if o.Name == rec.Name || o.Stats == nil {
+			continue
+		}
+		o.Stats.Previous, o.Stats.Restore = rec.Stats.Previous, true
+		if err := r.store.save(o); err != nil {
+			return err
+		}
+		rec.Stats = nil
+		r.progress("%s stays on: policy %s asked for it too (its uninstall restores %s)", kernel.BPFStatsSysctl, o.Name, o.Stats.Previous)
+		return nil
+	}
+	if err := r.kfs.SetBPFStats(rec.Stats.Previous); err != nil {
+		return fmt.Errorf("restore %s: %w", kernel.BPFStatsSysctl, err)
+	}
+	r.progress("restored %s=%s", kernel.BPFStatsSysctl, rec.Stats.Previous)
+	rec.Stats = nil
+	return nil
 }

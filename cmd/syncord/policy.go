@@ -116,7 +116,12 @@ needed, load and pin every program at <bpffs>/<pfile name> and the map at
 <bpffs>/hash_map, check that every /sys/fs/bpf path named in the livepatch
 module is pinned, insert the module, wait for the livepatch transition, and
 record the install under --state-dir. Any failure undoes every earlier step:
-no pin and no module are left behind. Progress goes to stderr.`
+no pin and no module are left behind. Progress goes to stderr.
+
+--stats turns kernel.bpf_stats_enabled on, so the kernel counts each hook
+program's runs and run time (syncord policy status shows them); the record
+keeps the value before, and the uninstall of the last policy installed with
+--stats restores it.`
 
 func policyInstallCmd(ctx context.Context, env *Env, args []string) error {
 	fs := newFlags(env, "policy install", "policy install NAME|DIR [--livepatch KO] [--param name=value]... [--bpffs DIR] [--json]", policyInstallHelp)
@@ -128,6 +133,7 @@ func policyInstallCmd(ctx context.Context, env *Env, args []string) error {
 	skipPinCheck := fs.Bool("skip-pin-check", false, "insert the module without checking that the bpffs paths it names are pinned")
 	force := fs.Bool("force-transition", false, "force the livepatch transition if it does not finish in --timeout (unsafe)")
 	jsonOut := fs.Bool("json", false, "print the install record as JSON")
+	stats := fs.Bool("stats", false, "turn kernel.bpf_stats_enabled on so the hooks' run counts and run times are counted (restored on uninstall)")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
@@ -150,7 +156,7 @@ func policyInstallCmd(ctx context.Context, env *Env, args []string) error {
 	}
 	rec, err := rf.runtime(env).Install(ctx, runtime.InstallRequest{
 		Policy: res.Policy, Source: res.Source, Livepatch: *ko, ModuleParams: *modParams,
-		SkipPinCheck: *skipPinCheck, ForceTransition: *force,
+		SkipPinCheck: *skipPinCheck, ForceTransition: *force, Stats: *stats,
 	})
 	if err != nil {
 		if log := bpf.VerifierLog(err); log != "" {
@@ -243,6 +249,9 @@ const policyStatusHelp = `
 Show the kernel kind, each recorded policy checked against the system (its
 pins in bpffs, its module in /proc/modules, its livepatch's enabled and
 transition), every loaded livepatch, and bpffs entries no policy recorded.
+For each hook program it shows the kernel's run count and run time
+(bpf_prog_info; JSON run_count, run_time_ns): they grow only while
+kernel.bpf_stats_enabled is 1 (policy install --stats turns it on).
 Health is installed, in-progress, interrupted (the installer died), degraded,
 failed or gone. Changes nothing.`
 
@@ -328,6 +337,16 @@ func printPolicyStatus(w io.Writer, st *runtime.Status) {
 			}
 			fmt.Fprintf(w, "  pin %s %s\n", p.Path, state)
 		}
+		for _, pr := range ps.Programs {
+			if pr.Error != "" {
+				fmt.Fprintf(w, "  hook %s %s: no run counts: %s\n", hookName(pr.Hook), pr.Pin, pr.Error)
+				continue
+			}
+			fmt.Fprintf(w, "  hook %s %s: run_count=%d run_time_ns=%d\n", hookName(pr.Hook), pr.Pin, pr.RunCount, pr.RunTimeNs)
+		}
+		if len(ps.Programs) > 0 && !st.Kernel.BPFStats {
+			fmt.Fprintf(w, "  (run counts are not counting: kernel.bpf_stats_enabled is 0; install with --stats to turn it on)\n")
+		}
 		for _, pr := range ps.Problems {
 			fmt.Fprintf(w, "  ! %s\n", pr)
 		}
@@ -338,6 +357,13 @@ func printPolicyStatus(w io.Writer, st *runtime.Status) {
 	for _, p := range st.OtherPins {
 		fmt.Fprintf(w, "other bpffs entry %s\n", p)
 	}
+}
+
+func hookName(h string) string {
+	if h == "" {
+		return "-"
+	}
+	return h
 }
 
 func b2i(b bool) int {
