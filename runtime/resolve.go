@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/syncord/syncord/bpf"
 )
@@ -23,15 +24,24 @@ type Resolved struct {
 }
 
 // Resolve turns NAME|DIR into a policy:
+//   - a built-in policy's name without a slash is that policy, even when a
+//     directory of that name exists here ("./NAME" is the directory);
 //   - a directory with manifest.json (what syncord policy build writes);
 //   - the artifact's output/<p> directory, or its eBPFGen/ (manifest.json
 //     in eBPFGen, the livepatch module in LivePatchGen);
 //   - a policy source directory (.pfile files) with the compiled
 //     <name>_kern.o beside them, pin names from the .pfile names;
-//   - otherwise the name of a built-in policy.
+//   - otherwise an error.
 //
 // params override the parameters' defaults.
 func Resolve(arg string, params map[string]uint64) (*Resolved, error) {
+	if IsBuiltinName(arg) {
+		b, err := bpf.LookupBuiltin(arg)
+		if err != nil {
+			return nil, fmt.Errorf("policy %s: %w", arg, err)
+		}
+		return &Resolved{Policy: b.Policy(params), Source: arg, Params: b.Manifest.Params}, nil
+	}
 	st, err := os.Stat(arg)
 	if err != nil || !st.IsDir() {
 		if err == nil {
@@ -79,4 +89,16 @@ func Resolve(arg string, params map[string]uint64) (*Resolved, error) {
 func fileExists(p string) bool {
 	st, err := os.Stat(p)
 	return err == nil && !st.IsDir()
+}
+
+// IsBuiltinName reports whether arg, an argument of policy install, names a
+// built-in policy: a built-in's name without a slash. A built-in name wins
+// over a directory of the same name in the working directory; "./NAME"
+// names the directory.
+func IsBuiltinName(arg string) bool {
+	if strings.Contains(arg, "/") {
+		return false
+	}
+	_, err := bpf.LookupBuiltin(arg)
+	return err == nil
 }

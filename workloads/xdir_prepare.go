@@ -14,8 +14,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-
-	"golang.org/x/sys/unix"
 )
 
 // XDirPrepareResult reports what XDirPrepare did.
@@ -29,11 +27,39 @@ type XDirPrepareResult struct {
 	FS       FSInfo `json:"filesystem"`
 }
 
+// XDirMarker is the file XDirPrepare puts into a dst_<n>_files directory it
+// creates: only such a directory is ever trimmed.
+const XDirMarker = ".syncord-xdir"
+
+// xdirNameLen is the length of the names the workload and XDirPrepare make.
+const xdirNameLen = 36
+
+// xdirOurs reports whether name is one the xdir workload makes: 36 ASCII
+// letters.
+func xdirOurs(name string) bool {
+	if len(name) != xdirNameLen {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		if c := name[i] | 0x20; c < 'a' || c > 'z' {
+			return false
+		}
+	}
+	return true
+}
+
 // XDirPrepare makes dir/src_empty and dir/dst_empty (emptied if they exist)
 // and dir/dst_<n>_files holding n empty files with 36-letter random names,
 // topping up or trimming an existing one to n like the artifact's
 // prepare_dir.py. It then reports the filesystem under dir (FSInfo).
 // procRoot is normally "/proc".
+//
+// It removes only what the workload makes: regular files with 36-letter
+// names; it trims dst_<n>_files only when it made that directory (the
+// XDirMarker file in it). Anything else in the three directories is an
+// error naming it, and a symbolic link in place of one of them is refused:
+// everything below dir is reached through an os.Root, with no symbolic link
+// followed out of dir and none followed when removing.
 func XDirPrepare(procRoot, dir string, n int) (*XDirPrepareResult, error) {
 	if n < 0 {
 		return nil, fmt.Errorf("xdir prepare: file count %d is negative", n)
@@ -41,24 +67,50 @@ func XDirPrepare(procRoot, dir string, n int) (*XDirPrepareResult, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("xdir prepare: %w", err)
 	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, fmt.Errorf("xdir prepare: %w", err)
+	}
+	defer root.Close()
+	dirty := fmt.Sprintf("dst_%d_files", n)
 	r := &XDirPrepareResult{
 		Src:      filepath.Join(dir, "src_empty"),
 		Dst:      filepath.Join(dir, "dst_empty"),
-		DstDirty: filepath.Join(dir, fmt.Sprintf("dst_%d_files", n)),
+		DstDirty: filepath.Join(dir, dirty),
 		Files:    n,
 	}
-	for _, d := range []string{r.Src, r.Dst} {
-		if err := os.RemoveAll(d); err != nil {
-			return nil, fmt.Errorf("xdir prepare: empty %s: %w", d, err)
+	for _, d := range []string{"src_empty", "dst_empty"} {
+		sub, _, err := xdirOpenDir(root, dir, d)
+		if err != nil {
+			return nil, err
 		}
-		if err := os.Mkdir(d, 0o755); err != nil {
+		ours, err := xdirListOurs(sub, filepath.Join(dir, d), false)
+		if err == nil {
+			for _, nm := range ours {
+				if err = sub.Remove(nm); err != nil {
+					err = fmt.Errorf("xdir prepare: empty %s: %w", filepath.Join(dir, d), err)
+					break
+				}
+			}
+		}
+		sub.Close()
+		if err != nil {
+			return nil, err
+		}
+	}
+	sub, made, err := xdirOpenDir(root, dir, dirty)
+	if err != nil {
+		return nil, err
+	}
+	defer sub.Close()
+	if made {
+		f, err := sub.OpenFile(XDirMarker, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		if err != nil {
 			return nil, fmt.Errorf("xdir prepare: %w", err)
 		}
+		f.Close()
 	}
-	if err := os.Mkdir(r.DstDirty, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
-		return nil, fmt.Errorf("xdir prepare: %w", err)
-	}
-	names, err := xdirList(r.DstDirty)
+	names, err := xdirListOurs(sub, r.DstDirty, true)
 	if err != nil {
 		return nil, err
 	}
@@ -66,15 +118,19 @@ func XDirPrepare(procRoot, dir string, n int) (*XDirPrepareResult, error) {
 	for _, nm := range names {
 		have[nm] = true
 	}
+	if len(names) > n {
+		if _, err := sub.Lstat(XDirMarker); err != nil {
+			return nil, fmt.Errorf("xdir prepare: %s holds %d files, more than %d, but syncord did not make it (no %s in it), so it trims nothing there: remove it or choose another --dir", r.DstDirty, len(names), n, XDirMarker)
+		}
+	}
 	for i := len(names); i > n; i-- {
-		p := filepath.Join(r.DstDirty, names[i-1])
-		if err := os.Remove(p); err != nil {
+		if err := sub.Remove(names[i-1]); err != nil {
 			return nil, fmt.Errorf("xdir prepare: trim: %w", err)
 		}
 		r.Removed++
 	}
 	const letters = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-	name := make([]byte, 36)
+	name := make([]byte, xdirNameLen)
 	for cur := len(names); cur < n; {
 		for k := range name {
 			name[k] = letters[rand.IntN(len(letters))]
@@ -82,15 +138,14 @@ func XDirPrepare(procRoot, dir string, n int) (*XDirPrepareResult, error) {
 		if have[string(name)] {
 			continue
 		}
-		p := filepath.Join(r.DstDirty, string(name))
-		fd, err := unix.Open(p, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o644)
+		f, err := sub.OpenFile(string(name), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 		if err != nil {
-			if errors.Is(err, unix.EEXIST) {
+			if errors.Is(err, os.ErrExist) {
 				continue
 			}
-			return nil, fmt.Errorf("xdir prepare: create %s: %w (created %d of %d; free inodes: df -i %s)", p, err, r.Created, n-len(names), dir)
+			return nil, fmt.Errorf("xdir prepare: create %s: %w (created %d of %d; free inodes: df -i %s)", filepath.Join(r.DstDirty, string(name)), err, r.Created, n-len(names), dir)
 		}
-		unix.Close(fd)
+		f.Close()
 		have[string(name)] = true
 		r.Created++
 		cur++
@@ -102,16 +157,54 @@ func XDirPrepare(procRoot, dir string, n int) (*XDirPrepareResult, error) {
 	return r, nil
 }
 
-// xdirList returns the names in dir (not . and ..).
-func xdirList(dir string) ([]string, error) {
-	f, err := os.Open(dir)
+// xdirOpenDir opens the directory name in root, making it when it does not
+// exist (made is then true). A symbolic link or another kind of file there
+// is an error.
+func xdirOpenDir(root *os.Root, dir, name string) (sub *os.Root, made bool, err error) {
+	fi, err := root.Lstat(name)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		if err := root.Mkdir(name, 0o755); err != nil {
+			return nil, false, fmt.Errorf("xdir prepare: %w", err)
+		}
+		made = true
+	case err != nil:
+		return nil, false, fmt.Errorf("xdir prepare: %w", err)
+	case fi.Mode()&os.ModeSymlink != 0:
+		return nil, false, fmt.Errorf("xdir prepare: %s is a symbolic link; syncord makes this directory itself and follows no link there (remove the link)", filepath.Join(dir, name))
+	case !fi.IsDir():
+		return nil, false, fmt.Errorf("xdir prepare: %s exists and is not a directory (move it away)", filepath.Join(dir, name))
+	}
+	sub, err = root.OpenRoot(name)
+	if err != nil {
+		return nil, false, fmt.Errorf("xdir prepare: %w", err)
+	}
+	return sub, made, nil
+}
+
+// xdirListOurs returns the names in sub (the directory path) that the
+// workload made: regular files with 36-letter names. Anything else but the
+// marker (when marker is true) is an error naming it: syncord neither
+// removes it nor runs the workload beside it.
+func xdirListOurs(sub *os.Root, path string, marker bool) ([]string, error) {
+	f, err := sub.Open(".")
 	if err != nil {
 		return nil, fmt.Errorf("xdir prepare: %w", err)
 	}
 	defer f.Close()
-	names, err := f.Readdirnames(-1)
+	ents, err := f.ReadDir(-1)
 	if err != nil {
-		return nil, fmt.Errorf("xdir prepare: list %s: %w", dir, err)
+		return nil, fmt.Errorf("xdir prepare: list %s: %w", path, err)
+	}
+	names := make([]string, 0, len(ents))
+	for _, e := range ents {
+		switch {
+		case xdirOurs(e.Name()) && e.Type().IsRegular():
+			names = append(names, e.Name())
+		case marker && e.Name() == XDirMarker:
+		default:
+			return nil, fmt.Errorf("xdir prepare: %s holds %q, which syncord did not make; it removes only its own files (36-letter names): move it away or choose another --dir", path, e.Name())
+		}
 	}
 	return names, nil
 }

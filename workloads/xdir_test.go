@@ -157,12 +157,17 @@ func TestXDirPrepareTopUpTrim(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		files := 0
 		for _, e := range es {
+			if e.Name() == XDirMarker {
+				continue
+			}
 			if len(e.Name()) != 36 || !e.Type().IsRegular() {
 				t.Fatalf("unexpected entry %q", e.Name())
 			}
+			files++
 		}
-		return len(es)
+		return files
 	}
 	r, err := XDirPrepare("/proc", dir, 50)
 	if err != nil {
@@ -171,9 +176,9 @@ func TestXDirPrepareTopUpTrim(t *testing.T) {
 	if r.Created != 50 || count(50) != 50 {
 		t.Fatalf("first prepare: created %d, have %d", r.Created, count(50))
 	}
-	// A stray file in src_empty is removed; the dirty dir is kept and
-	// topped up or trimmed.
-	os.WriteFile(filepath.Join(dir, "src_empty", "stray"), nil, 0o644)
+	// A file the workload left in src_empty is removed; the dirty dir is
+	// kept and topped up or trimmed.
+	os.WriteFile(filepath.Join(dir, "src_empty", "AbCdEfGhIjKlMnOpQrStUvWxYzAbCdEfGhIj"), nil, 0o644)
 	if r, err = XDirPrepare("/proc", dir, 50); err != nil || r.Created != 0 || r.Removed != 0 {
 		t.Fatalf("idempotent prepare: %+v, %v", r, err)
 	}
@@ -192,6 +197,74 @@ func TestXDirPrepareTopUpTrim(t *testing.T) {
 	}
 	if r.FS.MountPoint == "" || r.FS.FSType == "" {
 		t.Errorf("no filesystem info: %+v", r.FS)
+	}
+}
+
+// TestXDirPrepareRemovesOnlyOurs puts files syncord did not make into the
+// three directories and a symbolic link in place of one: prepare refuses,
+// and nothing outside what it made is removed or followed.
+func TestXDirPrepareRemovesOnlyOurs(t *testing.T) {
+	dir, outside := t.TempDir(), t.TempDir()
+	victim := filepath.Join(outside, "thesis.tex")
+	if err := os.WriteFile(victim, []byte("years of work"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// Also a file with one of our names outside: a link must not lead to it.
+	ourName := filepath.Join(outside, "AbCdEfGhIjKlMnOpQrStUvWxYzAbCdEfGhIj")
+	os.WriteFile(ourName, nil, 0o644)
+	intact := func() {
+		t.Helper()
+		if b, err := os.ReadFile(victim); err != nil || string(b) != "years of work" {
+			t.Fatalf("%s touched: %q, %v", victim, b, err)
+		}
+		if _, err := os.Stat(ourName); err != nil {
+			t.Fatalf("%s removed through a link: %v", ourName, err)
+		}
+	}
+	// dst_0_files -> outside: the trim to 0 files must not follow it.
+	if err := os.Symlink(outside, filepath.Join(dir, "dst_0_files")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := XDirPrepare("/proc", dir, 0); err == nil || !strings.Contains(err.Error(), "dst_0_files is a symbolic link") {
+		t.Fatalf("prepare over a link: %v, want refused", err)
+	}
+	intact()
+	// src_empty -> outside likewise.
+	os.Remove(filepath.Join(dir, "dst_0_files"))
+	os.Remove(filepath.Join(dir, "src_empty")) // made by the first prepare
+	if err := os.Symlink(outside, filepath.Join(dir, "src_empty")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := XDirPrepare("/proc", dir, 0); err == nil || !strings.Contains(err.Error(), "src_empty is a symbolic link") {
+		t.Fatalf("prepare over a src_empty link: %v, want refused", err)
+	}
+	intact()
+	os.Remove(filepath.Join(dir, "src_empty"))
+
+	// A user's file in a dst_N_files syncord made: kept, prepare refuses.
+	if _, err := XDirPrepare("/proc", dir, 5); err != nil {
+		t.Fatal(err)
+	}
+	mine := filepath.Join(dir, "dst_5_files", "thesis.tex")
+	os.WriteFile(mine, []byte("x"), 0o644)
+	os.Rename(filepath.Join(dir, "dst_5_files"), filepath.Join(dir, "dst_2_files"))
+	if _, err := XDirPrepare("/proc", dir, 2); err == nil || !strings.Contains(err.Error(), `holds "thesis.tex", which syncord did not make`) {
+		t.Fatalf("prepare beside a user's file: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "dst_2_files", "thesis.tex")); err != nil {
+		t.Fatalf("user's file removed: %v", err)
+	}
+	// A directory syncord did not make (no marker) is never trimmed.
+	plain := filepath.Join(dir, "dst_1_files")
+	os.Mkdir(plain, 0o755)
+	for _, nm := range []string{"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB"} {
+		os.WriteFile(filepath.Join(plain, nm), nil, 0o644)
+	}
+	if _, err := XDirPrepare("/proc", dir, 1); err == nil || !strings.Contains(err.Error(), "syncord did not make it (no "+XDirMarker) {
+		t.Fatalf("trim of a directory without the marker: %v", err)
+	}
+	if es, _ := os.ReadDir(plain); len(es) != 2 {
+		t.Fatalf("unmarked directory trimmed: %v", es)
 	}
 }
 
@@ -239,8 +312,8 @@ func TestXDirRunShort(t *testing.T) {
 			t.Errorf("%s not empty after the run: %d entries", d, len(es))
 		}
 	}
-	if es, _ := os.ReadDir(p.DstDirty); len(es) != 200 {
-		t.Errorf("%s has %d entries after the run, want 200", p.DstDirty, len(es))
+	if es, _ := os.ReadDir(p.DstDirty); len(es) != 200+1 {
+		t.Errorf("%s has %d entries after the run, want 200 and %s", p.DstDirty, len(es), XDirMarker)
 	}
 }
 

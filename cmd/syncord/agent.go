@@ -33,6 +33,13 @@ or the client asks to wait; read-only ones (topology, lockstat, policy status
 and list) run concurrently. A client that disconnects or cancels stops its
 command (on a serial port: a client silent for --keepalive-timeout). Path arguments must lie under --policy-root, --bench-root or
 --bpf-root (exit status 77 otherwise); the agent command itself is refused.
+Paths are resolved when a request starts running (after it waited for the
+running command), symbolic links and ".." as the kernel resolves them; the
+command uses the resolved path. A relative path, "-" included, lies under
+the first root of its kind, never in the agent's working directory; so do
+defaults that would lie there or in /tmp (policy build --out, bench --tmpdir,
+leveldb --db). A built-in policy name wins over a directory of that name
+(policy install ./NAME for the directory).
 
 QEMU side of the default port:
   -device virtio-serial-pci
@@ -176,7 +183,13 @@ func orNever(d time.Duration) time.Duration {
 func agentConfig(logf func(string, ...any)) control.Config {
 	return control.Config{
 		Run: func(ctx context.Context, stdout, stderr io.Writer, args []string) int {
-			return Run(ctx, &Env{Stdout: stdout, Stderr: stderr, Remote: true}, args)
+			env := &Env{Stdout: stdout, Stderr: stderr, Remote: true}
+			// The server opened the roots when the request started
+			// running; the command resolves its paths through them.
+			if z := control.ResolverFrom(ctx); z != nil {
+				env.Paths = z
+			}
+			return Run(ctx, env, args)
 		},
 		Mutating: mutatingRequest,
 		Logf:     logf,
@@ -196,7 +209,13 @@ func mutatingRequest(args []string) bool {
 	if c.name == "lockstat" {
 		// lockstat --contention --while CMD runs CMD: it mutates as CMD does.
 		for i, a := range args {
+			if a == "--" {
+				break // flag parsing stops here
+			}
 			v, ok := strings.CutPrefix(a, "--while=")
+			if !ok {
+				v, ok = strings.CutPrefix(a, "-while=")
+			}
 			if !ok && (a == "--while" || a == "-while") && i+1 < len(args) {
 				v, ok = args[i+1], true
 			}

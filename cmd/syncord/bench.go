@@ -193,6 +193,11 @@ func runWillItScale(ctx context.Context, env *Env, args []string) error {
 		cli.ShortUsage(fs)
 		return errUsage
 	}
+	// Under the agent the private temp directory goes under the first
+	// bench root unless --tmpdir says where.
+	if err := resolveFlag(env, fs, kindBench, "tmpdir", tmp, "."); err != nil {
+		return err
+	}
 	n, err := cpsFlag(fs, *cps, *sysRoot)
 	if err != nil {
 		return err
@@ -242,6 +247,9 @@ func runSweep(ctx context.Context, env *Env, args []string) error {
 	}
 	if *dur <= 0 {
 		return fmt.Errorf("--duration must be > 0, got %d", *dur)
+	}
+	if err := resolveFlag(env, fs, kindBench, "tmpdir", tmp, "."); err != nil {
+		return err
 	}
 	top, err := benchTopology(*sysRoot)
 	if err != nil {
@@ -340,6 +348,9 @@ func runFxMark(ctx context.Context, env *Env, args []string) error {
 	}
 	n, err := cpsFlag(fs, *cps, *sysRoot)
 	if err != nil {
+		return err
+	}
+	if err := resolveFlag(env, fs, kindBench, "root", root, ""); err != nil {
 		return err
 	}
 	if st, err := os.Stat(*root); err != nil || !st.IsDir() {

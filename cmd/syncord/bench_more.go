@@ -89,6 +89,12 @@ func runXDirPrepare(ctx context.Context, env *Env, args []string) error {
 		cli.ShortUsage(fs)
 		return errUsage
 	}
+	if err := resolveFlag(env, fs, kindBench, "make-image", img, ""); err != nil {
+		return err
+	}
+	if err := resolveFlag(env, fs, kindBench, "dir", dir, ""); err != nil {
+		return err
+	}
 	if *img != "" {
 		sz, err := parseSize(*size)
 		if err != nil {
@@ -151,6 +157,13 @@ func runXDirRun(ctx context.Context, env *Env, args []string) error {
 	if len(pos) != 6 {
 		cli.ShortUsage(fs)
 		return errUsage
+	}
+	for i := range pos[:3] {
+		p, err := resolvePath(env, kindBench, "", pos[i])
+		if err != nil {
+			return err
+		}
+		pos[i] = p
 	}
 	var num [3]int
 	for i, s := range pos[3:] {
@@ -301,6 +314,11 @@ func runLevelDB(ctx context.Context, env *Env, args []string) error {
 	d, err := parseSeconds(*dur)
 	if err != nil {
 		return exitErr(2, fmt.Errorf("bench leveldb readrandom: --duration: %w", err))
+	}
+	// Under the agent the default database goes under the first bench
+	// root, not /tmp.
+	if err := resolveFlag(env, fs, kindBench, "db", db, filepath.Join(fmt.Sprintf("leveldbtest-%d", os.Getuid()), "dbbench")); err != nil {
+		return err
 	}
 	n, err := defaultCPS(*cps, *sysRoot)
 	if err != nil {

@@ -57,6 +57,9 @@ func lockstatCmd(ctx context.Context, env *Env, args []string) error {
 	if fs.NArg() > 0 {
 		return usageError(env, "lockstat: unexpected argument %q", fs.Arg(0))
 	}
+	if err := resolveFlag(env, fs, kindBPF, "map", mapPath, ""); err != nil {
+		return err
+	}
 	if *top < 0 {
 		return usageError(env, "lockstat: --top must not be negative")
 	}

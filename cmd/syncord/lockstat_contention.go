@@ -118,7 +118,8 @@ func lockstatContention(ctx context.Context, env *Env, args []string) error {
 			go func() {
 				defer stop()
 				fmt.Fprintf(env.Stderr, "syncord: lockstat: profiling while: syncord %s\n", strings.Join(whileArgs, " "))
-				st <- Run(ctx, &Env{Stdout: env.Stderr, Stderr: env.Stderr, Remote: env.Remote}, whileArgs)
+				// CMD's paths are resolved as if it had been sent on its own.
+				st <- Run(ctx, &Env{Stdout: env.Stderr, Stderr: env.Stderr, Remote: env.Remote, Paths: env.Paths}, whileArgs)
 			}()
 		}
 	}

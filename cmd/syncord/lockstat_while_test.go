@@ -80,6 +80,9 @@ func TestMutatingRequestWhile(t *testing.T) {
 		{[]string{"lockstat", "--contention", "--while", "bench fxmark --type MWRL"}, true},
 		{[]string{"lockstat", "--contention", "--while=bench will-it-scale lock1"}, true},
 		{[]string{"lockstat", "--contention", "--while", "topology"}, false},
+		// the one-dash forms the flag package accepts too
+		{[]string{"lockstat", "--contention", "-while=bench fxmark --type MWRL"}, true},
+		{[]string{"lockstat", "-contention", "-while", "bench xdir prepare --dir d"}, true},
 	} {
 		if got := mutatingRequest(tc.args); got != tc.want {
 			t.Errorf("mutatingRequest(%q) = %v, want %v", tc.args, got, tc.want)

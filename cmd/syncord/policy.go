@@ -14,6 +14,7 @@ import (
 	"github.com/syncord/syncord/internal/cli"
 	"github.com/syncord/syncord/numa"
 	"github.com/syncord/syncord/runtime"
+	"github.com/syncord/syncord/runtime/control"
 )
 
 const policyHelp = `
@@ -59,18 +60,41 @@ func policyCmd(ctx context.Context, env *Env, args []string) error {
 
 // runtimeFlags are the roots every policy subcommand takes.
 type runtimeFlags struct {
+	fs                      *flag.FlagSet
 	bpffs, state, sys, proc *string
 	timeout                 *time.Duration
 }
 
 func addRuntimeFlags(fs *flag.FlagSet) runtimeFlags {
 	return runtimeFlags{
+		fs:      fs,
 		bpffs:   fs.String("bpffs", bpf.DefaultBPFFS, "bpffs `DIR` the pins go to (mounted if it is not)"),
 		state:   fs.String("state-dir", runtime.DefaultStateDir, "`DIR` where installs are recorded"),
 		sys:     fs.String("sys-root", "/sys", "sysfs root (for tests)"),
 		proc:    fs.String("proc-root", "/proc", "procfs root (for tests)"),
 		timeout: fs.Duration("timeout", 60*time.Second, "how long to wait for a livepatch transition"),
 	}
+}
+
+// resolve resolves the roots given on the command line of an agent
+// request (their defaults are the system's own locations). --sys-root and
+// --proc-root are for tests: the runtime writes livepatch attributes under
+// the sysfs root, so a client may not move them.
+func (f runtimeFlags) resolve(env *Env) error {
+	if env.Paths == nil {
+		return nil
+	}
+	for _, r := range []struct{ name, def string }{{"sys-root", "/sys"}, {"proc-root", "/proc"}} {
+		if flagSet(f.fs, r.name) {
+			if v := f.fs.Lookup(r.name).Value.String(); v != r.def {
+				return exitErr(control.ExitRefused, fmt.Errorf("%w: --%s %q: only %s over the agent (the runtime writes livepatch attributes under it)", control.ErrRefused, r.name, v, r.def))
+			}
+		}
+	}
+	if err := resolveFlag(env, f.fs, kindBPF, "bpffs", f.bpffs, ""); err != nil {
+		return err
+	}
+	return resolveFlag(env, f.fs, kindPolicy, "state-dir", f.state, "")
 }
 
 func (f runtimeFlags) runtime(env *Env) *runtime.Runtime {
@@ -142,9 +166,36 @@ func policyInstallCmd(ctx context.Context, env *Env, args []string) error {
 		cli.ShortUsage(fs)
 		return fmt.Errorf("policy install: want one policy name or directory: %w", errUsage)
 	}
+	if err := rf.resolve(env); err != nil {
+		return err
+	}
+	// A name without a slash that names a built-in policy is that policy
+	// (runtime.Resolve); anything else is a directory, under the agent
+	// relative to the first policy root (./NAME for a directory that has
+	// a built-in's name).
+	if !runtime.IsBuiltinName(pos[0]) {
+		if pos[0], err = resolvePath(env, kindPolicy, "", pos[0]); err != nil {
+			return err
+		}
+	}
 	res, err := runtime.Resolve(pos[0], nil)
 	if err != nil {
 		return err
+	}
+	if err := resolveFlag(env, fs, kindPolicy, "livepatch", ko, ""); err != nil {
+		return err
+	}
+	// What the policy directory names (its manifest's object, the
+	// artifact's LivePatchGen module) must lie under the roots too.
+	if res.Policy.ObjectPath != "" && !runtime.IsBuiltinName(pos[0]) {
+		if res.Policy.ObjectPath, err = resolvePath(env, kindPolicy, "", res.Policy.ObjectPath); err != nil {
+			return err
+		}
+	}
+	if res.Livepatch != "" {
+		if res.Livepatch, err = resolvePath(env, kindPolicy, "", res.Livepatch); err != nil {
+			return err
+		}
 	}
 	vals, err := policyParams(res.Params, params, *rf.sys)
 	if err != nil {
@@ -230,6 +281,9 @@ func policyUninstallCmd(ctx context.Context, env *Env, args []string) error {
 		cli.ShortUsage(fs)
 		return fmt.Errorf("policy uninstall: at most one policy name: %w", errUsage)
 	}
+	if err := rf.resolve(env); err != nil {
+		return err
+	}
 	name := ""
 	if len(pos) == 1 {
 		name = pos[0]
@@ -267,6 +321,9 @@ func policyStatusCmd(ctx context.Context, env *Env, args []string) error {
 		cli.ShortUsage(fs)
 		return fmt.Errorf("policy status: unexpected argument %q: %w", pos[0], errUsage)
 	}
+	if err := rf.resolve(env); err != nil {
+		return err
+	}
 	st, err := rf.runtime(env).Status()
 	if err != nil {
 		return err
@@ -298,6 +355,9 @@ func policyReconcileCmd(ctx context.Context, env *Env, args []string) error {
 	if len(pos) > 0 {
 		cli.ShortUsage(fs)
 		return fmt.Errorf("policy reconcile: unexpected argument %q: %w", pos[0], errUsage)
+	}
+	if err := rf.resolve(env); err != nil {
+		return err
 	}
 	found, err := rf.runtime(env).Reconcile()
 	if err != nil {

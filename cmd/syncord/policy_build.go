@@ -57,6 +57,19 @@ func policyBuildCmd(ctx context.Context, env *Env, args []string) error {
 	if (*patch == "") != (*linuxSrc == "") {
 		return usageError(env, "policy build: --livepatch and --linux-src go together")
 	}
+	// Under the agent the default OUTPUT is "output" under the first policy
+	// root, not in the agent's working directory.
+	for _, f := range []struct {
+		name, remoteDefault string
+		p                   *string
+	}{{"out", "output", out}, {"clang", "", clang}, {"livepatch", "", patch}, {"linux-src", "", linuxSrc}} {
+		if err := resolveFlag(env, fs, kindPolicy, f.name, f.p, f.remoteDefault); err != nil {
+			return err
+		}
+	}
+	if pos[0], err = resolvePath(env, kindPolicy, "", pos[0]); err != nil {
+		return err
+	}
 	res, err := bpf.Build(ctx, pos[0], *out, bpf.BuildOptions{Clang: *clang, NCPU: *ncpu})
 	if err != nil {
 		return err

@@ -52,7 +52,11 @@ func runTopology(ctx context.Context, env *Env, args []string) error {
 			}
 			return snap.WriteJSON(env.Stdout)
 		}
-		return sys.Capture(*capture)
+		dir, err := resolvePath(env, kindBench, "--capture", *capture)
+		if err != nil {
+			return err
+		}
+		return sys.Capture(dir)
 	}
 	top, err := sys.Topology()
 	if err != nil {

@@ -22,6 +22,17 @@ type Env struct {
 	Stderr io.Writer
 	// Remote is true when the command runs on behalf of an agent client.
 	Remote bool
+	// Paths, when not nil, resolves every path argument of a remote
+	// request before the command uses it (the agent's roots); nil: paths
+	// are used as given.
+	Paths Paths
+}
+
+// Paths resolves the path argument value of flag ("" for a positional
+// argument) against the roots of kind ("policy", "bench", "bpf"): it
+// returns the path the command must use instead, or an error refusing it.
+type Paths interface {
+	Resolve(kind, flag, value string) (string, error)
 }
 
 // Command is one top-level subcommand as the dispatcher sees it.

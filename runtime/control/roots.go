@@ -1,10 +1,14 @@
 package control
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
+	"strconv"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // Default roots of path arguments that arrive over the wire.
@@ -14,25 +18,39 @@ const (
 	DefaultBPFRoot    = "/sys/fs/bpf"
 )
 
+// Kinds of roots, the kind argument of Resolver.Resolve.
+const (
+	KindPolicy = "policy" // policy objects, policy directories, livepatch modules, build output
+	KindBench  = "bench"  // workload directories, databases, images, captures
+	KindBPF    = "bpf"    // bpffs directories and pinned maps
+)
+
+// ErrRefused is wrapped by the errors of Resolve: the path may not be used
+// by a remote request. The agent answers such a request with ExitRefused.
+var ErrRefused = errors.New("refused")
+
 // Roots are the directories under which path arguments of remote requests
-// must lie. A path argument is the value of a flag known to take a path,
-// or any other argument of a policy or bench command that looks like a path
-// (contains a slash, or starts with "." or "~"). The flags:
+// must lie. Which argument of which command is a path is decided by the
+// command itself (it calls Resolver.Resolve after parsing its flags, for
+// given values and for the defaults it would use), so a value is checked
+// exactly as the command will use it:
 //
-//	policy    --livepatch --out --clang --linux-src --state-dir: policy roots
-//	          --bpffs: bpf roots; --sys-root --proc-root: read only, unchecked
-//	bench     --root --dir --db --tmpdir --make-image: bench roots
-//	          --sysfs --proc: read only, unchecked
-//	lockstat  --map: bpf roots
-//	topology  --capture: bench roots ("-" is stdout); --root: unchecked
+//	policy    install NAME|DIR, --livepatch, build DIR, --out, --clang,
+//	          --linux-src, --state-dir: policy roots; --bpffs: bpf roots
+//	bench     --root --dir --db --tmpdir --make-image, xdir run SRC DST_DIRTY
+//	          DST: bench roots (--sysfs, --proc: read only, unchecked)
+//	lockstat  --map: bpf roots; --while CMD: CMD's paths as if it were sent
+//	topology  --capture: bench roots ("-" is stdout); --root: read only
 //
-// Relative paths are taken relative to the agent's working directory;
-// symbolic links are resolved before the check, so a link cannot lead out of
-// a root.
+// A relative path is taken relative to the first root of its kind, never to
+// the agent's working directory. Symbolic links and ".." are resolved by the
+// kernel one component at a time, as the command's own system calls would
+// resolve them (nothing is cleaned lexically first), and the resulting real
+// path must lie under the real path of a root.
 type Roots struct {
 	Policy []string // policy objects, policy directories, livepatch modules
 	Bench  []string // workload directories, databases, images
-	BPF    []string // pinned maps (lockstat --map)
+	BPF    []string // pinned maps (lockstat --map), bpffs directories
 }
 
 // DefaultRoots returns the roots used when the agent is given none.
@@ -40,171 +58,216 @@ func DefaultRoots() *Roots {
 	return &Roots{Policy: []string{DefaultPolicyRoot}, Bench: []string{DefaultBenchRoot}, BPF: []string{DefaultBPFRoot}}
 }
 
-type rootKind int
-
-const (
-	rootNone rootKind = iota
-	rootPolicy
-	rootBench
-	rootBPF
-)
-
-func (k rootKind) String() string {
-	return [...]string{"", "policy", "bench", "bpf"}[k]
-}
-
-func (k rootKind) flag() string {
-	return [...]string{"", "--policy-root", "--bench-root", "--bpf-root"}[k]
-}
-
-// pathFlags lists, per top-level command, the flags that take a path and
-// the root it must lie under (rootNone: a value that is read only, such as a
-// sysfs root, consumed unchecked); commandRoot is the root of the positional
-// arguments of a command that look like paths.
-var pathFlags = map[string]map[string]rootKind{
-	"policy": {
-		"livepatch": rootPolicy, "out": rootPolicy, "clang": rootPolicy, "linux-src": rootPolicy,
-		"state-dir": rootPolicy, "bpffs": rootBPF,
-		"sys-root": rootNone, "proc-root": rootNone,
-	},
-	"bench": {
-		"root": rootBench, "dir": rootBench, "db": rootBench, "tmpdir": rootBench,
-		"make-image": rootBench,
-		"sysfs":      rootNone, "proc": rootNone,
-	},
-	"lockstat": {"map": rootBPF},
-	"topology": {"capture": rootBench, "root": rootNone},
-}
-
-var commandRoot = map[string]rootKind{"policy": rootPolicy, "bench": rootBench}
-
-// Check returns an error naming the first path argument of args that lies
-// outside its roots.
-func (r *Roots) Check(args []string) error {
-	if len(args) == 0 {
-		return nil
-	}
-	flags := pathFlags[args[0]]
-	positional := commandRoot[args[0]]
-	for i := 1; i < len(args); i++ {
-		a := args[i]
-		if a == "--" {
-			for _, p := range args[i+1:] {
-				if positional != rootNone && looksLikePath(p) {
-					if err := r.check(positional, "", p); err != nil {
-						return err
-					}
-				}
-			}
-			return nil
-		}
-		if strings.HasPrefix(a, "-") && len(a) > 1 {
-			name := strings.TrimLeft(a, "-")
-			value, hasValue := "", false
-			if k := strings.IndexByte(name, '='); k >= 0 {
-				name, value, hasValue = name[:k], name[k+1:], true
-			}
-			kind, ok := flags[name]
-			if !ok {
-				if hasValue && positional != rootNone && looksLikePath(value) {
-					if err := r.check(positional, "--"+name, value); err != nil {
-						return err
-					}
-				}
-				continue
-			}
-			if !hasValue {
-				if i+1 >= len(args) {
-					continue // flag parsing will complain
-				}
-				i++
-				value = args[i]
-			}
-			if kind == rootNone || value == "-" {
-				continue
-			}
-			if err := r.check(kind, "--"+name, value); err != nil {
-				return err
-			}
-			continue
-		}
-		if positional != rootNone && looksLikePath(a) {
-			if err := r.check(positional, "", a); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-func looksLikePath(s string) bool {
-	return strings.Contains(s, "/") || strings.HasPrefix(s, ".") || strings.HasPrefix(s, "~")
-}
-
-func (r *Roots) roots(k rootKind) []string {
-	switch k {
-	case rootPolicy:
+func (r *Roots) of(kind string) []string {
+	switch kind {
+	case KindPolicy:
 		return r.Policy
-	case rootBench:
+	case KindBench:
 		return r.Bench
-	case rootBPF:
+	case KindBPF:
 		return r.BPF
 	}
 	return nil
 }
 
-func (r *Roots) check(k rootKind, flag, p string) error {
-	what := fmt.Sprintf("path %q", p)
-	if flag != "" {
-		what = fmt.Sprintf("path %q of %s", p, flag)
+func kindFlag(kind string) string { return "--" + kind + "-root" }
+
+// openRoot is one root as it was when the request started running.
+type openRoot struct {
+	given string
+	real  string // "" when it could not be opened
+	err   error
+	fd    int
+}
+
+// Resolver resolves the path arguments of one request against the roots as
+// they are when the request runs. It is made by Roots.Open when the request
+// starts (after it waited for the mutating slot), used by the command, and
+// closed when the request ends.
+type Resolver struct {
+	roots map[string][]openRoot
+}
+
+// Open opens every root. A root that does not exist is not an error here;
+// a path resolved against it is refused and the message says why.
+func (r *Roots) Open() (*Resolver, error) {
+	z := &Resolver{roots: map[string][]openRoot{}}
+	for _, kind := range []string{KindPolicy, KindBench, KindBPF} {
+		for _, g := range r.of(kind) {
+			o := openRoot{given: g, fd: -1}
+			fd, err := unix.Open(g, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+			if err != nil {
+				o.err = &os.PathError{Op: "open root", Path: g, Err: err}
+			} else if o.real, err = fdPath(fd); err != nil {
+				unix.Close(fd)
+				o.err = err
+			} else {
+				o.fd = fd
+			}
+			z.roots[kind] = append(z.roots[kind], o)
+		}
 	}
-	roots := r.roots(k)
-	if strings.HasPrefix(p, "~") {
-		return fmt.Errorf("%s: the agent does not expand ~ (give an absolute path under the %s roots %s)", what, k, strings.Join(roots, ", "))
+	return z, nil
+}
+
+// Close closes the roots. It is idempotent.
+func (z *Resolver) Close() error {
+	if z == nil {
+		return nil
 	}
-	resolved, err := resolve(p)
+	for _, os := range z.roots {
+		for i := range os {
+			if os[i].fd >= 0 {
+				unix.Close(os[i].fd)
+				os[i].fd = -1
+			}
+		}
+	}
+	return nil
+}
+
+// fdPath is the real path of the file fd refers to.
+func fdPath(fd int) (string, error) {
+	p, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(fd))
 	if err != nil {
-		return fmt.Errorf("%s: %v", what, err)
+		return "", fmt.Errorf("real path of an open directory: %w (is /proc mounted?)", err)
 	}
-	for _, root := range roots {
-		rr, err := resolve(root)
-		if err != nil {
-			continue
-		}
-		if within(rr, resolved) {
-			return nil
-		}
+	if strings.HasSuffix(p, " (deleted)") || !strings.HasPrefix(p, "/") {
+		return "", fmt.Errorf("%s: removed while in use", p)
+	}
+	return p, nil
+}
+
+// Resolve returns the real path (absolute, without symbolic links, . or ..)
+// of value, the value of flag ("" for a positional argument), and refuses
+// it with an error wrapping ErrRefused when it lies outside the roots of
+// kind (KindPolicy, KindBench, KindBPF). A relative value is taken relative
+// to the first root of kind. The existing part of the path is resolved by
+// the kernel a component at a time (openat2 with RESOLVE_NO_MAGICLINKS, so
+// /proc/PID/fd links are refused); the rest, which the command will create,
+// must be plain names: no "..", and no dangling symbolic link at its start.
+//
+// The command must use the returned path, not value: it is what was
+// checked. A component swapped for a symbolic link after Resolve returns
+// (while the command runs) is not caught here; the deleting code paths
+// (xdir prepare) therefore also refuse to follow links themselves.
+func (z *Resolver) Resolve(kind, flag, value string) (string, error) {
+	what := fmt.Sprintf("path %q", value)
+	if flag != "" {
+		what = fmt.Sprintf("path %q of %s", value, flag)
+	}
+	roots := z.roots[kind]
+	given := make([]string, len(roots))
+	for i, o := range roots {
+		given[i] = o.given
+	}
+	refuse := func(format string, a ...any) error {
+		return fmt.Errorf("%w: %s: %s", ErrRefused, what, fmt.Sprintf(format, a...))
 	}
 	if len(roots) == 0 {
-		return fmt.Errorf("%s: no %s root is configured (start the agent with %s DIR)", what, k, k.flag())
+		return "", refuse("no %s root is configured (start the agent with %s DIR)", kind, kindFlag(kind))
 	}
-	return fmt.Errorf("%s is outside the %s roots %s (move it there or start the agent with %s)", what, k, strings.Join(roots, ", "), k.flag())
+	if value == "" {
+		return "", refuse("empty path")
+	}
+	if strings.HasPrefix(value, "~") {
+		return "", refuse("the agent does not expand ~ (give an absolute path under the %s roots %s)", kind, strings.Join(given, ", "))
+	}
+	start := -1
+	rel := value
+	if strings.HasPrefix(value, "/") {
+		fd, err := unix.Open("/", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return "", refuse("open /: %v", err)
+		}
+		defer unix.Close(fd)
+		start, rel = fd, value[1:]
+	} else {
+		if roots[0].err != nil {
+			return "", refuse("relative paths are taken relative to the first %s root, and %v", kind, roots[0].err)
+		}
+		start = roots[0].fd
+	}
+	real, err := walk(start, rel)
+	if err != nil {
+		return "", refuse("%v", err)
+	}
+	for _, o := range roots {
+		if o.err == nil && within(o.real, real) {
+			return real, nil
+		}
+	}
+	msg := fmt.Sprintf("is outside the %s roots %s (move it there or start the agent with %s)", kind, strings.Join(given, ", "), kindFlag(kind))
+	if real != value {
+		msg = fmt.Sprintf("resolves to %s, which %s", real, msg)
+	}
+	return "", fmt.Errorf("%w: %s %s", ErrRefused, what, msg)
+}
+
+// walk resolves rel below the directory start one component at a time and
+// returns the real path: that of the deepest existing component, followed
+// by the components that do not exist yet.
+func walk(start int, rel string) (string, error) {
+	cur, owned := start, false
+	defer func() {
+		if owned {
+			unix.Close(cur)
+		}
+	}()
+	comps := strings.Split(rel, "/")
+	var tail []string
+	for i, c := range comps {
+		if c == "" || c == "." {
+			continue
+		}
+		fd, err := unix.Openat2(cur, c, &unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: unix.RESOLVE_NO_MAGICLINKS})
+		if err == unix.ENOENT {
+			if lfd, lerr := unix.Openat2(cur, c, &unix.OpenHow{Flags: unix.O_PATH | unix.O_NOFOLLOW | unix.O_CLOEXEC}); lerr == nil {
+				unix.Close(lfd)
+				return "", fmt.Errorf("%s is a symbolic link to something that does not exist", strings.Join(comps[:i+1], "/"))
+			}
+			for _, t := range comps[i:] {
+				if t == ".." {
+					return "", fmt.Errorf("%q follows %s, which does not exist", "..", strings.Join(comps[:i+1], "/"))
+				}
+				if t != "" && t != "." {
+					tail = append(tail, t)
+				}
+			}
+			break
+		}
+		if err != nil {
+			return "", fmt.Errorf("resolve %s: %w", strings.Join(comps[:i+1], "/"), err)
+		}
+		if owned {
+			unix.Close(cur)
+		}
+		cur, owned = fd, true
+	}
+	real, err := fdPath(cur)
+	if err != nil {
+		return "", err
+	}
+	for _, t := range tail {
+		real = strings.TrimSuffix(real, "/") + "/" + t
+	}
+	return real, nil
 }
 
 func within(root, p string) bool {
 	return p == root || root == "/" || strings.HasPrefix(p, root+"/")
 }
 
-// resolve makes p absolute and clean and resolves the symbolic links of its
-// longest existing prefix.
-func resolve(p string) (string, error) {
-	abs, err := filepath.Abs(p)
-	if err != nil {
-		return "", err
-	}
-	rest := ""
-	dir := abs
-	for {
-		if real, err := filepath.EvalSymlinks(dir); err == nil {
-			return filepath.Join(real, rest), nil
-		} else if !os.IsNotExist(err) {
-			return "", fmt.Errorf("resolve %s: %w", dir, err)
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return abs, nil
-		}
-		rest = filepath.Join(filepath.Base(dir), rest)
-		dir = parent
-	}
+type resolverKey struct{}
+
+// WithResolver returns ctx carrying z, for the Runner of a request.
+func WithResolver(ctx context.Context, z *Resolver) context.Context {
+	return context.WithValue(ctx, resolverKey{}, z)
+}
+
+// ResolverFrom returns the resolver the server made for the request that
+// ctx belongs to, or nil when the server checks no paths.
+func ResolverFrom(ctx context.Context) *Resolver {
+	z, _ := ctx.Value(resolverKey{}).(*Resolver)
+	return z
 }

@@ -1,75 +1,116 @@
 package control
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 )
 
-func TestRootsCheck(t *testing.T) {
+func TestResolve(t *testing.T) {
 	base := t.TempDir()
 	pol := filepath.Join(base, "policies")
 	bench := filepath.Join(base, "bench")
 	bpffs := filepath.Join(base, "bpf")
-	for _, d := range []string{pol, bench, bpffs, filepath.Join(base, "outside")} {
-		os.MkdirAll(d, 0o755)
+	outside := filepath.Join(base, "outside")
+	for _, d := range []string{pol, bench, bpffs, filepath.Join(outside, "sub"), filepath.Join(bench, "real", "d")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
 	}
-	// A link inside the bench root that leads out of it.
-	if err := os.Symlink(filepath.Join(base, "outside"), filepath.Join(bench, "escape")); err != nil {
+	for link, target := range map[string]string{
+		filepath.Join(bench, "escape"):   outside,
+		filepath.Join(bench, "link"):     filepath.Join(outside, "sub"), // link/.. is outside
+		filepath.Join(bench, "inside"):   filepath.Join(bench, "real"),
+		filepath.Join(bench, "relative"): "real/d",
+		filepath.Join(bench, "dangling"): filepath.Join(outside, "nothing"),
+		filepath.Join(bench, "magic"):    "/proc/self/cwd",
+	} {
+		if err := os.Symlink(target, link); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A root given through a symbolic link is compared by its real path.
+	benchLink := filepath.Join(base, "benchlink")
+	if err := os.Symlink(bench, benchLink); err != nil {
 		t.Fatal(err)
 	}
-	r := &Roots{Policy: []string{pol}, Bench: []string{bench}, BPF: []string{bpffs}}
+	z, err := (&Roots{Policy: []string{pol}, Bench: []string{benchLink, filepath.Join(base, "missing")}, BPF: []string{bpffs}}).Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer z.Close()
 	for _, tc := range []struct {
-		name    string
-		args    []string
-		errPart string // "" = allowed
+		name, kind, value string
+		want              string // resolved path, when errPart is ""
+		errPart           string
 	}{
-		{"read-only command", []string{"topology", "--json"}, ""},
-		{"built-in policy name", []string{"policy", "install", "lockstat"}, ""},
-		{"policy dir inside", []string{"policy", "install", pol + "/scl"}, ""},
-		{"policy dir outside", []string{"policy", "install", "/etc"}, `path "/etc" is outside the policy roots`},
-		{"dot-dot escape", []string{"policy", "install", pol + "/../outside"}, "outside the policy roots"},
-		{"livepatch flag outside", []string{"policy", "install", "lockstat", "--livepatch", "/lib/modules/x.ko"}, `path "/lib/modules/x.ko" of --livepatch`},
-		{"livepatch flag with equals", []string{"policy", "install", "lockstat", "-livepatch=/root/x.ko"}, "of --livepatch"},
-		{"build clang binary outside", []string{"policy", "build", pol + "/src", "--clang", "/bin/sh"}, "of --clang"},
-		{"livepatch relative name is resolved", []string{"policy", "install", "lockstat", "--livepatch", "x.ko"}, "of --livepatch"},
-		{"livepatch inside", []string{"policy", "install", "lockstat", "--livepatch", pol + "/lp.ko"}, ""},
-		{"param is not a path", []string{"policy", "install", "amp", "--param", "cores=28"}, ""},
-		{"param holding a path", []string{"policy", "install", "amp", "--param=file=/etc/shadow"}, "outside the policy roots"},
-		{"bench root flag outside", []string{"bench", "fxmark", "--type", "MWRL", "--root", "/"}, `path "/" of --root`},
-		{"bench db inside", []string{"bench", "leveldb", "readrandom", "--db", bench + "/db"}, ""},
-		{"bench symlink escape", []string{"bench", "xdir", "prepare", "--dir", bench + "/escape/d"}, "outside the bench roots"},
-		{"bench positional outside", []string{"bench", "xdir", "run", "/srv/src", "d", "e", "5", "1", "1"}, `path "/srv/src"`},
-		{"bench after --", []string{"bench", "xdir", "run", "--", "/srv/src"}, `path "/srv/src"`},
-		{"tilde", []string{"bench", "fxmark", "--root", "~/x"}, "does not expand ~"},
-		{"lockstat map outside bpffs", []string{"lockstat", "--map", "/tmp/map"}, "outside the bpf roots"},
-		{"lockstat map inside", []string{"lockstat", "--map", bpffs + "/lockstat/map"}, ""},
-		{"flag without value", []string{"bench", "fxmark", "--root"}, ""},
-		{"read-only sysfs root is not checked", []string{"bench", "will-it-scale", "lock1", "--sysfs", "/sys"}, ""},
-		{"policy bpffs outside", []string{"policy", "install", "lockstat", "--bpffs", "/tmp/bpf"}, "outside the bpf roots"},
-		{"topology capture to stdout", []string{"topology", "--capture", "-"}, ""},
-		{"topology capture outside", []string{"topology", "--capture", "/etc/x"}, "outside the bench roots"},
-		{"topology sysfs root", []string{"topology", "--root", "/sys"}, ""},
+		{"inside", KindBench, bench + "/real/d", bench + "/real/d", ""},
+		{"inside through the root's link", KindBench, benchLink + "/real/d", bench + "/real/d", ""},
+		{"not yet existing", KindBench, bench + "/new/deeper", bench + "/new/deeper", ""},
+		{"relative is under the first root", KindBench, "srcx", bench + "/srcx", ""},
+		{"relative with a slash", KindBench, "real/d", bench + "/real/d", ""},
+		{"dash is a path like any other", KindBench, "-", bench + "/-", ""},
+		{"link inside the root", KindBench, bench + "/inside/d", bench + "/real/d", ""},
+		{"relative link", KindBench, bench + "/relative", bench + "/real/d", ""},
+		{"dot-dot inside", KindBench, bench + "/real/d/../d", bench + "/real/d", ""},
+		{"the root itself", KindBench, bench, bench, ""},
+		{"outside", KindPolicy, "/etc", "", `path "/etc" of --x is outside the policy roots ` + pol},
+		{"symlink escape", KindBench, bench + "/escape/d", "", "resolves to " + outside + "/d, which is outside the bench roots"},
+		{"dot-dot after a link is physical", KindBench, bench + "/link/../x", "", "resolves to " + outside + "/x"},
+		{"dot-dot out of the root", KindBench, bench + "/../outside", "", "outside the bench roots"},
+		{"relative dot-dot", KindBench, "../outside", "", "outside the bench roots"},
+		{"dot-dot after a missing component", KindBench, bench + "/nope/../../outside", "", `".." follows`},
+		{"dangling link", KindBench, bench + "/dangling", "", "symbolic link to something that does not exist"},
+		{"magic link", KindBench, bench + "/magic/x", "", "resolve " + strings.TrimPrefix(bench, "/") + "/magic"},
+		{"tilde", KindBench, "~/x", "", "does not expand ~"},
+		{"empty", KindBench, "", "", "empty path"},
+		{"bpf map inside", KindBPF, bpffs + "/lockstat/map", bpffs + "/lockstat/map", ""},
+		{"bpf map outside", KindBPF, "/tmp/map", "", "outside the bpf roots"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			err := r.Check(tc.args)
+			got, err := z.Resolve(tc.kind, "--x", tc.value)
 			if tc.errPart == "" {
-				if err != nil {
-					t.Fatalf("Check(%q) = %v, want allowed", tc.args, err)
+				if err != nil || got != tc.want {
+					t.Fatalf("Resolve(%q) = %q, %v, want %q", tc.value, got, err, tc.want)
 				}
 				return
 			}
-			if err == nil || !strings.Contains(err.Error(), tc.errPart) {
-				t.Fatalf("Check(%q) = %v, want error containing %q", tc.args, err, tc.errPart)
+			if err == nil || !strings.Contains(err.Error(), tc.errPart) || !errors.Is(err, ErrRefused) {
+				t.Fatalf("Resolve(%q) = %q, %v, want a refusal containing %q", tc.value, got, err, tc.errPart)
 			}
 		})
 	}
 }
 
-func TestRootsUnconfigured(t *testing.T) {
-	err := (&Roots{}).Check([]string{"bench", "fxmark", "--root", "/tmp/x"})
-	if err == nil || !strings.Contains(err.Error(), "no bench root is configured (start the agent with --bench-root DIR)") {
-		t.Fatalf("err = %v", err)
+func TestResolveRootProblems(t *testing.T) {
+	z, _ := (&Roots{Bench: []string{filepath.Join(t.TempDir(), "missing")}}).Open()
+	defer z.Close()
+	if _, err := z.Resolve(KindBench, "--dir", "x"); err == nil || !strings.Contains(err.Error(), "relative paths are taken relative to the first bench root") {
+		t.Fatalf("relative path with a missing root: %v", err)
 	}
+	if _, err := z.Resolve(KindPolicy, "--out", "/tmp/x"); err == nil || !strings.Contains(err.Error(), "no policy root is configured (start the agent with --policy-root DIR)") {
+		t.Fatalf("no root: %v", err)
+	}
+}
+
+// TestResolverCloses checks that the roots' descriptors are closed.
+func TestResolverCloses(t *testing.T) {
+	count := func() int {
+		ents, _ := os.ReadDir("/proc/self/fd")
+		return len(ents)
+	}
+	before := count()
+	z, _ := (&Roots{Bench: []string{t.TempDir(), t.TempDir()}, BPF: []string{t.TempDir()}}).Open()
+	if _, err := z.Resolve(KindBench, "", "a/b"); err != nil {
+		t.Fatal(err)
+	}
+	z.Close()
+	z.Close()
+	if after := count(); after != before {
+		t.Fatalf("%d descriptors open before, %d after", before, after)
+	}
+	var nilZ *Resolver
+	nilZ.Close()
 }

@@ -53,7 +53,10 @@ type Config struct {
 	// Mutating tells whether a request changes kernel state or loads the
 	// machine; those run one at a time. Nil means every request is mutating.
 	Mutating func(args []string) bool
-	// Roots, when not nil, is the check of path arguments.
+	// Roots, when not nil, are the roots of path arguments: the server
+	// opens them when a request starts running and hands the Runner a
+	// Resolver in its context (ResolverFrom); the command resolves its
+	// path arguments through it.
 	Roots *Roots
 	// Queue makes a mutating request wait for the running one instead of
 	// being refused as busy; a client can ask for this per request too.
@@ -402,12 +405,6 @@ func (s *Server) runChecked(ctx context.Context, stdout, stderr io.Writer, flags
 		fmt.Fprintln(stderr, "syncord agent: refused: the agent command cannot run over the control connection (start it in the guest)")
 		return ExitRefused
 	}
-	if s.cfg.Roots != nil {
-		if err := s.cfg.Roots.Check(args); err != nil {
-			fmt.Fprintf(stderr, "syncord agent: refused: %v\n", err)
-			return ExitRefused
-		}
-	}
 	if s.cfg.Mutating == nil || s.cfg.Mutating(args) {
 		release, err := s.acquire(ctx, flags&FlagQueue != 0 || s.cfg.Queue, args)
 		if err != nil {
@@ -418,6 +415,17 @@ func (s *Server) runChecked(ctx context.Context, stdout, stderr io.Writer, flags
 			return ExitCanceled
 		}
 		defer release()
+	}
+	// Paths are resolved now that the request runs, not when it arrived:
+	// a queued request sees the file system as it is when it starts.
+	if s.cfg.Roots != nil {
+		z, err := s.cfg.Roots.Open()
+		if err != nil {
+			fmt.Fprintf(stderr, "syncord agent: refused: %v\n", err)
+			return ExitRefused
+		}
+		defer z.Close()
+		ctx = WithResolver(ctx, z)
 	}
 	if s.cfg.RequestTimeout > 0 {
 		var cancel context.CancelFunc

@@ -42,6 +42,19 @@ func (f *fake) run(ctx context.Context, stdout, stderr io.Writer, args []string)
 		return 0
 	case "panic":
 		panic("boom")
+	case "resolve": // resolve KIND PATH: what a command does with a path argument
+		z := ResolverFrom(ctx)
+		if z == nil {
+			fmt.Fprintln(stdout, args[2])
+			return 0
+		}
+		p, err := z.Resolve(args[1], "", args[2])
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			return ExitRefused
+		}
+		fmt.Fprintln(stdout, p)
+		return 0
 	case "policy":
 		if len(args) > 1 && args[1] == "status" {
 			fmt.Fprintln(stdout, "no policy installed")
@@ -75,7 +88,7 @@ func (f *fake) run(ctx context.Context, stdout, stderr io.Writer, args []string)
 
 func fakeMutating(args []string) bool {
 	switch args[0] {
-	case "sleep", "bench":
+	case "sleep", "bench", "resolve":
 		return true
 	case "policy":
 		return len(args) < 2 || (args[1] != "status" && args[1] != "list")
@@ -365,13 +378,51 @@ func TestServerRequestTimeout(t *testing.T) {
 func TestServerRoots(t *testing.T) {
 	root := t.TempDir()
 	a := startAgent(t, Config{Roots: &Roots{Policy: []string{root}, Bench: []string{root}}})
-	r := run(context.Background(), a.dial(t), "policy", "install", "/etc", "10ms")
+	r := run(context.Background(), a.dial(t), "resolve", KindPolicy, "/etc")
 	if r.code != ExitRefused || !strings.Contains(r.stderr, `path "/etc" is outside the policy roots `+root) {
 		t.Fatalf("policy outside root: %+v", r)
 	}
-	r = run(context.Background(), a.dial(t), "policy", "install", filepath.Join(root, "lockstat"), "10ms")
-	if r.code != 0 {
-		t.Fatalf("policy inside root: %+v", r)
+	r = run(context.Background(), a.dial(t), "resolve", KindPolicy, "lockstat")
+	if r.code != 0 || r.stdout != filepath.Join(root, "lockstat")+"\n" {
+		t.Fatalf("relative policy path: %+v, want it under the root", r)
+	}
+}
+
+// TestServerResolvesWhenRunning queues a request behind a running one,
+// swaps its directory for a link out of the root while it waits, and
+// checks that the path is resolved (and refused) when the request runs.
+func TestServerResolvesWhenRunning(t *testing.T) {
+	root, outside := t.TempDir(), t.TempDir()
+	dir := filepath.Join(root, "d")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	waiting := make(chan struct{}, 1)
+	a := startAgent(t, Config{Roots: &Roots{Bench: []string{root}}, Queue: true, Mutating: func(args []string) bool {
+		if args[0] == "resolve" {
+			waiting <- struct{}{} // called just before the request waits for the slot
+		}
+		return fakeMutating(args)
+	}})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sleeping := make(chan result, 1)
+	go func() { sleeping <- run(ctx, a.dial(t), "sleep", "60s") }()
+	<-a.fake.started
+	queued := make(chan result, 1)
+	go func() { queued <- run(context.Background(), a.dial(t), "resolve", KindBench, dir+"/x") }()
+	<-waiting
+	if err := os.Rename(dir, dir+".old"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, dir); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	<-sleeping
+	r := <-queued
+	if r.code != ExitRefused || !strings.Contains(r.stderr, "resolves to "+outside+"/x, which is outside the bench roots") {
+		t.Fatalf("queued request after the swap: %+v, want refused", r)
 	}
 }
 
