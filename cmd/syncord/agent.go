@@ -90,6 +90,8 @@ func agentCmd(ctx context.Context, env *Env, args []string) error {
 	queue := fs.Bool("queue", false, "queue mutating requests while one runs instead of refusing them")
 	idle := fs.Duration("idle-timeout", control.DefaultIdleTimeout, "close a socket connection idle that long (0: never)")
 	reqTimeout := fs.Duration("request-timeout", control.DefaultRequestTimeout, "cancel a request running that long (0: never)")
+	maxConns := fs.Int("max-conns", control.DefaultMaxConns, "socket connections served at once; beyond it the longest idle one is closed (0: no bound)")
+	frameTimeout := fs.Duration("frame-timeout", control.DefaultFrameTimeout, "close a socket connection whose frame, once begun, is not complete within that long (0: never)")
 	keepalive := fs.Duration("keepalive-timeout", control.DefaultKeepaliveTimeout, "cancel a serial request whose client sent no keepalive for that long (0: never)")
 	reconcile := fs.Bool("reconcile", true, "run 'policy reconcile' before serving, so status tells the truth after a restart")
 	quiet := fs.Bool("quiet", false, "do not log one line per request")
@@ -143,6 +145,14 @@ func agentCmd(ctx context.Context, env *Env, args []string) error {
 	cfg.IdleTimeout = orNever(*idle)
 	cfg.RequestTimeout = orNever(*reqTimeout)
 	cfg.KeepaliveTimeout = orNever(*keepalive)
+	cfg.FrameTimeout = orNever(*frameTimeout)
+	cfg.MaxConns = *maxConns
+	if *maxConns == 0 {
+		cfg.MaxConns = -1
+	} else if *maxConns < 0 {
+		fmt.Fprintf(env.Stderr, "syncord agent: --max-conns %d: give a positive number, or 0 for no bound\n", *maxConns)
+		return errUsage
+	}
 	if *quiet {
 		cfg.Logf = func(format string, a ...any) {
 			if !strings.HasPrefix(format, "request ") {

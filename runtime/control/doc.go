@@ -62,8 +62,24 @@
 // Exit statuses the agent itself produces: 2 malformed request, 75 busy (a
 // mutating command runs already; the stderr frame says which and since when),
 // 77 refused (the agent command, or a path outside the configured roots), 124
-// per-request timeout, 70 internal error (the command panicked), 130 cancelled
-// while queued behind a mutating command.
+// per-request timeout, 70 internal error (the command crashed: one stderr
+// line names the command and the panic; the Go stack goes to the agent's log,
+// never to a client), 130 cancelled (while queued behind a mutating command,
+// or by the client), 143 the agent is stopping (SIGTERM): the running request
+// was cancelled, and its client gets a last stderr line and this exit frame
+// before the connection closes (the agent waits up to 10 s for that).
+//
+// # Limits
+//
+// A socket agent serves at most 256 connections at once (--max-conns). A new
+// connection beyond that closes an idle one (no request running) to make
+// room: first the oldest of those that never sent a whole frame, else the
+// one idle the longest; when all of them run requests the new connection is
+// closed. Once the first byte of a frame has arrived, the rest of the frame
+// must follow within 10 s (the frame timeout), or the connection is closed;
+// a connection that sends nothing is closed after the idle timeout. The
+// agent allocates a connection's read buffer only when its first byte
+// arrives.
 //
 // # Transports and defaults
 //

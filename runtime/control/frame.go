@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // Protocol constants; see the package documentation for the layout.
@@ -165,9 +168,14 @@ func DecodeExit(p []byte) (int, error) {
 	return int(int32(binary.BigEndian.Uint32(p))), nil
 }
 
-// Decoder reads frames from a stream.
+// Decoder reads frames from a stream. It allocates as it goes: nothing
+// until the first byte arrives (Wait), then a small read buffer, and a
+// payload buffer only as large as the largest payload seen; in Resync mode
+// a buffer for a whole frame, since a frame that fails its checks must be
+// re-scanned. An agent holding many idle connections holds little memory.
 type Decoder struct {
-	r *bufio.Reader
+	src io.Reader
+	r   *bufio.Reader
 	// Resync makes the decoder skip garbage instead of failing: bytes before
 	// the magic are dropped, and a frame that fails its checks is dropped by
 	// one byte and the scan starts again. Skipped counts the dropped bytes.
@@ -176,9 +184,54 @@ type Decoder struct {
 	buf     []byte
 }
 
+// readBufSize is the read buffer of a decoder outside Resync mode: headers
+// and small payloads; larger payloads are read straight into the payload
+// buffer.
+const readBufSize = 4 << 10
+
 // NewDecoder returns a decoder reading from r.
 func NewDecoder(r io.Reader) *Decoder {
-	return &Decoder{r: bufio.NewReaderSize(r, HeaderSize+MaxPayload+TrailerLen)}
+	return &Decoder{src: r}
+}
+
+// reader returns the buffered reader, made on first use.
+func (d *Decoder) reader() *bufio.Reader {
+	size := readBufSize
+	if d.Resync {
+		size = HeaderSize + MaxPayload + TrailerLen
+	}
+	if d.r == nil {
+		d.r = bufio.NewReaderSize(d.src, size)
+	} else if d.r.Size() < size {
+		// Resync was set after reading began: keep what is buffered.
+		d.r = bufio.NewReaderSize(d.r, size)
+	}
+	return d.r
+}
+
+// Wait blocks until the next frame's first byte has arrived (or the stream
+// ends). On a socket it waits for the socket to be readable (recv with
+// MSG_PEEK) before it allocates the read buffer, so a connection that sends
+// nothing costs no buffer. A server calls it before Decode to tell an idle
+// connection from one that started a frame, so that it can bound how long
+// a frame may take to arrive.
+func (d *Decoder) Wait() error {
+	if d.r == nil {
+		if sc, ok := d.src.(syscall.Conn); ok {
+			if rc, err := sc.SyscallConn(); err == nil {
+				err := rc.Read(func(fd uintptr) bool {
+					var b [1]byte
+					_, _, err := unix.Recvfrom(int(fd), b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+					return err != unix.EAGAIN && err != unix.EINTR
+				})
+				if err != nil {
+					return err // closed, or a read deadline
+				}
+			}
+		}
+	}
+	_, err := d.reader().Peek(1)
+	return err
 }
 
 // Decode reads the next frame. The payload is valid until the next call.
@@ -186,6 +239,7 @@ func NewDecoder(r io.Reader) *Decoder {
 // end of stream is returned as it is (io.EOF, or io.ErrUnexpectedEOF
 // inside a frame).
 func (d *Decoder) Decode() (Frame, error) {
+	d.reader()
 	for {
 		f, err := d.try()
 		if err == nil || !d.Resync || !errors.Is(err, ErrMalformed) {
@@ -252,6 +306,29 @@ func (d *Decoder) try() (Frame, error) {
 		return Frame{}, fmt.Errorf("decode %s frame: %w: payload of %d bytes exceeds %d", t, ErrMalformed, n, MaxPayload)
 	}
 	total := HeaderSize + int(n) + TrailerLen
+	if !d.Resync {
+		// A bad frame ends the connection, so the header can be consumed
+		// now and the payload read into the payload buffer, whatever the
+		// size of the read buffer.
+		if _, err := d.r.Discard(HeaderSize); err != nil {
+			return Frame{}, err
+		}
+		if cap(d.buf) < int(n)+TrailerLen {
+			d.buf = make([]byte, int(n)+TrailerLen)
+		}
+		d.buf = d.buf[:int(n)+TrailerLen]
+		if _, err := io.ReadFull(d.r, d.buf); err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return Frame{}, err
+		}
+		want := binary.BigEndian.Uint32(d.buf[n:])
+		if got := crc32.Checksum(d.buf[:n], castagnoli); got != want {
+			return Frame{}, fmt.Errorf("decode %s frame: %w: checksum %08x, want %08x", t, ErrMalformed, got, want)
+		}
+		return Frame{Type: t, Flags: flags, ID: id, Payload: d.buf[:n]}, nil
+	}
 	all, err := d.r.Peek(total)
 	if err != nil {
 		if err == io.EOF {

@@ -28,6 +28,9 @@ const (
 	ExitRefused  = 77
 	ExitTimeout  = 124
 	ExitCanceled = 130
+	// ExitStopped ends a request the agent cancelled because it is
+	// stopping (SIGTERM): 128+SIGTERM.
+	ExitStopped = 143
 )
 
 // Defaults for the zero values of Config.
@@ -43,6 +46,15 @@ const (
 	// serialPoll is how often a serial session reads again after end of
 	// file while a request runs.
 	serialPoll = 100 * time.Millisecond
+	// DefaultMaxConns bounds the socket connections served at once.
+	DefaultMaxConns = 256
+	// DefaultFrameTimeout bounds how long the rest of a frame may take to
+	// arrive once its first byte has.
+	DefaultFrameTimeout = 10 * time.Second
+	// DefaultStopGrace is how long a stopping agent waits for cancelled
+	// requests to end and send their exit frames before it closes their
+	// connections.
+	DefaultStopGrace = 10 * time.Second
 )
 
 // Config configures a Server. The zero value of every field but Run means
@@ -73,6 +85,20 @@ type Config struct {
 	// KeepaliveTimeout cancels a request on a serial port whose client
 	// sent no frame for that long. Negative: never.
 	KeepaliveTimeout time.Duration
+	// MaxConns bounds the socket connections Serve serves at once. A new
+	// connection beyond it closes an idle one (no request running) to make
+	// room: the oldest of those that never sent a whole frame, else the
+	// one idle the longest; when every connection runs a request the new
+	// one is closed. Negative: no bound.
+	MaxConns int
+	// FrameTimeout closes a socket connection whose frame, once its first
+	// byte arrived, is not complete within that long (a client that sends
+	// half a header and stops). Negative: never.
+	FrameTimeout time.Duration
+	// StopGrace is how long Serve, when its context ends, waits for the
+	// cancelled requests to send their exit frames (status ExitStopped)
+	// before closing their connections. Negative: do not wait.
+	StopGrace time.Duration
 	// Logf logs one line per request and per connection problem; nil
 	// discards.
 	Logf func(format string, args ...any)
@@ -86,6 +112,73 @@ type Server struct {
 	mu      sync.Mutex
 	current string    // command of the mutating request holding slot
 	since   time.Time // when it started
+
+	accepted  atomic.Int64 // socket connections accepted
+	connMu    sync.Mutex
+	conns     map[*tracked]struct{} // socket connections being served
+	evicted   int                   // connections closed for the bound since the last log line
+	evictLog  time.Time             // when that line was logged
+	refused   int
+	refuseLog time.Time
+}
+
+// tracked is one socket connection under MaxConns.
+type tracked struct {
+	close   context.CancelFunc
+	running atomic.Bool  // a request runs
+	framed  atomic.Bool  // a whole frame arrived
+	last    atomic.Int64 // unix nanoseconds of the last frame (or accept)
+}
+
+// evictBefore orders eviction candidates: connections that never sent a
+// whole frame (silent, or half a header) before clients that did, the
+// oldest first.
+func (t *tracked) evictBefore(u *tracked) bool {
+	if tf, uf := t.framed.Load(), u.framed.Load(); tf != uf {
+		return !tf
+	}
+	return t.last.Load() < u.last.Load()
+}
+
+// admit registers a new connection, closing the longest idle one when
+// MaxConns are served already; it returns nil when every connection runs
+// a request (the new one is then to be closed).
+func (s *Server) admit(close context.CancelFunc) *tracked {
+	t := &tracked{close: close}
+	t.last.Store(time.Now().UnixNano())
+	s.connMu.Lock()
+	defer s.connMu.Unlock()
+	if s.cfg.MaxConns > 0 && len(s.conns) >= s.cfg.MaxConns {
+		var oldest *tracked
+		for c := range s.conns {
+			if !c.running.Load() && (oldest == nil || c.evictBefore(oldest)) {
+				oldest = c
+			}
+		}
+		if oldest == nil {
+			s.refused++
+			if time.Since(s.refuseLog) > 10*time.Second {
+				s.logf("%d connections refused: all %d connections run a request (the agent's --max-conns)", s.refused, s.cfg.MaxConns)
+				s.refused, s.refuseLog = 0, time.Now()
+			}
+			return nil
+		}
+		delete(s.conns, oldest)
+		oldest.close()
+		s.evicted++
+		if time.Since(s.evictLog) > 10*time.Second {
+			s.logf("%d idle connections closed to make room: %d connections at once at most (the agent's --max-conns)", s.evicted, s.cfg.MaxConns)
+			s.evicted, s.evictLog = 0, time.Now()
+		}
+	}
+	s.conns[t] = struct{}{}
+	return t
+}
+
+func (s *Server) release(t *tracked) {
+	s.connMu.Lock()
+	delete(s.conns, t)
+	s.connMu.Unlock()
 }
 
 // NewServer returns a server for cfg.
@@ -105,7 +198,16 @@ func NewServer(cfg Config) *Server {
 	if cfg.KeepaliveTimeout == 0 {
 		cfg.KeepaliveTimeout = DefaultKeepaliveTimeout
 	}
-	return &Server{cfg: cfg, slot: make(chan struct{}, 1)}
+	if cfg.MaxConns == 0 {
+		cfg.MaxConns = DefaultMaxConns
+	}
+	if cfg.FrameTimeout == 0 {
+		cfg.FrameTimeout = DefaultFrameTimeout
+	}
+	if cfg.StopGrace == 0 {
+		cfg.StopGrace = DefaultStopGrace
+	}
+	return &Server{cfg: cfg, slot: make(chan struct{}, 1), conns: map[*tracked]struct{}{}}
 }
 
 func (s *Server) logf(format string, args ...any) {
@@ -147,10 +249,20 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 			return fmt.Errorf("accept on %s: %w", l.Addr(), err)
 		}
 		backoff = 0
+		s.accepted.Add(1)
+		cctx, ccancel := context.WithCancel(ctx)
+		t := s.admit(ccancel)
+		if t == nil {
+			ccancel()
+			c.Close()
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := s.ServeConn(ctx, c, false); err != nil {
+			defer s.release(t)
+			defer ccancel()
+			if err := s.serveConn(ctx, cctx, c, false, t); err != nil {
 				s.logf("connection from %s: %v", remoteName(c), err)
 			}
 		}()
@@ -285,13 +397,45 @@ func (s *Server) watch(r *request, timeout time.Duration, kill context.CancelFun
 // malformed (unless resync) or ctx is cancelled; it closes rwc and returns
 // after the request it ran has finished. resync is for serial ports: garbage
 // is skipped instead of ending the connection. The error is nil when the
-// peer closed the connection cleanly.
-func (s *Server) ServeConn(ctx context.Context, rwc io.ReadWriteCloser, resync bool) (err error) {
+// peer closed the connection cleanly. When ctx ends (the agent stops), a
+// running request is cancelled and, within StopGrace, ends with an exit
+// frame of status ExitStopped before the connection closes.
+func (s *Server) ServeConn(ctx context.Context, rwc io.ReadWriteCloser, resync bool) error {
+	return s.serveConn(ctx, ctx, rwc, resync, nil)
+}
+
+type readDeadliner interface{ SetReadDeadline(time.Time) error }
+
+// serveConn is ServeConn; stop is the agent's context, ctx may end
+// earlier to close this connection alone (MaxConns); t, when not nil,
+// tracks it under MaxConns.
+func (s *Server) serveConn(stop, ctx context.Context, rwc io.ReadWriteCloser, resync bool, t *tracked) (err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	stop := context.AfterFunc(ctx, func() { rwc.Close() })
-	defer stop()
-	defer rwc.Close()
+	var curMu sync.Mutex
+	var cur *request
+	running := func() *request {
+		curMu.Lock()
+		defer curMu.Unlock()
+		if cur != nil && !cur.finished() {
+			return cur
+		}
+		return nil
+	}
+	closeOnce := sync.OnceFunc(func() { rwc.Close() })
+	afterStop := context.AfterFunc(ctx, func() {
+		if r := running(); r != nil && stop.Err() != nil && s.cfg.StopGrace > 0 {
+			// The agent stops: the request, cancelled with it, sends
+			// its exit frame before the connection closes.
+			select {
+			case <-r.done:
+			case <-time.After(s.cfg.StopGrace):
+			}
+		}
+		closeOnce()
+	})
+	defer afterStop()
+	defer closeOnce()
 
 	c := &conn{rwc: rwc, timeout: s.cfg.WriteTimeout, kill: cancel}
 	var idle *time.Timer
@@ -302,23 +446,46 @@ func (s *Server) ServeConn(ctx context.Context, rwc io.ReadWriteCloser, resync b
 		})
 		defer idle.Stop()
 	}
-	var cur *request
 	defer func() {
-		if cur != nil {
+		if r := running(); r != nil {
+			if stop.Err() != nil && s.cfg.StopGrace > 0 {
+				// Stopping: let the request send its exit frame.
+				select {
+				case <-r.done:
+				case <-time.After(s.cfg.StopGrace):
+				}
+			}
 			// Close first: a request blocked writing to a peer that is
 			// gone must not wait for the write timeout.
 			cancel()
-			rwc.Close()
-			cur.cancel()
-			<-cur.done
+			closeOnce()
+			r.cancel()
+			<-r.done
 		}
 	}()
+	rd, canDeadline := rwc.(readDeadliner)
+	frameTimeout := !resync && canDeadline && s.cfg.FrameTimeout > 0
 	dec := NewDecoder(rwc)
 	dec.Resync = resync
 	for {
+		if frameTimeout {
+			// Idle connections wait without a deadline (IdleTimeout and
+			// MaxConns bound them); a frame once begun must arrive
+			// within FrameTimeout.
+			if err := dec.Wait(); err != nil {
+				if ctx.Err() != nil || errors.Is(err, io.EOF) || errors.Is(err, os.ErrClosed) || errors.Is(err, net.ErrClosed) {
+					return nil
+				}
+				return err
+			}
+			rd.SetReadDeadline(time.Now().Add(s.cfg.FrameTimeout))
+		}
 		f, err := dec.Decode()
+		if frameTimeout {
+			rd.SetReadDeadline(time.Time{})
+		}
 		if err != nil {
-			if resync && ctx.Err() == nil && cur != nil && !cur.finished() &&
+			if resync && ctx.Err() == nil && running() != nil &&
 				(errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)) {
 				// The host side closed, or the guest has not yet seen it
 				// reopen: the request may belong to a client that is
@@ -333,16 +500,22 @@ func (s *Server) ServeConn(ctx context.Context, rwc io.ReadWriteCloser, resync b
 			if ctx.Err() != nil || errors.Is(err, io.EOF) || errors.Is(err, os.ErrClosed) || errors.Is(err, net.ErrClosed) {
 				return nil
 			}
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				return fmt.Errorf("frame not complete within %v (the agent's frame timeout), closing", s.cfg.FrameTimeout)
+			}
 			return err
+		}
+		if t != nil {
+			t.last.Store(time.Now().UnixNano())
+			t.framed.Store(true)
 		}
 		switch f.Type {
 		case TypeRequest:
-			if cur != nil {
+			if r := cur; r != nil {
 				// One request at a time per connection: a new one means
 				// the client gave up on the old one.
-				cur.cancel()
-				<-cur.done
-				cur = nil
+				r.cancel()
+				<-r.done
 			}
 			args, err := DecodeArgs(f.Payload)
 			if err != nil {
@@ -356,19 +529,29 @@ func (s *Server) ServeConn(ctx context.Context, rwc io.ReadWriteCloser, resync b
 				idle.Stop()
 			}
 			rctx, rcancel := context.WithCancel(ctx)
-			cur = &request{id: f.ID, cancel: rcancel, done: make(chan struct{})}
-			cur.lastSeen.Store(time.Now().UnixNano())
+			r := &request{id: f.ID, cancel: rcancel, done: make(chan struct{})}
+			r.lastSeen.Store(time.Now().UnixNano())
+			if t != nil {
+				t.running.Store(true)
+			}
+			curMu.Lock()
+			cur = r
+			curMu.Unlock()
 			if resync && s.cfg.KeepaliveTimeout > 0 {
-				go s.watch(cur, s.cfg.KeepaliveTimeout, cancel)
+				go s.watch(r, s.cfg.KeepaliveTimeout, cancel)
 			}
 			go func(r *request) {
 				defer close(r.done)
 				defer rcancel()
-				s.run(rctx, c, r.id, f.Flags, args)
+				s.run(stop, rctx, c, r.id, f.Flags, args)
+				if t != nil {
+					t.last.Store(time.Now().UnixNano())
+					t.running.Store(false)
+				}
 				if idle != nil {
 					idle.Reset(s.cfg.IdleTimeout)
 				}
-			}(cur)
+			}(r)
 		case TypeCancel:
 			if cur != nil && cur.id == f.ID {
 				cur.cancel()
@@ -385,13 +568,18 @@ func (s *Server) ServeConn(ctx context.Context, rwc io.ReadWriteCloser, resync b
 	}
 }
 
-// run runs one request and sends its exit frame.
-func (s *Server) run(ctx context.Context, c *conn, id uint32, flags uint16, args []string) {
+// run runs one request and sends its exit frame; stop is the agent's
+// context: a request it cancelled ends with ExitStopped.
+func (s *Server) run(stop, ctx context.Context, c *conn, id uint32, flags uint16, args []string) {
 	start := time.Now()
 	c.send(Frame{Type: TypeAccepted, ID: id})
 	stdout := &stream{c: c, t: TypeStdout, id: id}
 	stderr := &stream{c: c, t: TypeStderr, id: id}
 	code := s.runChecked(ctx, stdout, stderr, flags, args)
+	if stop.Err() != nil && code != 0 {
+		fmt.Fprintln(stderr, "syncord agent: the agent is stopping (SIGTERM or shutdown); request cancelled")
+		code = ExitStopped
+	}
 	s.logf("request %q: exit status %d after %v", strings.Join(args, " "), code, time.Since(start).Round(time.Millisecond))
 	c.send(Frame{Type: TypeExit, ID: id, Payload: EncodeExit(code)})
 }
@@ -434,7 +622,9 @@ func (s *Server) runChecked(ctx context.Context, stdout, stderr io.Writer, flags
 	}
 	defer func() {
 		if p := recover(); p != nil {
-			fmt.Fprintf(stderr, "syncord agent: internal error in %q: %v\n%s", args[0], p, debug.Stack())
+			// The stack goes to the agent's log, never to a client.
+			s.logf("request %q panicked: %v\n%s", strings.Join(args, " "), p, debug.Stack())
+			fmt.Fprintf(stderr, "syncord agent: internal error: %s crashed (%v); the details are in the agent's log\n", commandName(args), p)
 			code = ExitPanic
 		}
 	}()
