@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"os/user"
 	"strconv"
 	"strings"
 	"sync"
@@ -25,7 +26,10 @@ Listen addresses (--listen, comma-separated):
                         when the host side closes
   vsock://:PORT         vsock port PORT (default port %d) on every local CID;
                         only the host (CID 2) may connect unless --allow-cid
-  unix:///PATH          a unix socket, mode 0600
+  unix:///PATH          a unix socket, mode 0600 (0660 and the group of the
+                        first --allow-group); whatever the mode, only root,
+                        the agent's user and members of --allow-group may
+                        use it (the peer's credentials, SO_PEERCRED)
 
 Mutating commands (policy install/uninstall/reconcile/build, bench) run one
 at a time: another is refused with "busy: ..." (exit status 75) unless --queue
@@ -81,6 +85,8 @@ func agentCmd(ctx context.Context, env *Env, args []string) error {
 	fs.Var(listen, "listen", "comma-separated listen `URLs` (repeatable)")
 	allow := &listFlag{}
 	fs.Var(allow, "allow-cid", "vsock context `IDs` accepted besides the host's (2), e.g. 1 for loopback")
+	groups := &listFlag{}
+	fs.Var(groups, "allow-group", "`groups` (names or ids) whose members may use a unix socket besides root")
 	policyRoot := &listFlag{vals: []string{control.DefaultPolicyRoot}}
 	fs.Var(policyRoot, "policy-root", "`DIRs` that policy paths over the wire must lie under")
 	benchRoot := &listFlag{vals: []string{control.DefaultBenchRoot}}
@@ -111,6 +117,11 @@ func agentCmd(ctx context.Context, env *Env, args []string) error {
 		}
 		cids = append(cids, uint32(v))
 	}
+	gids, err := groupIDs(groups.vals)
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "syncord agent: %v\n", err)
+		return errUsage
+	}
 	logger := log.New(env.Stderr, "syncord agent: ", 0)
 	var logMu sync.Mutex
 	logf := func(format string, a ...any) {
@@ -125,7 +136,7 @@ func agentCmd(ctx context.Context, env *Env, args []string) error {
 		}
 	}()
 	for _, addr := range listen.vals {
-		e, err := control.Listen(addr, control.ListenOptions{AllowCIDs: cids, Logf: logf})
+		e, err := control.Listen(addr, control.ListenOptions{AllowCIDs: cids, AllowGIDs: gids, Logf: logf})
 		if err != nil {
 			return fmt.Errorf("agent: %w", err)
 		}
@@ -178,6 +189,27 @@ func agentCmd(ctx context.Context, env *Env, args []string) error {
 	}
 	logf("stopped")
 	return nil
+}
+
+// groupIDs turns --allow-group names or numbers into group ids.
+func groupIDs(vals []string) ([]uint32, error) {
+	var gids []uint32
+	for _, g := range vals {
+		if v, err := strconv.ParseUint(g, 10, 32); err == nil {
+			gids = append(gids, uint32(v))
+			continue
+		}
+		grp, err := user.LookupGroup(g)
+		if err != nil {
+			return nil, fmt.Errorf("--allow-group %q: %w (give a group name from /etc/group or a numeric id)", g, err)
+		}
+		v, err := strconv.ParseUint(grp.Gid, 10, 32)
+		if err != nil {
+			return nil, fmt.Errorf("--allow-group %q: group id %q is not a number", g, grp.Gid)
+		}
+		gids = append(gids, uint32(v))
+	}
+	return gids, nil
 }
 
 // orNever maps the flag's 0 (never) to the server's negative (never).

@@ -268,3 +268,15 @@ func TestAgentResolvesWhenRunning(t *testing.T) {
 		t.Errorf("fxmark ran outside the root: %d entries in %s", len(ents), a.outer)
 	}
 }
+
+func TestAgentAllowGroup(t *testing.T) {
+	gids, err := groupIDs([]string{"root", "54321"})
+	if err != nil || len(gids) != 2 || gids[0] != 0 || gids[1] != 54321 {
+		t.Fatalf("groupIDs = %v, %v", gids, err)
+	}
+	var out, errb strings.Builder
+	code := Run(context.Background(), &Env{Stdout: &out, Stderr: &errb}, []string{"agent", "--allow-group", "no-such-group-xyz", "--listen", "unix://" + filepath.Join(t.TempDir(), "a.sock")})
+	if code != 2 || !strings.Contains(errb.String(), `--allow-group "no-such-group-xyz"`) {
+		t.Fatalf("unknown group: status %d, stderr %q", code, errb.String())
+	}
+}

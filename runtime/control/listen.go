@@ -32,6 +32,11 @@ const (
 type ListenOptions struct {
 	// AllowCIDs are vsock context ids accepted besides HostCID.
 	AllowCIDs []uint32
+	// AllowGIDs are the groups whose members (primary or supplementary
+	// group, SO_PEERCRED and SO_PEERGROUPS) may connect to a unix socket
+	// besides root and the agent's own user; the socket is then mode 0660
+	// and owned by the first of them (else 0600).
+	AllowGIDs []uint32
 	// SysRoot is where sysfs is mounted ("/sys" when empty).
 	SysRoot string
 	// DevRoot is where device nodes are ("/dev" when empty).
@@ -51,7 +56,10 @@ type Endpoint interface {
 }
 
 // Listen opens a listen address: unix:///path, vsock://:PORT (or
-// vsock://CID:PORT to bind one CID) or virtio-serial://NAME.
+// vsock://CID:PORT to bind one CID) or virtio-serial://NAME. A unix socket
+// accepts only root, the agent's own user and members of opt.AllowGIDs,
+// whatever its file mode: others are answered "refused" (ExitRefused) and
+// logged.
 func Listen(addr string, opt ListenOptions) (Endpoint, error) {
 	scheme, rest, ok := strings.Cut(addr, "://")
 	if !ok {
@@ -59,7 +67,7 @@ func Listen(addr string, opt ListenOptions) (Endpoint, error) {
 	}
 	switch scheme {
 	case "unix":
-		l, err := ListenUnix(rest)
+		l, err := listenUnixCred(rest, opt.AllowGIDs, opt.Logf)
 		if err != nil {
 			return nil, err
 		}
