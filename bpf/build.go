@@ -34,6 +34,9 @@ type BuildOptions struct {
 	AllowStock bool
 	// Description goes into the manifest.
 	Description string
+	// Target is the lock the policy targets (see Targets); "" infers it
+	// from the sections (DefaultTarget).
+	Target string
 	// Name overrides the policy name (default: the directory's basename).
 	Name string
 	// IncludeDir is searched before syncord's own headers; a
@@ -176,6 +179,10 @@ func Build(ctx context.Context, srcDir, outRoot string, opts BuildOptions) (*Bui
 	m, err := manifestFor(src, obj, src.Name+"_kern.o", opts.Description)
 	if err != nil {
 		return nil, fmt.Errorf("build policy %s: %w", src.Name, err)
+	}
+	m.Target = opts.Target
+	if m.Target == "" {
+		m.Target = DefaultTarget(m.Programs)
 	}
 	if err := WriteManifest(dir, m); err != nil {
 		return nil, fmt.Errorf("build policy %s: %w", src.Name, err)

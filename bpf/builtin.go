@@ -4,7 +4,9 @@ import (
 	"embed"
 	"fmt"
 	"io/fs"
+	"os"
 	"path"
+	"path/filepath"
 	"sort"
 	"strings"
 )
@@ -109,4 +111,36 @@ func loadBuiltin(name string) (*Builtin, error) {
 		}
 	}
 	return b, nil
+}
+
+// IsBuiltin reports whether name is a built-in policy.
+func IsBuiltin(name string) bool {
+	for _, n := range BuiltinNames() {
+		if n == name {
+			return true
+		}
+	}
+	return false
+}
+
+// WriteBuiltin writes the built-in policy name in the artifact's layout,
+// <outRoot>/<name>/eBPFGen/<object> and manifest.json, as Build would have
+// made it (no clang needed).
+func WriteBuiltin(name, outRoot string) (*BuildResult, error) {
+	b, err := LookupBuiltin(name)
+	if err != nil {
+		return nil, err
+	}
+	dir := filepath.Join(outRoot, name, "eBPFGen")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("write built-in policy %s: %w", name, err)
+	}
+	res := &BuildResult{Dir: dir, Object: filepath.Join(dir, b.Manifest.Object), ManifestPath: filepath.Join(dir, ManifestName), Manifest: b.Manifest}
+	if err := os.WriteFile(res.Object, b.Object, 0o644); err != nil {
+		return nil, fmt.Errorf("write built-in policy %s: %w", name, err)
+	}
+	if err := WriteManifest(dir, b.Manifest); err != nil {
+		return nil, fmt.Errorf("write built-in policy %s: %w", name, err)
+	}
+	return res, nil
 }

@@ -42,8 +42,8 @@
 // and Build compile it with clang -target bpf -O2 (no BTF: SynCord kernels
 // have none) against syncord's own headers (policies/include), whose helper
 // table has the SynCord ids (bpf_back_off=1, upstream ids + 1), and write
-// <out>/<p>/eBPFGen/<p>_kern.o and manifest.json. BuildLivepatch runs
-// kpatch-build for the livepatch half. `go generate ./bpf/` rebuilds the
+// <out>/<p>/eBPFGen/<p>_kern.o and manifest.json. The livepatch half is
+// package livepatch/concord (syncord's own module, built with kbuild). `go generate ./bpf/` rebuilds the
 // built-in objects; TestBuiltinsUpToDate checks they match their sources.
 //
 // # lockstat

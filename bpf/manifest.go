@@ -8,7 +8,44 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 )
+
+// Targets are the kernel locks a policy can target, as its manifest names
+// them: rename_lock (the seqlock d_move takes; lockstat, amp), rwsem (the
+// read side of every rw_semaphore; bravo), s_vfs_rename (the cross-directory
+// rename lock lock_rename takes; scl, numa-scl) and all_spinlocks (every
+// queued spinlock's slow path; numa-grouping, numa-grouping-cna).
+var Targets = []string{"rename_lock", "rwsem", "s_vfs_rename", "all_spinlocks"}
+
+func knownTarget(t string) bool {
+	for _, k := range Targets {
+		if k == t {
+			return true
+		}
+	}
+	return false
+}
+
+// DefaultTarget is the target of a policy whose manifest names none: rwsem
+// when its sections are rwsem hooks (lock_rwsem_...), else rename_lock, the
+// lock the artifact's spinlock policies were patched onto.
+func DefaultTarget(progs []Program) string {
+	for _, p := range progs {
+		if strings.HasPrefix(p.Section, "lock_rwsem") {
+			return "rwsem"
+		}
+	}
+	return "rename_lock"
+}
+
+// TargetOrDefault is m.Target, or DefaultTarget of its programs when unset.
+func (m *Manifest) TargetOrDefault() string {
+	if m.Target != "" {
+		return m.Target
+	}
+	return DefaultTarget(m.Programs)
+}
 
 // ManifestName is the file written beside every object syncord builds
 // (output/<p>/eBPFGen/manifest.json), so that pin names are read, never
@@ -24,6 +61,9 @@ type Manifest struct {
 	Object string `json:"object"`
 	// Description is one line on what the policy does.
 	Description string `json:"description,omitempty"`
+	// Target is the kernel lock the policy's livepatch attaches it to (see
+	// Targets): "rename_lock", "rwsem", "s_vfs_rename" or "all_spinlocks".
+	Target string `json:"target,omitempty"`
 	// Programs in pin order.
 	Programs []Program `json:"programs"`
 	// Map is the pinned map, if the policy has one.
@@ -61,6 +101,9 @@ func (m *Manifest) Policy(dir string, params map[string]uint64) *Policy {
 func (m *Manifest) Validate() error {
 	if m.Object == "" {
 		return fmt.Errorf("manifest of %s: no object", m.Name)
+	}
+	if m.Target != "" && !knownTarget(m.Target) {
+		return fmt.Errorf("manifest of %s: unknown target %q (known: %s)", m.Name, m.Target, strings.Join(Targets, ", "))
 	}
 	p := &Policy{Name: m.Name, Programs: m.Programs, Map: m.Map}
 	if err := p.Validate(); err != nil {

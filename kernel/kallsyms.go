@@ -39,7 +39,7 @@ func (fs FS) Kallsyms() (*Symbols, error) {
 	for sc.Scan() {
 		line := sc.Bytes()
 		addr, name, typ, ok := parseKallsymsLine(line)
-		if !ok {
+		if !ok || undefined(typ) {
 			continue
 		}
 		sym := Symbol{Addr: addr, Name: string(name), Type: typ}
@@ -66,6 +66,11 @@ func (fs FS) Kallsyms() (*Symbols, error) {
 	return s, nil
 }
 
+// undefined reports a module's reference to a symbol it does not define
+// ("u rename_lock [livepatch_concord_lockstat]", at the definition's
+// address): not a symbol of its own, and it would hide the definition.
+func undefined(typ byte) bool { return typ == 'u' || typ == 'U' }
+
 func indexByte(b []byte, c byte) int {
 	for i := range b {
 		if b[i] == c {
@@ -79,7 +84,7 @@ func indexByte(b []byte, c byte) int {
 func ParseKallsyms(lines []string) *Symbols {
 	s := &Symbols{byName: make(map[string]int)}
 	for _, l := range lines {
-		if addr, name, typ, ok := parseKallsymsLine([]byte(l)); ok {
+		if addr, name, typ, ok := parseKallsymsLine([]byte(l)); ok && !undefined(typ) {
 			s.syms = append(s.syms, Symbol{Addr: addr, Name: string(name), Type: typ})
 		}
 	}

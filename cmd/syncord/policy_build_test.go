@@ -74,29 +74,30 @@ func TestPolicyBuild(t *testing.T) {
 func TestPolicyBuildErrors(t *testing.T) {
 	bad := t.TempDir()
 	os.WriteFile(filepath.Join(bad, "x.pfile"), []byte("SEC(\"kprobe/x\")\nint f(void *c) { return 0; }\n"), 0o644)
-	noKpatch := t.TempDir()
+	// A tree that looks prepared but is not a SynCord kernel's, and one
+	// that is (the exports the module needs), with no compiler to be had.
+	plain := fakeTree(t, "5.4.0", "0x0\tprintk\tvmlinux\tEXPORT_SYMBOL\n")
+	syncord := fakeTree(t, "5.4.0-stock-syncord", "0x0\tnum_policy\tvmlinux\tEXPORT_SYMBOL\n0x0\tbpf_queued_spin_lock\tvmlinux\tEXPORT_SYMBOL\n")
 	cases := []struct {
 		name string
 		args []string
 		code int
 		msg  string
 	}{
-		{"no dir", nil, 2, "exactly one policy directory"},
-		{"two dirs", []string{"a", "b"}, 2, "exactly one policy directory"},
-		{"livepatch alone", []string{"--livepatch", "p.patch", bad}, 2, "go together"},
+		{"no dir", nil, 2, "exactly one policy name or directory"},
+		{"two dirs", []string{"a", "b"}, 2, "exactly one policy name or directory"},
+		{"livepatch alone", []string{"--livepatch", bad}, 2, "go together"},
+		{"kdir alone", []string{"--kdir", plain, bad}, 2, "go together"},
+		{"cc without livepatch", []string{"--cc", "gcc", "lockstat"}, 2, "--cc is for --livepatch"},
+		{"target of a built-in", []string{"--target", "rwsem", "lockstat"}, 2, "--target is for a source directory"},
 		{"not lock section", []string{"--out", t.TempDir(), bad}, 1, "does not start with lock_"},
 		{"missing clang", []string{"--out", t.TempDir(), "--clang", "/nonexistent/clang", "../../bpf/policies/amp"}, 1, "apt-get install clang"},
 		{"missing dir", []string{"/nonexistent/policy"}, 1, "read policy directory"},
-	}
-	if _, err := exec.LookPath("clang"); err == nil {
-		if _, err := exec.LookPath("kpatch-build"); err != nil {
-			cases = append(cases, struct {
-				name string
-				args []string
-				code int
-				msg  string
-			}{"no kpatch-build", []string{"--out", noKpatch, "--livepatch", "p.patch", "--linux-src", t.TempDir(), "../../bpf/policies/amp"}, 1, "install kpatch-build"})
-		}
+		{"missing kdir", []string{"--out", t.TempDir(), "--livepatch", "--kdir", "/nonexistent/kdir", "lockstat"}, 1, "kernel build tree"},
+		{"not a kernel tree", []string{"--out", t.TempDir(), "--livepatch", "--kdir", t.TempDir(), "lockstat"}, 1, "not a prepared build tree"},
+		{"not syncord", []string{"--out", t.TempDir(), "--livepatch", "--kdir", plain, "lockstat"}, 1, "not a SynCord kernel tree"},
+		{"missing compiler", []string{"--out", t.TempDir(), "--livepatch", "--kdir", syncord, "--cc", "/nonexistent/gcc-11", "lockstat"}, 1, "compiler /nonexistent/gcc-11"},
+		{"target not attached", []string{"--out", t.TempDir(), "--livepatch", "--kdir", syncord, "numa-grouping"}, 1, "targets all_spinlocks: not supported by the concord livepatch"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -114,7 +115,7 @@ func TestPolicyList(t *testing.T) {
 		t.Fatal(code)
 	}
 	for _, s := range []string{
-		"lockstat:", "hook lock_to_enter_slowpath", "pin lockstat_to_enter_slow_path", "pin hash_map",
+		"lockstat:", "  target rename_lock\n", "  target rwsem\n", "  target all_spinlocks\n", "hook lock_to_enter_slowpath", "pin lockstat_to_enter_slow_path", "pin hash_map",
 		"numa-grouping:", "numa-grouping-cna:", "scl:", "numa-scl:", "bravo:", "pin bravo_bypass_release_lock",
 		"amp:", "param cores_per_socket=28  (from cores_per_socket;", "param patience=22000000",
 	} {
@@ -129,5 +130,37 @@ func TestPolicyList(t *testing.T) {
 	}
 	if _, _, code := runPolicy(t, policyListCmd, "extra"); code != 2 {
 		t.Errorf("extra argument: exit %d", code)
+	}
+}
+
+// fakeTree makes a kernel build tree with the files CheckTree reads.
+func fakeTree(t *testing.T, release, symvers string) string {
+	t.Helper()
+	d := t.TempDir()
+	os.MkdirAll(filepath.Join(d, "include/config"), 0o755)
+	os.WriteFile(filepath.Join(d, "Makefile"), nil, 0o644)
+	os.WriteFile(filepath.Join(d, "include/config/kernel.release"), []byte(release+"\n"), 0o644)
+	os.WriteFile(filepath.Join(d, "Module.symvers"), []byte(symvers), 0o644)
+	return d
+}
+
+// TestPolicyBuildBuiltin writes a built-in policy in the artifact's layout
+// without clang, and policy install resolves it.
+func TestPolicyBuildBuiltin(t *testing.T) {
+	out := t.TempDir()
+	stdout, stderr, code := runPolicy(t, policyBuildCmd, "lockstat", "--out", out)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(stdout, "(built-in)") || !strings.Contains(stdout, "install: syncord policy install "+filepath.Join(out, "lockstat")) {
+		t.Fatalf("output:\n%s", stdout)
+	}
+	m, err := bpf.ReadManifest(filepath.Join(out, "lockstat", "eBPFGen"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := bpf.LookupBuiltin("lockstat")
+	if m.Target != "rename_lock" || !reflect.DeepEqual(m, b.Manifest) {
+		t.Fatalf("manifest %+v, built-in %+v", m, b.Manifest)
 	}
 }

@@ -46,6 +46,7 @@ func policyListCmd(ctx context.Context, env *Env, args []string) error {
 			fmt.Fprintln(env.Stdout)
 		}
 		fmt.Fprintf(env.Stdout, "%s: %s\n", m.Name, m.Description)
+		fmt.Fprintf(env.Stdout, "  target %s\n", m.TargetOrDefault())
 		for _, p := range m.Programs {
 			fmt.Fprintf(env.Stdout, "  hook %-24s section %-28s pin %s\n", p.Hook, p.Section, p.Pin)
 		}

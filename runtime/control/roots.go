@@ -36,7 +36,7 @@ var ErrRefused = errors.New("refused")
 // exactly as the command will use it:
 //
 //	policy    install NAME|DIR, --livepatch, build DIR, --out, --clang,
-//	          --linux-src, --state-dir: policy roots; --bpffs: bpf roots
+//	          --kdir, --cc, --state-dir: policy roots; --bpffs: bpf roots
 //	bench     --root --dir --db --tmpdir --make-image, xdir run SRC DST_DIRTY
 //	          DST: bench roots (--sysfs, --proc: read only, unchecked)
 //	lockstat  --map: bpf roots; --while CMD: CMD's paths as if it were sent

@@ -27,6 +27,17 @@ var descriptions = map[string]string{
 	"bravo":             "BRAVO per-CPU reader bypass for rwsems",
 }
 
+// targets are the locks the built-in policies target (bpf.Targets).
+var targets = map[string]string{
+	"lockstat":          "rename_lock",
+	"numa-grouping":     "all_spinlocks",
+	"numa-grouping-cna": "all_spinlocks",
+	"amp":               "rename_lock",
+	"scl":               "s_vfs_rename",
+	"numa-scl":          "s_vfs_rename",
+	"bravo":             "rwsem",
+}
+
 func main() {
 	dir := flag.String("dir", "policies", "directory of the built-in policy sources")
 	flag.Parse()
@@ -51,7 +62,7 @@ func run(dir string) error {
 		src := filepath.Join(dir, n)
 		// NCPU is fixed so that the objects do not depend on the build
 		// machine; no built-in header uses ${NCPU}.
-		res, err := bpf.Build(context.Background(), src, tmp, bpf.BuildOptions{NCPU: 1, Description: descriptions[n]})
+		res, err := bpf.Build(context.Background(), src, tmp, bpf.BuildOptions{NCPU: 1, Description: descriptions[n], Target: targets[n]})
 		if err != nil {
 			return err
 		}

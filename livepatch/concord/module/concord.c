@@ -1,0 +1,355 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * concord.c: syncord's livepatch for the SynCord 5.4 kernels.
+ *
+ * One generic module, configured at build time by concord_policy.h (made by
+ * `syncord policy build --livepatch` from the policy's manifest): the name of
+ * the policy, the lock it targets and the bpffs pin of each hook program.
+ *
+ * The pre-patch callback takes a free slot (1..4) of the kernel's exported
+ * policy arrays (bpf_prog_lock_*[MAX_POLICY]) and fills it with the pinned
+ * programs, each looked up at /sys/fs/bpf/<pin> and checked to be a
+ * BPF_PROG_TYPE_LOCK_POLICY program. A missing pin, a program of another
+ * type or no free slot fails the patch, and everything taken so far is given
+ * back. The post-unpatch callback empties the slot, drops the programs and
+ * frees the per-lock data.
+ *
+ * Replaced functions (kept minimal):
+ *  - bpf_queued_spin_lock / bpf_queued_spin_unlock: the SynCord kernel's
+ *    policy-aware entry points, whose hook stubs are empty static functions
+ *    compiled away; ours run the slot's programs around the lock:
+ *    to_acquire, bypass_acquire, enable_fastpath, to_enter_slowpath (the
+ *    fast path failed: the lock is contended, before queueing), acquired;
+ *    to_release, bypass_release, released.
+ *  - d_move (target rename_lock): takes rename_lock through
+ *    bpf_write_seqlock with this module's slot, preemption disabled as
+ *    write_seqlock would.
+ *
+ * Every field of the program context points at valid memory: per_cpu_data
+ * at this CPU's 64-byte cell and arg1..arg8 at eight words of per-lock data
+ * (a klp shadow variable of the lock, one per slot), so a policy may read and
+ * write any of them.
+ */
+#include <linux/module.h>
+#include <linux/kernel.h>
+#include <linux/livepatch.h>
+#include <linux/kallsyms.h>
+#include <linux/bpf.h>
+#include <linux/filter.h>
+#include <linux/dcache.h>
+#include <linux/seqlock.h>
+#include <linux/slab.h>
+#include <linux/rcupdate.h>
+#include <linux/lock_policy.h>
+#include <asm/qspinlock.h>
+
+#include "concord_policy.h"
+
+#define CONCORD_MAX_POLICY 5	/* MAX_POLICY of kernel/locking/qspinlock.c */
+#define CONCORD_SHADOW_ID(slot) (0x5c0d0000UL | (unsigned long)(slot))
+
+/* The SynCord kernel's exported policy slots (kernel/locking/qspinlock.c). */
+extern int num_policy;
+extern void *bpf_prog_lock_to_acquire[CONCORD_MAX_POLICY];
+extern void *bpf_prog_lock_acquired[CONCORD_MAX_POLICY];
+extern void *bpf_prog_lock_to_release[CONCORD_MAX_POLICY];
+extern void *bpf_prog_lock_released[CONCORD_MAX_POLICY];
+extern void *bpf_prog_lock_to_enter_slowpath[CONCORD_MAX_POLICY];
+extern void *bpf_prog_lock_enable_fastpath[CONCORD_MAX_POLICY];
+extern void *bpf_prog_lock_bypass_acquire[CONCORD_MAX_POLICY];
+extern void *bpf_prog_lock_bypass_release[CONCORD_MAX_POLICY];
+/* and kernel/locking/rwsem.c's, which count as taken slots too */
+extern void *bpf_prog_lock_acquired_read[CONCORD_MAX_POLICY];
+extern void *bpf_prog_lock_bypass_acquire_read[CONCORD_MAX_POLICY];
+extern void *bpf_prog_lock_bypass_release_read[CONCORD_MAX_POLICY];
+
+enum concord_hook {
+	HOOK_TO_ACQUIRE,
+	HOOK_ACQUIRED,
+	HOOK_TO_RELEASE,
+	HOOK_RELEASED,
+	HOOK_TO_ENTER_SLOWPATH,
+	HOOK_ENABLE_FASTPATH,
+	HOOK_BYPASS_ACQUIRE,
+	HOOK_BYPASS_RELEASE,
+	NR_HOOKS,
+};
+
+static const char *const concord_hook_names[NR_HOOKS] = {
+	"lock_to_acquire", "lock_acquired", "lock_to_release", "lock_released",
+	"lock_to_enter_slowpath", "lock_enable_fastpath",
+	"lock_bypass_acquire", "lock_bypass_release",
+};
+
+/* The spinlock slot array of each hook. */
+static void **const concord_spin_slots[NR_HOOKS] = {
+	bpf_prog_lock_to_acquire, bpf_prog_lock_acquired,
+	bpf_prog_lock_to_release, bpf_prog_lock_released,
+	bpf_prog_lock_to_enter_slowpath, bpf_prog_lock_enable_fastpath,
+	bpf_prog_lock_bypass_acquire, bpf_prog_lock_bypass_release,
+};
+
+/* Every array a slot is taken in, by us or by another policy module. */
+static void **const concord_all_slots[] = {
+	bpf_prog_lock_to_acquire, bpf_prog_lock_acquired,
+	bpf_prog_lock_to_release, bpf_prog_lock_released,
+	bpf_prog_lock_to_enter_slowpath, bpf_prog_lock_enable_fastpath,
+	bpf_prog_lock_bypass_acquire, bpf_prog_lock_bypass_release,
+	bpf_prog_lock_acquired_read, bpf_prog_lock_bypass_acquire_read,
+	bpf_prog_lock_bypass_release_read,
+};
+
+/* The pin of each hook program, from concord_policy.h ("" for none). */
+static const char *const concord_pins[NR_HOOKS] = {
+	[HOOK_TO_ACQUIRE] = CONCORD_PIN_TO_ACQUIRE,
+	[HOOK_ACQUIRED] = CONCORD_PIN_ACQUIRED,
+	[HOOK_TO_RELEASE] = CONCORD_PIN_TO_RELEASE,
+	[HOOK_RELEASED] = CONCORD_PIN_RELEASED,
+	[HOOK_TO_ENTER_SLOWPATH] = CONCORD_PIN_TO_ENTER_SLOWPATH,
+	[HOOK_ENABLE_FASTPATH] = CONCORD_PIN_ENABLE_FASTPATH,
+	[HOOK_BYPASS_ACQUIRE] = CONCORD_PIN_BYPASS_ACQUIRE,
+	[HOOK_BYPASS_RELEASE] = CONCORD_PIN_BYPASS_RELEASE,
+};
+
+/* The slot this module holds while its patch is enabled (0: none). */
+static int slot;
+module_param(slot, int, 0444);
+MODULE_PARM_DESC(slot, "policy slot this module holds (read-only; 0 while it holds none)");
+
+static struct bpf_prog *concord_progs[NR_HOOKS];
+
+/* Per-lock data behind every context field; one klp shadow per lock and slot. */
+struct concord_lock_data {
+	unsigned long arg[8];
+	struct __aligned_u64_field per_cpu[];
+};
+
+static struct concord_lock_data *concord_data(void *lock, int policy_id)
+{
+	size_t size = sizeof(struct concord_lock_data) +
+		nr_cpu_ids * sizeof(struct __aligned_u64_field);
+
+	return klp_shadow_get_or_alloc(lock, CONCORD_SHADOW_ID(policy_id), size,
+				       GFP_ATOMIC, NULL, NULL);
+}
+
+/*
+ * concord_run runs the program of hook in slot policy_id on lock and returns
+ * its result, or dflt when the slot has no program for the hook.
+ */
+static u32 concord_run(enum concord_hook hook, void *lock, int policy_id, u32 dflt)
+{
+	struct lock_policy_args args;
+	struct concord_lock_data *d;
+	struct bpf_prog *prog;
+	u32 ret = dflt;
+	int cpu;
+
+	if (policy_id <= 0 || policy_id >= CONCORD_MAX_POLICY)
+		return dflt;
+	prog = READ_ONCE(concord_spin_slots[hook][policy_id]);
+	if (!prog)
+		return dflt;
+	preempt_disable();
+	d = concord_data(lock, policy_id);
+	if (d) {
+		cpu = smp_processor_id();
+		args.lock = lock;
+		args.lock_ptr = (unsigned long)lock;
+		args.per_cpu_data = &d->per_cpu[cpu];
+		args.arg1 = &d->arg[0];
+		args.arg2 = &d->arg[1];
+		args.arg3 = &d->arg[2];
+		args.arg4 = &d->arg[3];
+		args.arg5 = &d->arg[4];
+		args.arg6 = &d->arg[5];
+		args.arg7 = &d->arg[6];
+		args.arg8 = &d->arg[7];
+		args.tmp_reg = 0;
+		rcu_read_lock();
+		ret = BPF_PROG_RUN(prog, &args);
+		rcu_read_unlock();
+	}
+	preempt_enable();
+	return ret;
+}
+
+/* Replaces bpf_queued_spin_lock (kernel/locking/qspinlock.c). */
+static void concord_queued_spin_lock(struct qspinlock *lock, int policy_id)
+{
+	u32 val = 0;
+
+	concord_run(HOOK_TO_ACQUIRE, lock, policy_id, 0);
+	if (unlikely(concord_run(HOOK_BYPASS_ACQUIRE, lock, policy_id, 0)))
+		return;
+	if (likely(concord_run(HOOK_ENABLE_FASTPATH, lock, policy_id, 1)) &&
+	    likely(atomic_try_cmpxchg_acquire(&lock->val, &val, _Q_LOCKED_VAL))) {
+		concord_run(HOOK_ACQUIRED, lock, policy_id, 0);
+		return;
+	}
+	concord_run(HOOK_TO_ENTER_SLOWPATH, lock, policy_id, 0);
+	queued_spin_lock_slowpath(lock, val, 1, policy_id);
+	concord_run(HOOK_ACQUIRED, lock, policy_id, 0);
+}
+
+/* Replaces bpf_queued_spin_unlock. */
+static void concord_queued_spin_unlock(struct qspinlock *lock, int policy_id)
+{
+	concord_run(HOOK_TO_RELEASE, lock, policy_id, 0);
+	if (unlikely(concord_run(HOOK_BYPASS_RELEASE, lock, policy_id, 0)))
+		return;
+	smp_store_release(&lock->locked, 0);
+	concord_run(HOOK_RELEASED, lock, policy_id, 0);
+}
+
+#ifdef CONCORD_TARGET_RENAME_LOCK
+/* __d_move is static in fs/dcache.c: found through kallsyms at init. */
+static void (*concord___d_move)(struct dentry *dentry, struct dentry *target,
+				bool exchange);
+
+/* Replaces d_move (fs/dcache.c): rename_lock through this module's slot. */
+static void concord_d_move(struct dentry *dentry, struct dentry *target)
+{
+	int id = READ_ONCE(slot);
+
+	preempt_disable();
+	bpf_write_seqlock(&rename_lock, id);
+	concord___d_move(dentry, target, false);
+	bpf_write_sequnlock(&rename_lock, id);
+	preempt_enable();
+}
+#endif
+
+static bool concord_slot_free(int s)
+{
+	int i;
+
+	for (i = 0; i < ARRAY_SIZE(concord_all_slots); i++)
+		if (READ_ONCE(concord_all_slots[i][s]))
+			return false;
+	return true;
+}
+
+/* num_policy keeps the artifact's meaning: the highest slot in use. */
+static void concord_update_num_policy(void)
+{
+	int s, top = 0;
+
+	for (s = 1; s < CONCORD_MAX_POLICY; s++)
+		if (!concord_slot_free(s))
+			top = s;
+	WRITE_ONCE(num_policy, top);
+}
+
+static void concord_put_progs(void)
+{
+	int i;
+
+	for (i = 0; i < NR_HOOKS; i++) {
+		if (concord_progs[i])
+			bpf_prog_put(concord_progs[i]);
+		concord_progs[i] = NULL;
+	}
+}
+
+/* Runs under klp_mutex, so two policy modules never race for a slot. */
+static int concord_pre_patch(struct klp_object *obj)
+{
+	struct bpf_prog *prog;
+	int s, i;
+
+	for (s = 1; s < CONCORD_MAX_POLICY; s++)
+		if (concord_slot_free(s))
+			break;
+	if (s == CONCORD_MAX_POLICY) {
+		pr_err("concord: policy %s: no free policy slot (%d policies installed; uninstall one)\n",
+		       CONCORD_POLICY, CONCORD_MAX_POLICY - 1);
+		return -EBUSY;
+	}
+	for (i = 0; i < NR_HOOKS; i++) {
+		if (!concord_pins[i][0])
+			continue;
+		prog = bpf_prog_get_type_path(concord_pins[i], BPF_PROG_TYPE_LOCK_POLICY);
+		if (IS_ERR(prog)) {
+			pr_err("concord: policy %s: %s program %s: error %ld (not pinned, or not a lock policy program)\n",
+			       CONCORD_POLICY, concord_hook_names[i], concord_pins[i], PTR_ERR(prog));
+			concord_put_progs();
+			return PTR_ERR(prog);
+		}
+		concord_progs[i] = prog;
+	}
+	for (i = 0; i < NR_HOOKS; i++)
+		if (concord_progs[i])
+			WRITE_ONCE(concord_spin_slots[i][s], concord_progs[i]);
+	WRITE_ONCE(slot, s);
+	concord_update_num_policy();
+	pr_info("concord: policy %s on %s in slot %d\n", CONCORD_POLICY, CONCORD_TARGET, s);
+	return 0;
+}
+
+/* After the unpatch transition no task runs a function that uses the slot. */
+static void concord_post_unpatch(struct klp_object *obj)
+{
+	int s = slot, i;
+
+	if (s <= 0)
+		return;
+	for (i = 0; i < NR_HOOKS; i++)
+		if (concord_progs[i] && READ_ONCE(concord_spin_slots[i][s]) == concord_progs[i])
+			WRITE_ONCE(concord_spin_slots[i][s], NULL);
+	synchronize_rcu();
+	concord_put_progs();
+	klp_shadow_free_all(CONCORD_SHADOW_ID(s), NULL);
+	WRITE_ONCE(slot, 0);
+	concord_update_num_policy();
+	pr_info("concord: policy %s left slot %d\n", CONCORD_POLICY, s);
+}
+
+static struct klp_func concord_funcs[] = {
+	{ .old_name = "bpf_queued_spin_lock", .new_func = concord_queued_spin_lock },
+	{ .old_name = "bpf_queued_spin_unlock", .new_func = concord_queued_spin_unlock },
+#ifdef CONCORD_TARGET_RENAME_LOCK
+	{ .old_name = "d_move", .new_func = concord_d_move },
+#endif
+	{ }
+};
+
+static struct klp_object concord_objs[] = {
+	{
+		.name = NULL,	/* vmlinux */
+		.funcs = concord_funcs,
+		.callbacks = {
+			.pre_patch = concord_pre_patch,
+			.post_unpatch = concord_post_unpatch,
+		},
+	},
+	{ }
+};
+
+static struct klp_patch concord_patch = {
+	.mod = THIS_MODULE,
+	.objs = concord_objs,
+};
+
+static int __init concord_init(void)
+{
+#ifdef CONCORD_TARGET_RENAME_LOCK
+	concord___d_move = (void *)kallsyms_lookup_name("__d_move");
+	if (!concord___d_move) {
+		pr_err("concord: policy %s: __d_move not found in kallsyms (is this a SynCord 5.4 kernel?)\n",
+		       CONCORD_POLICY);
+		return -ENOENT;
+	}
+#endif
+	return klp_enable_patch(&concord_patch);
+}
+
+static void concord_exit(void)
+{
+}
+
+module_init(concord_init);
+module_exit(concord_exit);
+MODULE_LICENSE("GPL");
+MODULE_INFO(livepatch, "Y");
+MODULE_DESCRIPTION("syncord concord livepatch: runs lock policy " CONCORD_POLICY " on " CONCORD_TARGET);
