@@ -7,6 +7,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 )
@@ -143,8 +144,7 @@ func fdPath(fd int) (string, error) {
 // it with an error wrapping ErrRefused when it lies outside the roots of
 // kind (KindPolicy, KindBench, KindBPF). A relative value is taken relative
 // to the first root of kind. The existing part of the path is resolved by
-// the kernel a component at a time (openat2 with RESOLVE_NO_MAGICLINKS, so
-// /proc/PID/fd links are refused); the rest, which the command will create,
+// the kernel a component at a time (openComponent); the rest, which the command will create,
 // must be plain names: no "..", and no dangling symbolic link at its start.
 //
 // The command must use the returned path, not value: it is what was
@@ -220,9 +220,9 @@ func walk(start int, rel string) (string, error) {
 		if c == "" || c == "." {
 			continue
 		}
-		fd, err := unix.Openat2(cur, c, &unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: unix.RESOLVE_NO_MAGICLINKS})
+		fd, err := openComponent(cur, c)
 		if err == unix.ENOENT {
-			if lfd, lerr := unix.Openat2(cur, c, &unix.OpenHow{Flags: unix.O_PATH | unix.O_NOFOLLOW | unix.O_CLOEXEC}); lerr == nil {
+			if lfd, lerr := unix.Openat(cur, c, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0); lerr == nil {
 				unix.Close(lfd)
 				return "", fmt.Errorf("%s is a symbolic link to something that does not exist", strings.Join(comps[:i+1], "/"))
 			}
@@ -253,6 +253,25 @@ func walk(start int, rel string) (string, error) {
 	}
 	return real, nil
 }
+
+// openComponent opens the name c in the directory cur with O_PATH,
+// following a symbolic link there. It refuses magic links (/proc/PID/fd)
+// with openat2's RESOLVE_NO_MAGICLINKS where the kernel has openat2 (5.6);
+// on older kernels (the SynCord 5.4 ones) it follows them like any link:
+// the real path it leads to is still checked against the roots.
+func openComponent(cur int, c string) (int, error) {
+	if !noOpenat2.Load() {
+		fd, err := unix.Openat2(cur, c, &unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: unix.RESOLVE_NO_MAGICLINKS})
+		if err != unix.ENOSYS {
+			return fd, err
+		}
+		noOpenat2.Store(true)
+	}
+	return unix.Openat(cur, c, unix.O_PATH|unix.O_CLOEXEC, 0)
+}
+
+// noOpenat2 is set once openat2 returned ENOSYS.
+var noOpenat2 atomic.Bool
 
 func within(root, p string) bool {
 	return p == root || root == "/" || strings.HasPrefix(p, root+"/")
