@@ -295,8 +295,12 @@ func parseLost(b []byte) uint64 {
 // the greedy comm takes the last "-tid [" so commands with dashes parse.
 var eventLine = regexp.MustCompile(`^\s*(.*)-(\d+)\s+(?:\(\s*[-\d]+\)\s+)?\[\d+\].*?: contention_begin: (?:0x)?([0-9a-f]+) \(flags=([A-Za-z0-9|]*)\)\s*$`)
 
-// parseTrace reads an instance's trace file: each contention_begin line,
-// and the " => func+off/len" lines of the <stack trace> record after it.
+// ParseTrace reads the text of a tracefs trace file: each contention_begin
+// line, and the " => func+off/len" lines of the <stack trace> record after
+// it. Ours is left false. It is for traces recorded elsewhere (in an e2e
+// guest); Stop parses its own.
+func ParseTrace(b []byte) []Event { return parseTrace(b) }
+
 func parseTrace(b []byte) []Event {
 	var evs []Event
 	inStack := false

@@ -44,7 +44,7 @@ func TestParseLost(t *testing.T) {
 	}
 }
 
-// TestWitnessSeesOurContention starts the witness, makes threads of this
+// TestWitness starts the witness, makes threads of this
 // process contend on a kernel lock, and checks the instance and any mount
 // are gone afterwards. Contention itself is weather: the test checks the
 // record's consistency, and that at least one event arrived from anyone.
@@ -52,7 +52,7 @@ func TestWitness(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("skipping: creating a tracefs instance needs root (run: sudo go test ./internal/lockwitness/)")
 	}
-	mounts0, _ := os.ReadFile("/proc/self/mountinfo")
+	mounts0 := tracefsMounts(t)
 	w, err := Start(Options{Stacks: true})
 	if errors.Is(err, ErrNoTracefs) {
 		t.Skipf("skipping: %v", err)
@@ -88,8 +88,8 @@ func TestWitness(t *testing.T) {
 	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("instance %s left behind: %v", dir, err)
 	}
-	if mounts, _ := os.ReadFile("/proc/self/mountinfo"); string(mounts) != string(mounts0) {
-		t.Errorf("mount table changed:\n%s\n->\n%s", mounts0, mounts)
+	if mounts := tracefsMounts(t); mounts != mounts0 {
+		t.Errorf("tracefs mounts in our namespace changed:\n%s\n->\n%s", mounts0, mounts)
 	}
 	ours := rec.Count(func(e Event) bool { return e.Ours })
 	withStack := rec.Count(func(e Event) bool { return len(e.Stack) > 0 })
@@ -105,4 +105,21 @@ func TestWitness(t *testing.T) {
 	if err := w.Close(); err != nil {
 		t.Errorf("second Close: %v", err)
 	}
+}
+
+// tracefsMounts lists the tracefs mounts of this process's (main thread's)
+// mount namespace; other test binaries mount and unmount other things in
+// it meanwhile.
+func tracefsMounts(t *testing.T) string {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.Contains(l, " - tracefs ") {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
