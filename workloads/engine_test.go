@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -102,8 +104,15 @@ func TestLaunchPinsAndReleasesTogether(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(50 * time.Millisecond)
-	counts := run.Counts(nil)
+	// Every released task counts; how soon it gets a CPU is the machine's
+	// business, so wait (up to a generous bound) until each has counted.
+	var counts []uint64
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		counts = run.Counts(counts[:0])
+		if !slices.Contains(counts, 0) || time.Now().After(deadline) {
+			break
+		}
+	}
 	if err := run.Stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +127,7 @@ func TestLaunchPinsAndReleasesTogether(t *testing.T) {
 			t.Errorf("task %d passed the barrier before every setup finished", i)
 		}
 		if counts[i] == 0 {
-			t.Errorf("task %d did nothing", i)
+			t.Errorf("task %d did nothing in 30 s after its release", i)
 		}
 	}
 }
@@ -171,11 +180,21 @@ func TestTempFilesGoneAfterCancel(t *testing.T) {
 		for _, secs := range []int{0, 5} {
 			t.Run(name, func(t *testing.T) {
 				tmp := t.TempDir()
-				ctx, cancel := context.WithTimeout(context.Background(), 350*time.Millisecond)
-				defer cancel()
+				var ctx context.Context
+				var cancel context.CancelFunc
 				var buf bytes.Buffer
+				var out io.Writer = &buf
+				if secs == 0 {
+					// Cancelled once the first measured sample is out,
+					// however long a busy machine takes to get there.
+					ctx, cancel = context.WithCancel(context.Background())
+					out = &cancelAfterSample{w: &buf, cancel: cancel}
+				} else {
+					ctx, cancel = context.WithTimeout(context.Background(), 350*time.Millisecond)
+				}
+				defer cancel()
 				res, err := RunWillItScale(ctx, WISOptions{Test: name, Tasks: 2, CoresPerSocket: 2, Seconds: secs, Warmup: -1,
-					Interval: 100 * time.Millisecond, NoAffinity: true, TmpDir: tmp}, &buf)
+					Interval: 100 * time.Millisecond, NoAffinity: true, TmpDir: tmp}, out)
 				if secs == 0 {
 					if err != nil {
 						t.Fatalf("-s 0 ended by cancel: %v", err)
@@ -193,6 +212,24 @@ func TestTempFilesGoneAfterCancel(t *testing.T) {
 			})
 		}
 	}
+}
+
+// cancelAfterSample cancels once a measured sample line (a "min:" line
+// after "measurement") has been written.
+type cancelAfterSample struct {
+	w         io.Writer
+	cancel    context.CancelFunc
+	measuring bool
+}
+
+func (c *cancelAfterSample) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	if bytes.Contains(p, []byte("measurement")) {
+		c.measuring = true
+	} else if c.measuring && bytes.Contains(p, []byte("min:")) {
+		c.cancel()
+	}
+	return n, err
 }
 
 // TestLock1RealRun is a real lock1 run with the suite's 5 warmup samples
