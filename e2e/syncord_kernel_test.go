@@ -60,4 +60,29 @@ func TestSynCordStockBoot(t *testing.T) {
 		}
 	})
 	t.Run("stats", func(t *testing.T) { checkRunStats(t, vm) })
+	t.Run("agent paths", func(t *testing.T) { checkAgentPaths(t, vm) })
+}
+
+// checkAgentPaths runs an agent on a unix socket in the guest (on 5.4 there
+// is no openat2: the path walk falls back to openat) and checks that paths
+// are resolved under its bench root: a relative one lands there, one outside
+// and one leading out through a link are refused with status 77.
+func checkAgentPaths(t *testing.T, vm *VM) {
+	vm.MustRun(t, "mkdir -p /tmp/br /tmp/out && ln -sfn /tmp/out /tmp/br/esc && "+
+		"(syncord agent --listen unix:///run/pa.sock --bench-root /tmp/br --reconcile=false >/tmp/pa.log 2>&1 & echo $! >/tmp/pa.pid) && "+
+		"for i in $(seq 50); do [ -S /run/pa.sock ] && break; sleep 0.1; done")
+	defer vm.Run(t, "kill $(cat /tmp/pa.pid); rm -rf /tmp/br /tmp/out")
+	g := "syncord-host guest --unix /run/pa.sock -- "
+	if out, code := vm.Run(t, g+"bench xdir prepare --dir rel -n 3"); code != 0 || !strings.Contains(out, "/tmp/br/rel/dst_3_files (3 files") {
+		log, _ := vm.Run(t, "cat /tmp/pa.log")
+		t.Fatalf("relative --dir over the agent: status %d\n%s\nagent log:\n%s", code, out, log)
+	}
+	for _, dir := range []string{"/etc/x", "/tmp/br/esc/x", "/tmp/br/esc/../x"} {
+		if out, code := vm.Run(t, g+"bench xdir prepare --dir "+dir+" -n 3"); code != 77 || !strings.Contains(out, "outside the bench roots") {
+			t.Errorf("--dir %s over the agent: status %d, want 77\n%s", dir, code, out)
+		}
+	}
+	if out := vm.MustRun(t, "ls -A /tmp/out; ls -d /tmp/x /etc/x 2>/dev/null; true"); strings.TrimSpace(out) != "" {
+		t.Errorf("something was made outside the bench root: %q", out)
+	}
 }

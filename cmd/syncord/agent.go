@@ -250,7 +250,11 @@ func mutatingRequest(args []string) bool {
 	}
 	if c.name == "lockstat" {
 		// lockstat --contention --while CMD runs CMD: it mutates as CMD does.
-		for i, a := range args {
+		// The flag may be given more than once (the last one counts) and
+		// in any of the forms the flag package takes: mutating when any
+		// of them is.
+		for i := 0; i < len(args); i++ {
+			a := args[i]
 			if a == "--" {
 				break // flag parsing stops here
 			}
@@ -259,11 +263,12 @@ func mutatingRequest(args []string) bool {
 				v, ok = strings.CutPrefix(a, "-while=")
 			}
 			if !ok && (a == "--while" || a == "-while") && i+1 < len(args) {
-				v, ok = args[i+1], true
+				i++
+				v, ok = args[i], true
 			}
 			if ok {
-				if w := strings.Fields(v); len(w) > 0 && w[0] != "lockstat" {
-					return mutatingRequest(w)
+				if w := strings.Fields(v); len(w) > 0 && w[0] != "lockstat" && mutatingRequest(w) {
+					return true
 				}
 			}
 		}

@@ -83,6 +83,8 @@ func TestMutatingRequestWhile(t *testing.T) {
 		// the one-dash forms the flag package accepts too
 		{[]string{"lockstat", "--contention", "-while=bench fxmark --type MWRL"}, true},
 		{[]string{"lockstat", "-contention", "-while", "bench xdir prepare --dir d"}, true},
+		// the last --while counts: a read-only first one does not hide it
+		{[]string{"lockstat", "--contention", "--while", "topology", "--while", "bench fxmark --type MWRL"}, true},
 	} {
 		if got := mutatingRequest(tc.args); got != tc.want {
 			t.Errorf("mutatingRequest(%q) = %v, want %v", tc.args, got, tc.want)
