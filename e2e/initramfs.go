@@ -5,15 +5,16 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
+
+	"github.com/syncord/syncord/vm/boot"
 )
 
 // Guest paths of what the harness installs.
 const (
-	GuestSyncord     = "/bin/syncord"
-	GuestSyncordHost = "/bin/syncord-host"
+	GuestSyncord     = boot.GuestSyncord
+	GuestSyncordHost = boot.GuestSyncordHost
 )
 
 var (
@@ -99,126 +100,21 @@ func buildInitramfs(path string, k *KernelInfo, cfg *Config) error {
 // With cfg.SynCord set, k is not used (it may be nil) and the initramfs
 // carries no modules: the SynCord kernels have their drivers built in.
 func BuildInitramfs(path string, k *KernelInfo, cfg Config, syncordBin, hostBin string) error {
-	var release, modulesDir string
-	var mods []string
 	if cfg.SynCord != nil {
 		if len(cfg.Modules) > 0 {
 			return fmt.Errorf("initramfs: modules %v asked for the SynCord kernel %s, whose drivers are built in; leave Modules empty", cfg.Modules, cfg.SynCord.Release)
 		}
-		release = cfg.SynCord.Release
-	} else {
-		if k == nil {
-			return fmt.Errorf("initramfs: no kernel given")
-		}
-		idx, err := loadModuleIndex(k.ModulesDir)
-		if err != nil {
-			return err
-		}
-		want := []string{"virtio_pci", "virtio_console"}
-		if len(cfg.Disks) > 0 {
-			want = append(want, "virtio_blk")
-		}
-		if mods, err = idx.resolve(append(want, cfg.Modules...)); err != nil {
-			return fmt.Errorf("initramfs: %w", err)
-		}
-		release, modulesDir = k.Version, k.ModulesDir
+		k = &KernelInfo{Version: cfg.SynCord.Release, Vmlinuz: cfg.SynCord.Vmlinuz}
 	}
-	f, err := os.Create(path)
-	if err != nil {
-		return err
+	if k == nil {
+		return fmt.Errorf("initramfs: no kernel given")
 	}
-	defer f.Close()
-	c := newCPIO(f)
-	for _, d := range []string{"/dev", "/proc", "/sys", "/tmp", "/run", "/root", "/sbin", "/usr/bin", "/usr/sbin", "/var", "/mnt", "/etc/e2e"} {
-		c.Dir(d)
-	}
-	c.CharDev("/dev/console", 5, 1)
-	c.CharDev("/dev/null", 1, 3)
-	c.CopyFile("/bin/busybox", "/bin/busybox")
-	c.CopyFile(GuestSyncord, syncordBin)
-	c.CopyFile(GuestSyncordHost, hostBin)
-	var modList, modDep strings.Builder
-	for _, m := range mods {
-		rel, _ := filepath.Rel(modulesDir, m)
-		guest := "/lib/modules/" + release + "/" + rel
-		c.CopyFile(guest, m)
-		modList.WriteString(guest + "\n")
-		modDep.WriteString(rel + ":\n")
-	}
-	// A modules.dep so busybox modprobe finds what is here (deps are
-	// loaded by init in order already).
-	c.File("/lib/modules/"+release+"/modules.dep", 0o644, []byte(modDep.String()))
-	c.File("/etc/e2e/modules", 0o644, []byte(modList.String()))
-	c.File("/etc/e2e/init.sh", 0o644, []byte(cfg.Init+"\n"))
-	c.File("/etc/e2e/loop.sh", 0o755, []byte(CommandLoop))
-	for _, g := range sortedKeys(cfg.Files) {
-		c.CopyFile(g, cfg.Files[g])
-	}
-	c.File("/init", 0o755, []byte(initScript))
-	return c.Close()
+	return boot.Initramfs{Kernel: k, Modules: cfg.Modules, Disks: len(cfg.Disks) > 0, Files: cfg.Files,
+		Init: cfg.Init, Syncord: syncordBin, SyncordHost: hostBin}.Build(path)
 }
 
-// initScript is the guest's PID 1. It mounts the pseudo filesystems, loads
-// the modules, runs the test's Init, then serves the command channel: a
-// line "<id> <base64 shell>" runs the shell, and the reply is one line
-// "@@E2E <id> <status> <base64 combined output>".
-const initScript = `#!/bin/busybox sh
-/bin/busybox --install -s
-export PATH=/bin:/sbin:/usr/bin:/usr/sbin HOME=/root
-mount -t proc proc /proc
-mount -t sysfs sysfs /sys
-mount -t devtmpfs devtmpfs /dev
-mkdir -p /dev/pts /dev/shm && mount -t devpts devpts /dev/pts
-mount -t tmpfs tmpfs /tmp
-mount -t tmpfs tmpfs /run
-mount -t tmpfs tmpfs /dev/shm
-mount -t bpf bpf /sys/fs/bpf
-mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null
-mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
-hostname syncord-e2e
-ip link set lo up 2>/dev/null
-while read -r m; do insmod "$m" || echo "e2e: insmod $m failed" >/dev/console; done </etc/e2e/modules
-echo "e2e: modules loaded" >/dev/console
-cd /root
-. /etc/e2e/init.sh
-exec sh /etc/e2e/loop.sh
-`
-
-// CommandLoop serves the harness's command channel on the virtio port
-// org.syncord.e2e: a line "<id> <base64 shell>" runs the shell (cwd /root),
-// and the reply is one line "@@E2E <id> <status> <base64 combined output>".
-// The initramfs's init execs it; a guest image runs it as a systemd
-// service (see ImageFiles). Without the port it idles.
-const CommandLoop = `#!/bin/sh
-dev=
-i=0
-while [ -z "$dev" ] && [ $i -lt 300 ]; do
-	for p in /sys/class/virtio-ports/*; do
-		[ -e "$p/name" ] && [ "$(cat "$p/name")" = "org.syncord.e2e" ] && dev=/dev/${p##*/}
-	done
-	[ -n "$dev" ] && [ -e "$dev" ] && break
-	dev=
-	sleep 0.1
-	i=$((i+1))
-done
-if [ -z "$dev" ]; then
-	echo "e2e: no command port" >/dev/console
-	while true; do sleep 3600; done
-fi
-mkdir -p /root /tmp
-exec 3<>"$dev"
-echo "e2e: command channel on $dev" >/dev/console
-echo @@E2E-READY >&3
-while read -r id b64 <&3; do
-	echo "$b64" | base64 -d >/tmp/.e2e-cmd
-	(cd /root && exec sh /tmp/.e2e-cmd) </dev/null >/tmp/.e2e-out 2>&1
-	rc=$?
-	echo "e2e: command $id exit $rc" >/dev/console
-	printf '@@E2E %s %s %s\n' "$id" "$rc" "$(base64 /tmp/.e2e-out | tr -d '\n')" >&3
-done
-echo "e2e: command channel closed" >/dev/console
-poweroff -f
-`
+// CommandLoop serves the harness's command channel; see boot.CommandLoop.
+const CommandLoop = boot.CommandLoop
 
 // commandUnit runs CommandLoop in a guest image under systemd.
 const commandUnit = `[Unit]

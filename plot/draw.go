@@ -247,6 +247,20 @@ func (intTicks) Ticks(lo, hi float64) []gplot.Tick {
 	return out
 }
 
+// cleanTicks is gonum's default ticks with trailing zeros dropped from
+// the labels ("25000.00" is "25000").
+type cleanTicks struct{}
+
+func (cleanTicks) Ticks(lo, hi float64) []gplot.Tick {
+	ts := (gplot.DefaultTicks{}).Ticks(lo, hi)
+	for i, t := range ts {
+		if v, err := strconv.ParseFloat(t.Label, 64); err == nil && t.Label != "" {
+			ts[i].Label = strconv.FormatFloat(v, 'f', -1, 64)
+		}
+	}
+	return ts
+}
+
 // errPoints gives plotter.YErrorBars the median and its min/max.
 type errPoints []Point
 
@@ -263,6 +277,7 @@ func (f *Figure) Plot() (*gplot.Plot, error) {
 	p.X.Label.Text = f.XLabel
 	p.Y.Label.Text = f.YLabel
 	p.X.Tick.Marker = intTicks{}
+	p.Y.Tick.Marker = cleanTicks{}
 	if f.LogX {
 		p.X.Scale = gplot.LogScale{}
 		p.X.Tick.Marker = log2Ticks{}
@@ -302,7 +317,9 @@ func (f *Figure) Plot() (*gplot.Plot, error) {
 			p.X.Min, p.X.Max = -1, 1
 		}
 	}
-	p.Y.Min, p.Y.Max = f.YMin, f.YMax*1.08 // room for the legend's first entries
+	// Headroom above the data for the legend (top left), one line per
+	// series.
+	p.Y.Min, p.Y.Max = f.YMin, f.YMin+(f.YMax-f.YMin)*(1+0.08*float64(len(f.Lines)+1))
 	p.X.Padding, p.Y.Padding = vg.Points(6), 0
 	return p, nil
 }

@@ -35,6 +35,10 @@ type Client struct {
 	// acknowledge a request; without it a client of a serial port whose
 	// agent is not running waits forever.
 	AcceptTimeout time.Duration
+	// Accepted and Exited are when the last Run received the agent's
+	// accepted and exit frames: the command's run time as the host sees
+	// it, so a caller can tell its own overhead from the command's.
+	Accepted, Exited time.Time
 
 	wmu  sync.Mutex
 	wbuf []byte
@@ -239,6 +243,7 @@ func (c *Client) Run(ctx context.Context, args []string, stdout, stderr io.Write
 		}
 		switch f.Type {
 		case TypeAccepted:
+			c.Accepted = time.Now()
 		case TypeStdout:
 			if _, err := stdout.Write(f.Payload); err != nil {
 				return -1, fmt.Errorf("write output: %w", err)
@@ -248,6 +253,7 @@ func (c *Client) Run(ctx context.Context, args []string, stdout, stderr io.Write
 				return -1, fmt.Errorf("write output: %w", err)
 			}
 		case TypeExit:
+			c.Exited = time.Now()
 			code, err := DecodeExit(f.Payload)
 			if err != nil {
 				return -1, err

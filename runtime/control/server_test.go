@@ -492,3 +492,19 @@ func TestListenAddresses(t *testing.T) {
 		})
 	}
 }
+
+// TestClientTiming: Accepted and Exited bracket the command's own run
+// time, which syncord-host experiment subtracts from a point's wall time.
+func TestClientTiming(t *testing.T) {
+	a := startAgent(t, Config{})
+	c := a.dial(t)
+	before := time.Now()
+	if r := run(context.Background(), c, "sleep", "200ms"); r.err != nil || r.code != 0 {
+		t.Fatalf("sleep: %+v", r)
+	}
+	after := time.Now()
+	d := c.Exited.Sub(c.Accepted)
+	if c.Accepted.Before(before) || c.Exited.After(after) || d < 200*time.Millisecond {
+		t.Errorf("accepted %v, exited %v (%v) for a 200ms command run between %v and %v", c.Accepted, c.Exited, d, before, after)
+	}
+}
