@@ -15,6 +15,8 @@ import (
 	"strings"
 
 	"github.com/cilium/ebpf"
+
+	"github.com/syncord/syncord/kernel"
 )
 
 // includeFS holds syncord's own headers for policy programs: the SynCord
@@ -37,6 +39,10 @@ type BuildOptions struct {
 	// Target is the lock the policy targets (see Targets); "" infers it
 	// from the sections (DefaultTarget).
 	Target string
+	// Branches go into the manifest: the SynCord branches the policy
+	// works on. Empty: shfllock-syncord when a program calls bpf_back_off,
+	// else any.
+	Branches []kernel.Branch
 	// Name overrides the policy name (default: the directory's basename).
 	Name string
 	// IncludeDir is searched before syncord's own headers; a
@@ -176,7 +182,7 @@ func Build(ctx context.Context, srcDir, outRoot string, opts BuildOptions) (*Bui
 	if err != nil {
 		return nil, err
 	}
-	m, err := manifestFor(src, obj, src.Name+"_kern.o", opts.Description)
+	m, err := manifestFor(src, obj, src.Name+"_kern.o", opts.Description, opts.Branches)
 	if err != nil {
 		return nil, fmt.Errorf("build policy %s: %w", src.Name, err)
 	}
@@ -195,7 +201,7 @@ func Build(ctx context.Context, srcDir, outRoot string, opts BuildOptions) (*Bui
 // it: every .pfile's function is a program in its section, the .map file
 // produced exactly one legacy map whose last two fields are zero, and the
 // SYNCORD_PARAM constants are in .rodata.
-func manifestFor(src *Source, obj []byte, objName, desc string) (*Manifest, error) {
+func manifestFor(src *Source, obj []byte, objName, desc string, branches []kernel.Branch) (*Manifest, error) {
 	spec, err := ebpf.LoadCollectionSpecFromReader(bytes.NewReader(obj))
 	if err != nil {
 		return nil, fmt.Errorf("parse compiled object: %w", err)
@@ -209,6 +215,16 @@ func manifestFor(src *Source, obj []byte, objName, desc string) (*Manifest, erro
 		if ps.SectionName != pr.Section {
 			return nil, fmt.Errorf("program %s landed in section %q, expected %q", pr.Function, ps.SectionName, pr.Section)
 		}
+	}
+	callers := BackOffCallers(&Policy{Name: m.Name, Programs: m.Programs}, spec)
+	if len(branches) == 0 && len(callers) > 0 {
+		branches = []kernel.Branch{kernel.BranchShfllock}
+	}
+	for _, b := range branches {
+		if len(callers) > 0 && b != kernel.BranchShfllock {
+			return nil, fmt.Errorf("%s call bpf_back_off, which only shfllock-syncord implements, but the policy is declared for %s", strings.Join(callers, ", "), b)
+		}
+		m.Branches = append(m.Branches, string(b))
 	}
 	var legacy []string
 	for name, ms := range spec.Maps {

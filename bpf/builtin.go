@@ -37,6 +37,7 @@ func (b *Builtin) Policy(params map[string]uint64) *Policy {
 		Programs: append([]Program(nil), b.Manifest.Programs...),
 		Map:      b.Manifest.Map,
 		Params:   params,
+		Branches: b.Manifest.branches(),
 	}
 }
 

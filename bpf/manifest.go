@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/syncord/syncord/kernel"
 )
 
 // Targets are the kernel locks a policy can target, as its manifest names
@@ -70,6 +72,11 @@ type Manifest struct {
 	Map *MapPin `json:"map,omitempty"`
 	// Params are the load-time constants of the object.
 	Params []Param `json:"params,omitempty"`
+	// Branches are the SynCord kernel branches (stock-syncord,
+	// shfllock-syncord, cna-syncord) the policy works on; empty means any
+	// SynCord kernel. Install refuses the policy on another branch before
+	// anything is loaded.
+	Branches []string `json:"branches,omitempty"`
 }
 
 // Param is a load-time constant of a policy (a global volatile const in the
@@ -94,7 +101,14 @@ func (m *Manifest) Policy(dir string, params map[string]uint64) *Policy {
 		Programs:   append([]Program(nil), m.Programs...),
 		Map:        m.Map,
 		Params:     params,
+		Branches:   m.branches(),
 	}
+}
+
+// branches returns the validated branch names (Validate checked them).
+func (m *Manifest) branches() []kernel.Branch {
+	bs, _ := parseBranches(m.Branches)
+	return bs
 }
 
 // Validate checks that the manifest names an object and well-formed pins.
@@ -108,6 +122,9 @@ func (m *Manifest) Validate() error {
 	p := &Policy{Name: m.Name, Programs: m.Programs, Map: m.Map}
 	if err := p.Validate(); err != nil {
 		return fmt.Errorf("manifest: %w", err)
+	}
+	if _, err := parseBranches(m.Branches); err != nil {
+		return fmt.Errorf("manifest of %s: %w", m.Name, err)
 	}
 	seen := map[string]bool{}
 	for _, pa := range m.Params {

@@ -91,6 +91,9 @@ type Policy struct {
 	// Params sets load-time constants: global `volatile const` variables of
 	// the object (in .rodata), by name. Unknown names are an error.
 	Params map[string]uint64
+	// Branches are the SynCord kernel branches the policy works on; empty
+	// means any (see NeededBranches).
+	Branches []kernel.Branch
 }
 
 // HasLockPrograms reports whether any program needs a SynCord kernel.
@@ -343,14 +346,29 @@ func ObjectParams(obj []byte) (map[string]uint64, error) {
 }
 
 // CheckKernel returns nil when k can run p: a policy with lock_* programs
-// needs a SynCord kernel. The error wraps ErrNotSynCordKernel and
-// ebpf.ErrNotSupported and says how to get one.
+// needs a SynCord kernel, and one of the branches it needs
+// (NeededBranches; the object is read to see whether it calls
+// bpf_back_off). The error wraps ErrNotSynCordKernel or ErrWrongBranch,
+// and ebpf.ErrNotSupported, and says which kernel to boot.
 //
 // The kallsyms symbols decide; only when /proc/kallsyms cannot be read does
 // a release ending in -syncord count (the kernel then has the last word).
 func CheckKernel(p *Policy, k *kernel.Info) error {
-	if !p.HasLockPrograms() || k.SynCord || (!k.Kallsyms && k.SynCordName) {
+	return checkKernel(p, k, nil)
+}
+
+func checkKernel(p *Policy, k *kernel.Info, spec *ebpf.CollectionSpec) error {
+	if !p.HasLockPrograms() {
 		return nil
+	}
+	if k.SynCord || (!k.Kallsyms && k.SynCordName) {
+		if spec == nil && len(p.Branches) == 0 && k.Branch != "" && k.Branch != kernel.BranchShfllock {
+			var err error
+			if spec, err = LoadSpec(p); err != nil {
+				return err
+			}
+		}
+		return checkBranch(p, k, spec)
 	}
 	var why string
 	switch {
@@ -390,7 +408,7 @@ func LoadPolicy(p *Policy, opts LoadOptions) (*Loaded, error) {
 		}
 	}
 	if k != nil {
-		if err := CheckKernel(p, k); err != nil {
+		if err := checkKernel(p, k, spec); err != nil {
 			return nil, err
 		}
 	}

@@ -194,7 +194,7 @@ func TestBuiltinsUpToDate(t *testing.T) {
 	}
 	out := t.TempDir()
 	for _, b := range bs {
-		res, err := Build(t.Context(), filepath.Join("policies", b.Manifest.Name), out, BuildOptions{NCPU: 1, Description: b.Manifest.Description, Target: b.Manifest.Target})
+		res, err := Build(t.Context(), filepath.Join("policies", b.Manifest.Name), out, BuildOptions{NCPU: 1, Description: b.Manifest.Description, Target: b.Manifest.Target, Branches: b.Policy(nil).Branches})
 		if err != nil {
 			t.Fatalf("%s: %v", b.Manifest.Name, err)
 		}

@@ -61,6 +61,12 @@ func TestSynCordStockBoot(t *testing.T) {
 	})
 	t.Run("stats", func(t *testing.T) { checkRunStats(t, vm) })
 	t.Run("agent paths", func(t *testing.T) { checkAgentPaths(t, vm) })
+	checkBranch(t, vm, k, map[string]string{"amp": "shfllock-syncord", "numa-scl": "shfllock-syncord", "numa-grouping-cna": "cna-syncord"})
+	t.Run("right-branch", func(t *testing.T) {
+		for _, name := range []string{"lockstat", "bravo"} {
+			vm.MustRun(t, "syncord policy install "+name+" && syncord policy uninstall "+name)
+		}
+	})
 }
 
 // checkAgentPaths runs an agent on a unix socket in the guest (on 5.4 there

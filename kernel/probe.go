@@ -14,7 +14,11 @@ import (
 
 // SynCordSymbols are kernel symbols that exist only on SynCord kernels
 // (SYNCORD-ABI.md section 1); any one of them in /proc/kallsyms marks one.
+// The first two are functions, listed also without CONFIG_KALLSYMS_ALL;
+// the others are variables, listed only with it.
 var SynCordSymbols = []string{
+	"bpf_queued_spin_lock",
+	"bpf_queued_spin_unlock",
 	"num_policy",
 	"bpf_prog_lock_acquired",
 	"bpf_prog_lock_to_release",
@@ -37,6 +41,16 @@ type Info struct {
 	// Kallsyms is false when /proc/kallsyms could not be read; SynCord
 	// is then unknown and reported false.
 	Kallsyms bool `json:"kallsyms"`
+	// KallsymsAll is true when /proc/kallsyms lists variables
+	// (CONFIG_KALLSYMS_ALL); branch detection does not need it.
+	KallsymsAll bool `json:"kallsyms_all"`
+	// Branch is the SynCord branch (stock-syncord, shfllock-syncord,
+	// cna-syncord) of a SynCord kernel, "" when unknown.
+	Branch Branch `json:"branch,omitempty"`
+	// BranchFrom says how Branch was found: the kallsyms evidence
+	// ("kallsyms: function bpf_back_off") or "release" (the symbols did
+	// not decide, or kallsyms was unreadable, and uname -r names it).
+	BranchFrom string `json:"branch_from,omitempty"`
 }
 
 // Kind names the kernel for status output: "syncord" or "stock".
@@ -81,44 +95,69 @@ func (fs FS) Probe() (*Info, error) {
 	if _, err := os.Stat(filepath.Join(fs.sys, "kernel/btf/vmlinux")); err == nil {
 		info.BTF = true
 	}
-	sym, err := fs.findSymbol(SynCordSymbols)
+	found, all, err := fs.findSymbols(append(append([]string(nil), SynCordSymbols...), branchSymbols...))
 	switch {
 	case err == nil:
 		info.Kallsyms = true
-		info.SynCordSymbol = sym
-		info.SynCord = sym != ""
+		info.KallsymsAll = all
+		for _, s := range SynCordSymbols {
+			if _, ok := found[s]; ok {
+				info.SynCordSymbol, info.SynCord = s, true
+				break
+			}
+		}
 	case errors.Is(err, os.ErrNotExist) || errors.Is(err, os.ErrPermission):
 		// No kallsyms (CONFIG_KALLSYMS=n or not permitted): unknown.
 	default:
 		return nil, err
 	}
+	if info.SynCord {
+		if b, why := branchFromSymbols(found); b != "" {
+			info.Branch, info.BranchFrom = b, "kallsyms: "+why
+		}
+	}
+	if info.Branch == "" && (info.SynCord || !info.Kallsyms) && info.SynCordName {
+		if b := branchFromRelease(info.Release); b != "" {
+			info.Branch, info.BranchFrom = b, "release"
+		}
+	}
 	return info, nil
 }
 
-// findSymbol returns the first of names present in /proc/kallsyms, or "".
-func (fs FS) findSymbol(names []string) (string, error) {
+// findSymbols scans /proc/kallsyms for names and returns those present
+// with their type letters, and whether it lists any variable (a kernel
+// with CONFIG_KALLSYMS_ALL).
+func (fs FS) findSymbols(names []string) (map[string]byte, bool, error) {
 	path := filepath.Join(fs.proc, "kallsyms")
 	f, err := os.Open(path)
 	if err != nil {
-		return "", err
+		return nil, false, err
 	}
 	defer f.Close()
 	want := make(map[string]bool, len(names))
 	for _, n := range names {
 		want[n] = true
 	}
+	found := map[string]byte{}
+	all := false
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 64*1024), 1024*1024)
 	for sc.Scan() {
-		_, name, _, ok := parseKallsymsLine(sc.Bytes())
-		if ok && want[string(name)] {
-			return string(name), nil
+		_, name, typ, ok := parseKallsymsLine(sc.Bytes())
+		if !ok {
+			continue
+		}
+		all = all || isData(typ)
+		if want[string(name)] {
+			if _, dup := found[string(name)]; !dup {
+				found[string(name)] = typ
+			}
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return "", fmt.Errorf("read %s: %w", path, err)
+		return nil, false, fmt.Errorf("read %s: %w", path, err)
 	}
-	return "", nil
+	return found, all, nil
 }
 
 // parseKallsymsLine splits "ffffffff82a0b040 D rename_lock [mod]".

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/syncord/syncord/bpf"
+	"github.com/syncord/syncord/kernel"
 	"github.com/syncord/syncord/kmod"
 	"github.com/syncord/syncord/livepatch"
 )
@@ -87,6 +88,10 @@ type Status struct {
 		SynCord   bool   `json:"syncord"`
 		BTF       bool   `json:"btf"`
 		Livepatch bool   `json:"livepatch"`
+		// Branch is the SynCord branch (stock-syncord, shfllock-syncord,
+		// cna-syncord) and BranchFrom how it was found (kernel.Info).
+		Branch     kernel.Branch `json:"branch,omitempty"`
+		BranchFrom string        `json:"branch_from,omitempty"`
 		// BPFStats is kernel.bpf_stats_enabled: the run counters of
 		// Programs grow only while it is on.
 		BPFStats bool `json:"bpf_stats_enabled"`
@@ -109,6 +114,7 @@ func (r *Runtime) Status() (*Status, error) {
 		return nil, fmt.Errorf("status: probe kernel: %w", err)
 	}
 	st.Kernel.Release, st.Kernel.Kind, st.Kernel.SynCord, st.Kernel.BTF = info.Release, info.Kind(), info.SynCord, info.BTF
+	st.Kernel.Branch, st.Kernel.BranchFrom = info.Branch, info.BranchFrom
 	// A kernel before 5.1 has no such sysctl: reported off.
 	st.Kernel.BPFStats, _ = r.kfs.BPFStatsEnabled()
 	patches, err := r.lp.Patches()

@@ -384,7 +384,11 @@ func printPolicyStatus(w io.Writer, st *runtime.Status) {
 	if st.BPFFSMounted {
 		mounted = "mounted"
 	}
-	fmt.Fprintf(w, "kernel %s (%s, %s)\nbpffs %s (%s), state %s\n", st.Kernel.Release, st.Kernel.Kind, lp, st.BPFFS, mounted, st.StateDir)
+	fmt.Fprintf(w, "kernel %s (%s, %s)\n", st.Kernel.Release, st.Kernel.Kind, lp)
+	if st.Kernel.Branch != "" {
+		fmt.Fprintf(w, "branch %s (%s)\n", st.Kernel.Branch, st.Kernel.BranchFrom)
+	}
+	fmt.Fprintf(w, "bpffs %s (%s), state %s\n", st.BPFFS, mounted, st.StateDir)
 	if len(st.Policies) == 0 {
 		fmt.Fprintln(w, "no policy installed")
 	}

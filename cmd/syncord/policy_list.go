@@ -12,7 +12,9 @@ import (
 const policyListHelp = `
 List the built-in policies: for each its hooks (ELF section and SynCord
 hook API), the bpffs names its programs and map are pinned under
-(/sys/fs/bpf/<pin>), and its load-time parameters with their defaults
+(/sys/fs/bpf/<pin>), the SynCord kernel branches it works on (JSON
+"branches"; absent: any SynCord kernel; install refuses it on another
+branch), and its load-time parameters with their defaults
 (set with syncord policy install NAME --param name=value; a parameter
 marked "from" is set from the machine's topology when not given).`
 
@@ -52,6 +54,11 @@ func policyListCmd(ctx context.Context, env *Env, args []string) error {
 		}
 		if m.Map != nil {
 			fmt.Fprintf(env.Stdout, "  map  %-24s pin %s\n", "", m.Map.Name)
+		}
+		if len(m.Branches) > 0 {
+			fmt.Fprintf(env.Stdout, "  kernel %s\n", strings.Join(m.Branches, " or "))
+		} else {
+			fmt.Fprintf(env.Stdout, "  kernel any SynCord branch (stock-syncord, shfllock-syncord, cna-syncord)\n")
 		}
 		for _, p := range m.Params {
 			line := fmt.Sprintf("  param %s=%d", p.Name, p.Default)

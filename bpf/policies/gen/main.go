@@ -14,6 +14,7 @@ import (
 	"sort"
 
 	"github.com/syncord/syncord/bpf"
+	"github.com/syncord/syncord/kernel"
 )
 
 // descriptions of the built-in policies (SYNCORD-ABI.md section 2).
@@ -36,6 +37,23 @@ var targets = map[string]string{
 	"scl":               "s_vfs_rename",
 	"numa-scl":          "s_vfs_rename",
 	"bravo":             "rwsem",
+}
+
+// branches each built-in policy needs (SYNCORD-ABI.md section 6, read in
+// the SynCord-linux branches): bpf_back_off (amp, scl, numa-scl) and
+// ShflLock's should_reorder with its numa_node context (numa-grouping) are
+// shfllock-syncord's; numa-grouping-cna is CNA's should_reorder; bravo's
+// rwsem policy slots (bpf_prog_lock_*_read/_write in kernel/locking/rwsem.c)
+// exist only on stock-syncord. lockstat's hooks (to_enter_slowpath,
+// lock_acquired, lock_to_release around bpf_queued_spin_lock) are on every
+// branch: no entry, any SynCord kernel.
+var branches = map[string][]kernel.Branch{
+	"amp":               {kernel.BranchShfllock},
+	"scl":               {kernel.BranchShfllock},
+	"numa-scl":          {kernel.BranchShfllock},
+	"numa-grouping":     {kernel.BranchShfllock},
+	"numa-grouping-cna": {kernel.BranchCNA},
+	"bravo":             {kernel.BranchStock},
 }
 
 func main() {
@@ -62,7 +80,7 @@ func run(dir string) error {
 		src := filepath.Join(dir, n)
 		// NCPU is fixed so that the objects do not depend on the build
 		// machine; no built-in header uses ${NCPU}.
-		res, err := bpf.Build(context.Background(), src, tmp, bpf.BuildOptions{NCPU: 1, Description: descriptions[n], Target: targets[n]})
+		res, err := bpf.Build(context.Background(), src, tmp, bpf.BuildOptions{NCPU: 1, Description: descriptions[n], Target: targets[n], Branches: branches[n]})
 		if err != nil {
 			return err
 		}

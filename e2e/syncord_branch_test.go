@@ -1,0 +1,136 @@
+package e2e
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// kallsymsExcerpt is the guest shell that prints the /proc/kallsyms lines
+// kernel.Probe's SynCord and branch detection reads (and a few neighbours
+// for context), sorted by name, modules' symbols left out.
+const kallsymsExcerpt = `awk 'BEGIN {
+	n = split("_stext _etext d_move rename_lock num_policy bpf_queued_spin_lock bpf_queued_spin_unlock bpf_back_off bpf_back_off_proto bpf_loop_until bpf_loop_until_proto __x64_sys_rename2 __ia32_sys_rename2 queued_spin_lock_slowpath native_queued_spin_lock_slowpath bpf_prog_should_reorder bpf_prog_skip_reorder", w, " ")
+	for (i = 1; i <= n; i++) want[w[i]] = 1
+}
+NF == 3 && (($3 in want) || $3 ~ /^(bpf_prog_lock_|syncord_|__cna_|cna_)/)' /proc/kallsyms | sort -k3`
+
+// kallsymsFixtures is where captured excerpts go (package kernel's tests).
+const kallsymsFixtures = "../kernel/testdata/kallsyms"
+
+// captureKallsyms writes the guest's excerpt to
+// kernel/testdata/kallsyms/<branch>.txt (SYNCORD_UPDATE_FIXTURES=1), or
+// checks that the committed one names the same symbols with the same types
+// (addresses aside).
+func captureKallsyms(t *testing.T, vm *VM, k *SynCordKernel) {
+	t.Helper()
+	out := vm.MustRun(t, kallsymsExcerpt)
+	path := filepath.Join(kallsymsFixtures, k.Branch+".txt")
+	header := "# CAPTURED from /proc/kallsyms of " + k.Release + " booted in the e2e VM (QEMU TCG, 2x2);\n# refresh: SYNCORD_E2E=1 SYNCORD_UPDATE_FIXTURES=1 go test ./e2e -run TestSynCord\n"
+	if updateFixtures() {
+		if err := os.MkdirAll(kallsymsFixtures, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(header+out), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("wrote %s", path)
+		return
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("no committed excerpt %s (SYNCORD_UPDATE_FIXTURES=1 writes it): %v", path, err)
+	}
+	if got, want := symbolSet(out), symbolSet(string(b)); got != want {
+		t.Errorf("%s no longer matches the booted kernel (refresh with SYNCORD_UPDATE_FIXTURES=1)\nguest:\n%s\ncommitted:\n%s", path, got, want)
+	}
+}
+
+// symbolSet is "type name" per line, without addresses and comments.
+func symbolSet(s string) string {
+	var b strings.Builder
+	for _, l := range strings.Split(s, "\n") {
+		f := strings.Fields(l)
+		if len(f) == 3 && !strings.HasPrefix(l, "#") {
+			b.WriteString(f[1] + " " + f[2] + "\n")
+		}
+	}
+	return b.String()
+}
+
+// TestSynCordCapture (only with SYNCORD_UPDATE_FIXTURES=1) boots each
+// SynCord kernel and captures its kallsyms excerpt.
+func TestSynCordCapture(t *testing.T) {
+	if !updateFixtures() {
+		t.Skip("skipping: captures fixtures only with SYNCORD_UPDATE_FIXTURES=1")
+	}
+	for _, b := range []string{StockSynCord, ShfllockSynCord, CNASynCord} {
+		t.Run(b, func(t *testing.T) {
+			k := SynCordKernelFor(t, b)
+			vm := Boot(t, Config{Sockets: 2, Cores: 2, SynCord: k})
+			captureKallsyms(t, vm, k)
+		})
+	}
+}
+
+// checkBranch proves on a booted SynCord kernel that syncord names its
+// branch from kallsyms, that the committed kallsyms excerpt still matches,
+// and that each policy of refused is turned down naming the branch it
+// needs, with nothing left behind: no bpffs entry, no record, no module.
+func checkBranch(t *testing.T, vm *VM, k *SynCordKernel, refused map[string]string) {
+	t.Run("branch", func(t *testing.T) {
+		out := vm.MustRun(t, "syncord policy status --json")
+		var st struct {
+			Kernel struct {
+				Branch     string `json:"branch"`
+				BranchFrom string `json:"branch_from"`
+			} `json:"kernel"`
+		}
+		if err := json.Unmarshal([]byte(out), &st); err != nil {
+			t.Fatalf("policy status --json: %v\n%s", err, out)
+		}
+		if st.Kernel.Branch != k.Branch || !strings.HasPrefix(st.Kernel.BranchFrom, "kallsyms: ") {
+			t.Fatalf("policy status: branch %q (%s), want %s from kallsyms", st.Kernel.Branch, st.Kernel.BranchFrom, k.Branch)
+		}
+		if txt := vm.MustRun(t, "syncord policy status"); !strings.Contains(txt, "\nbranch "+k.Branch+" (kallsyms: ") {
+			t.Fatalf("policy status text lacks the branch line:\n%s", txt)
+		}
+		captureKallsyms(t, vm, k)
+	})
+	t.Run("wrong-branch", func(t *testing.T) {
+		const snapshot = "ls -A /sys/fs/bpf; echo --; ls -A /run/syncord/policies 2>/dev/null; echo --; cut -d' ' -f1 /proc/modules | sort"
+		before := vm.MustRun(t, snapshot)
+		for name, need := range refused {
+			out, code := vm.Run(t, "syncord policy install "+name+" --stats")
+			if code == 0 || !strings.Contains(out, "needs a "+need+" kernel") || strings.Contains(out, "bad address") ||
+				strings.Contains(out, "EFAULT") || strings.Contains(out, "verifier") {
+				t.Errorf("install %s on %s: exit %d\n%s\nwant a refusal naming %s before the verifier", name, k.Branch, code, out, need)
+			}
+		}
+		if after := vm.MustRun(t, snapshot); after != before {
+			t.Errorf("refused installs left something behind:\nbefore:\n%s\nafter:\n%s", before, after)
+		}
+		if v := strings.TrimSpace(vm.MustRun(t, "cat /proc/sys/kernel/bpf_stats_enabled")); v != "0" {
+			t.Errorf("a refused install --stats left bpf_stats_enabled=%s", v)
+		}
+	})
+}
+
+// TestSynCordCNA boots cna-syncord: branch detection and refusals.
+func TestSynCordCNA(t *testing.T) {
+	k := SynCordKernelFor(t, CNASynCord)
+	vm := Boot(t, Config{Sockets: 2, Cores: 2, SynCord: k})
+	if log := vm.MustRun(t, "dmesg | grep -c 'Enabling CNA spinlock' || true"); strings.TrimSpace(log) != "1" {
+		t.Errorf("dmesg lacks \"Enabling CNA spinlock\" (CNA not active?)")
+	}
+	checkBranch(t, vm, k, map[string]string{"numa-grouping": "shfllock-syncord", "amp": "shfllock-syncord", "bravo": "stock-syncord"})
+}
+
+// TestSynCordShfllock boots shfllock-syncord: branch detection and refusals.
+func TestSynCordShfllock(t *testing.T) {
+	k := SynCordKernelFor(t, ShfllockSynCord)
+	vm := Boot(t, Config{Sockets: 2, Cores: 2, SynCord: k})
+	checkBranch(t, vm, k, map[string]string{"numa-grouping-cna": "cna-syncord", "bravo": "stock-syncord"})
+}
