@@ -28,6 +28,8 @@ deps:
 # Unit tests everywhere; privileged tests (root, private bpffs) run when root.
 test:
 	$(GO) test -count=1 ./...
+	# Mutated argv through a real agent for 60 s: it must stay up and answer.
+	$(GO) test -count=1 -run '^$$' -fuzz '^FuzzAgentArgv$$' -fuzztime 60s ./cmd/syncord
 
 # Boots Debian's stock kernel under QEMU TCG for every e2e test.
 e2e:

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log"
 	"os/user"
 	"strconv"
@@ -220,19 +219,13 @@ func orNever(d time.Duration) time.Duration {
 	return d
 }
 
-// agentConfig is the server configuration that runs requests through Run,
-// the one code path of the command line.
+// agentConfig is the server configuration that runs each request in a
+// child process (this binary re-executed, see requestChild) through Run,
+// the one code path of the command line: no request can take the agent
+// down.
 func agentConfig(logf func(string, ...any)) control.Config {
 	return control.Config{
-		Run: func(ctx context.Context, stdout, stderr io.Writer, args []string) int {
-			env := &Env{Stdout: stdout, Stderr: stderr, Remote: true}
-			// The server opened the roots when the request started
-			// running; the command resolves its paths through them.
-			if z := control.ResolverFrom(ctx); z != nil {
-				env.Paths = z
-			}
-			return Run(ctx, env, args)
-		},
+		Run:      control.ExecRunner(control.ExecConfig{Logf: logf}),
 		Mutating: mutatingRequest,
 		Logf:     logf,
 	}

@@ -7,11 +7,13 @@ package main
 import (
 	"context"
 	"flag"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
 
 	"github.com/syncord/syncord/internal/cli"
+	"github.com/syncord/syncord/runtime/control"
 )
 
 // Set with -ldflags "-X main.version=... -X main.revision=...".
@@ -87,7 +89,22 @@ func newFlags(env *Env, name, synopsis, help string) *flag.FlagSet {
 // reported by flag), -h becomes flag.ErrHelp (exit 0).
 func parse(fs *flag.FlagSet, args []string) error { return cli.Parse(fs, args) }
 
+// requestChild runs one agent request in a child process the agent
+// started (control.ExecRunner), as the command line would with Remote set.
+func requestChild(ctx context.Context, stdout, stderr io.Writer, args []string) int {
+	env := &Env{Stdout: stdout, Stderr: stderr, Remote: true}
+	// The child opened the agent's roots when it started (the request
+	// runs now); the command resolves its paths through them.
+	if z := control.ResolverFrom(ctx); z != nil {
+		env.Paths = z
+	}
+	return Run(ctx, env, args)
+}
+
 func main() {
+	if control.IsRequestChild() {
+		os.Exit(control.ChildMain(requestChild))
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	os.Exit(Run(ctx, &Env{Stdout: os.Stdout, Stderr: os.Stderr}, os.Args[1:]))

@@ -3,7 +3,9 @@
 // streams the command's stdout and stderr back and ends with its exit status.
 // The server runs each request through a Runner, which cmd/syncord wires to
 // the same Run function the command line uses, so a remote command behaves
-// exactly like a local one.
+// exactly like a local one; the agent runs it in a child process of its own
+// (ExecRunner: the agent's binary re-executed, in its own process group,
+// killed with it on cancel), so no request can take the agent down.
 //
 // # Wire format (version 1)
 //

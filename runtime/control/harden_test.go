@@ -47,6 +47,9 @@ func rssBytes(t testing.TB) int64 {
 const floodEnv = "SYNCORD_TEST_FLOOD_SOCK"
 
 func TestMain(m *testing.M) {
+	if IsRequestChild() {
+		os.Exit(ChildMain(testChild))
+	}
 	if path := os.Getenv(floodEnv); path != "" {
 		os.Exit(floodHelper(path))
 	}
