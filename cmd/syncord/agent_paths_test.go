@@ -280,3 +280,39 @@ func TestAgentAllowGroup(t *testing.T) {
 		t.Fatalf("unknown group: status %d, stderr %q", code, errb.String())
 	}
 }
+
+// TestAgentReadOnlyRootsFixed: a sysfs or procfs root of the client's
+// choosing would make the agent (root) read any file for it: a fake sysfs
+// whose cpu/online is a link to a secret echoed the secret in the parse
+// error. Over the agent these roots are the defaults only.
+func TestAgentReadOnlyRootsFixed(t *testing.T) {
+	a := startPathsAgent(t, nil)
+	secret := filepath.Join(a.outer, "secret")
+	os.WriteFile(secret, []byte("SECRET-3c0ffee\n"), 0o600)
+	fake := filepath.Join(a.broot, "fakesys")
+	for _, d := range []string{"devices/system/cpu", "devices/system/node"} {
+		os.MkdirAll(filepath.Join(fake, d), 0o755)
+	}
+	for _, f := range []string{"devices/system/cpu/online", "devices/system/cpu/present", "devices/system/cpu/possible", "devices/system/node/online", "devices/system/node/possible"} {
+		os.Symlink(secret, filepath.Join(fake, f))
+	}
+	for _, args := range [][]string{
+		{"topology", "--root", fake},
+		{"topology", "--root", fake, "--capture", filepath.Join(a.broot, "cap")},
+		{"bench", "will-it-scale", "lock1", "-t", "1", "-s", "1", "--sysfs", fake},
+		{"bench", "xdir", "prepare", "--dir", "d", "-n", "1", "--proc", fake},
+		{"policy", "status", "--sys-root", fake},
+	} {
+		r := a.run(t, args...)
+		if r.code != control.ExitRefused || strings.Contains(r.stdout+r.stderr, "SECRET") {
+			t.Errorf("%q: status %d, stdout %q, stderr %q; want refused without the secret", args, r.code, r.stdout, r.stderr)
+		}
+	}
+	if out, err := exec.Command("grep", "-rl", "SECRET", a.broot).Output(); err == nil {
+		t.Errorf("the secret was copied under the bench root: %s", out)
+	}
+	// The defaults given explicitly are fine.
+	if r := a.run(t, "topology", "--root", "/sys", "--json"); r.code != 0 {
+		t.Errorf("topology --root /sys: status %d: %s", r.code, r.stderr)
+	}
+}

@@ -183,6 +183,9 @@ func runWillItScale(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
+	if err := fixedRoot(env, fs, "sysfs", numa.DefaultRoot); err != nil {
+		return err
+	}
 	if *list {
 		for _, t := range workloads.WISTests() {
 			fmt.Fprintf(env.Stdout, "%-16s %s\n", t.Name, t.Description)
@@ -239,6 +242,9 @@ func runSweep(ctx context.Context, env *Env, args []string) error {
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	pos, err := parseMixed(fs, args)
 	if err != nil {
+		return err
+	}
+	if err := fixedRoot(env, fs, "sysfs", numa.DefaultRoot); err != nil {
 		return err
 	}
 	if len(pos) != 2 || pos[0] != "will-it-scale" {
@@ -337,6 +343,9 @@ func runFxMark(ctx context.Context, env *Env, args []string) error {
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	pos, err := parseMixed(fs, args)
 	if err != nil {
+		return err
+	}
+	if err := fixedRoot(env, fs, "sysfs", numa.DefaultRoot); err != nil {
 		return err
 	}
 	if len(pos) != 0 || *typ == "" || *root == "" {

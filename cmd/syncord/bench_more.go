@@ -85,6 +85,9 @@ func runXDirPrepare(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
+	if err := fixedRoot(env, fs, "proc", "/proc"); err != nil {
+		return err
+	}
 	if len(pos) != 0 {
 		cli.ShortUsage(fs)
 		return errUsage
@@ -152,6 +155,9 @@ func runXDirRun(ctx context.Context, env *Env, args []string) error {
 	procRoot := fs.String("proc", "/proc", "procfs `root` for the kernel probe")
 	pos, err := parseMixed(fs, args)
 	if err != nil {
+		return err
+	}
+	if err := fixedRoot(env, fs, "proc", "/proc"); err != nil {
 		return err
 	}
 	if len(pos) != 6 {
@@ -237,6 +243,9 @@ func runMetis(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
+	if err := fixedRoot(env, fs, "sysfs", numa.DefaultRoot); err != nil {
+		return err
+	}
 	if len(pos) != 0 {
 		cli.ShortUsage(fs)
 		return errUsage
@@ -305,6 +314,9 @@ func runLevelDB(ctx context.Context, env *Env, args []string) error {
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	pos, err := parseMixed(fs, args[1:])
 	if err != nil {
+		return err
+	}
+	if err := fixedRoot(env, fs, "sysfs", numa.DefaultRoot); err != nil {
 		return err
 	}
 	if len(pos) != 0 {

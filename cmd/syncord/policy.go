@@ -14,7 +14,6 @@ import (
 	"github.com/syncord/syncord/internal/cli"
 	"github.com/syncord/syncord/numa"
 	"github.com/syncord/syncord/runtime"
-	"github.com/syncord/syncord/runtime/control"
 )
 
 const policyHelp = `
@@ -84,12 +83,11 @@ func (f runtimeFlags) resolve(env *Env) error {
 	if env.Paths == nil {
 		return nil
 	}
-	for _, r := range []struct{ name, def string }{{"sys-root", "/sys"}, {"proc-root", "/proc"}} {
-		if flagSet(f.fs, r.name) {
-			if v := f.fs.Lookup(r.name).Value.String(); v != r.def {
-				return exitErr(control.ExitRefused, fmt.Errorf("%w: --%s %q: only %s over the agent (the runtime writes livepatch attributes under it)", control.ErrRefused, r.name, v, r.def))
-			}
-		}
+	if err := fixedRoot(env, f.fs, "sys-root", "/sys"); err != nil {
+		return err
+	}
+	if err := fixedRoot(env, f.fs, "proc-root", "/proc"); err != nil {
+		return err
 	}
 	if err := resolveFlag(env, f.fs, kindBPF, "bpffs", f.bpffs, ""); err != nil {
 		return err

@@ -40,6 +40,9 @@ func runTopology(ctx context.Context, env *Env, args []string) error {
 		cli.ShortUsage(fs)
 		return errUsage
 	}
+	if err := fixedRoot(env, fs, "root", numa.DefaultRoot); err != nil {
+		return err
+	}
 	sys, err := numa.NewFS(*root)
 	if err != nil {
 		return err
