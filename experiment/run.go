@@ -547,7 +547,13 @@ func (g *guest) stop() {
 // run runs a syncord command through the agent; it returns the exit
 // status and the command's own time (accepted to exit frame).
 func (g *guest) run(ctx context.Context, args []string, stdout, stderr io.Writer) (int, time.Duration, error) {
-	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	return g.runWait(ctx, args, stdout, stderr, 30*time.Second)
+}
+
+// runWait is run giving up when the agent has not accepted the request
+// after accept.
+func (g *guest) runWait(ctx context.Context, args []string, stdout, stderr io.Writer, accept time.Duration) (int, time.Duration, error) {
+	dctx, cancel := context.WithTimeout(ctx, accept)
 	c, err := control.Dial(dctx, "serial://"+g.serial)
 	cancel()
 	if err != nil {
@@ -555,7 +561,7 @@ func (g *guest) run(ctx context.Context, args []string, stdout, stderr io.Writer
 	}
 	defer c.Close()
 	c.Queue = true
-	c.AcceptTimeout = 30 * time.Second
+	c.AcceptTimeout = accept
 	code, err := c.Run(ctx, args, stdout, stderr)
 	var d time.Duration
 	if !c.Accepted.IsZero() && !c.Exited.IsZero() {
@@ -652,7 +658,7 @@ func (r *runner) boot(ctx context.Context, k KernelSpec, kern *boot.Kernel, file
 		if time.Now().After(deadline) {
 			return nil, fmt.Errorf("experiment: kernel %s: no agent after %ds (last: %v); console %s:\n%s", k.Name, v.BootTimeout, err, cfg.ConsoleLog, tail(cfg.ConsoleLog, 20))
 		}
-		time.Sleep(500 * time.Millisecond)
+		time.Sleep(200 * time.Millisecond)
 	}
 	rec.BootSeconds = time.Since(start).Seconds()
 	rec.GuestVersion = strings.TrimSpace(ver.String())
@@ -673,9 +679,10 @@ func (r *runner) boot(ctx context.Context, k KernelSpec, kern *boot.Kernel, file
 	return g, nil
 }
 
-// runQuick is run for short probes (version): no keepalive concerns.
+// runQuick probes the agent: a guest still booting has not opened its
+// port, so the request is not accepted within 2 s.
 func (g *guest) runQuick(ctx context.Context, args []string, stdout io.Writer) (int, time.Duration, error) {
-	return g.run(ctx, args, stdout, io.Discard)
+	return g.runWait(ctx, args, stdout, io.Discard, 2*time.Second)
 }
 
 // pin pins QEMU's vCPU threads with the plan kind, oversubscribing (and
