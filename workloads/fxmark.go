@@ -512,6 +512,11 @@ func fxOwned(root string, ncore int) (dirs []string) {
 	return dirs
 }
 
+// FxMarker is the file a run keeps in its root while it runs
+// ("workers N"): what a run killed with SIGKILL left behind is recognised
+// by it, and CleanFxRoot removes exactly that.
+const FxMarker = ".syncord-fxmark"
+
 // checkFxRoot requires root to be an existing directory in which nothing
 // the run would make exists yet, so cleaning up afterwards removes only
 // what the run made; anything else in root is left alone.
@@ -523,20 +528,30 @@ func checkFxRoot(root string, ncore int) error {
 	if !st.IsDir() {
 		return fmt.Errorf("fxmark --root %s is not a directory", root)
 	}
+	leftover := func(what string) error {
+		if _, err := os.Lstat(filepath.Join(root, FxMarker)); err == nil {
+			return fmt.Errorf("fxmark --root %s holds %s, left by an earlier run that did not finish (killed?): run again with --clean to remove what it left, or use another root", root, what)
+		}
+		return fmt.Errorf("fxmark --root %s already holds %s, not made by a syncord run (no %s marker): remove it or use another root; the run makes and removes <root>/<id>", root, what, FxMarker)
+	}
+	if _, err := os.Lstat(filepath.Join(root, FxMarker)); err == nil {
+		return leftover(FxMarker)
+	}
 	for _, d := range fxOwned(root, ncore) {
 		if _, err := os.Lstat(d); err == nil {
-			return fmt.Errorf("fxmark --root %s already holds %s (left from an earlier run?): remove it or use another root; the run makes and removes <root>/<id>", root, d)
+			return leftover(d)
 		}
 	}
 	for _, pat := range fxRootFiles {
 		if m, _ := filepath.Glob(filepath.Join(root, pat)); len(m) > 0 {
-			return fmt.Errorf("fxmark --root %s already holds %s (left from an earlier run?): remove it or use another root", root, m[0])
+			return leftover(m[0])
 		}
 	}
 	return nil
 }
 
-// cleanFxRoot removes what a run made in root (see fxOwned).
+// cleanFxRoot removes what a run made in root (see fxOwned), the marker
+// last.
 func cleanFxRoot(root string, ncore int) error {
 	var first error
 	keep := func(err error) {
@@ -553,7 +568,34 @@ func cleanFxRoot(root string, ncore int) error {
 			keep(os.Remove(f))
 		}
 	}
+	if first == nil {
+		if err := os.Remove(filepath.Join(root, FxMarker)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			first = err
+		}
+	}
 	return first
+}
+
+// CleanFxRoot removes what an unfinished run left in root, recognised by
+// its marker (FxMarker, naming its worker count): the worker directories
+// and root-level files that run made, then the marker. Anything else in
+// root is left alone. It reports whether there was a marker.
+func CleanFxRoot(root string) (bool, error) {
+	b, err := os.ReadFile(filepath.Join(root, FxMarker))
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("fxmark --clean: %w", err)
+	}
+	var ncore int
+	if _, err := fmt.Sscanf(string(b), "workers %d", &ncore); err != nil || ncore <= 0 || ncore > MaxTasks()*16 {
+		return false, fmt.Errorf("fxmark --clean: %s: %q is not a syncord fxmark marker (\"workers N\"); remove it by hand", filepath.Join(root, FxMarker), b)
+	}
+	if err := cleanFxRoot(root, ncore); err != nil {
+		return true, fmt.Errorf("fxmark --clean %s: %w", root, err)
+	}
+	return true, nil
 }
 
 // RunFxMark runs one FxMark benchmark: NCore pinned workers (the
@@ -585,6 +627,9 @@ func RunFxMark(ctx context.Context, o FxOptions) (*FxResult, error) {
 	}
 	if err := checkFxRoot(root, o.NCore); err != nil {
 		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(root, FxMarker), fmt.Appendf(nil, "workers %d\n", o.NCore), 0o644); err != nil {
+		return nil, fmt.Errorf("fxmark --root %s: %w", root, err)
 	}
 	defer cleanFxRoot(root, o.NCore)
 

@@ -3,13 +3,17 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/syncord/syncord/internal/cli"
@@ -220,6 +224,47 @@ func runWillItScale(ctx context.Context, env *Env, args []string) error {
 	return nil
 }
 
+// fxmarkNSEnv marks the re-executed fxmark --tmpfs run inside its mount
+// namespace.
+const fxmarkNSEnv = "SYNCORD_FXMARK_MOUNTNS"
+
+// fxmarkInNamespace runs `bench fxmark args... --root root` again as a
+// child in a new mount namespace (unshare CLONE_NEWNS; Go makes / private
+// in it, so nothing mounted there propagates back). The child mounts the
+// tmpfs there; when it ends (SIGKILL included: PR_SET_PDEATHSIG kills it
+// with this process) the namespace and its mount go with it. root is the
+// resolved --root (over the agent: the path checked against the roots).
+func fxmarkInNamespace(ctx context.Context, env *Env, args []string, root string) error {
+	argv := append([]string{"syncord", "bench", "fxmark"}, args...)
+	argv = append(argv, "--root", root) // the last --root wins
+	cmd := exec.CommandContext(ctx, "/proc/self/exe")
+	cmd.Args = argv
+	cmd.Env = append(os.Environ(), fxmarkNSEnv+"=1")
+	cmd.Stdout, cmd.Stderr = env.Stdout, env.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS, Pdeathsig: syscall.SIGKILL}
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 10 * time.Second
+	// PR_SET_PDEATHSIG fires when the thread that started the child
+	// exits: keep this goroutine on its thread until the child is done.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return exitErr(128+int(ws.Signal()), fmt.Errorf("bench fxmark --tmpfs: the run in its mount namespace was killed by %v", ws.Signal()))
+		}
+		return exitErr(ee.ExitCode(), nil) // the child said why
+	}
+	if err != nil {
+		return fmt.Errorf("bench fxmark --tmpfs: run in a private mount namespace: %w (needs root / CAP_SYS_ADMIN)", err)
+	}
+	return nil
+}
+
 const sweepHelp = `
 Run runtest.py: one will-it-scale test at every point (task count) for
 --duration measured seconds each, printing
@@ -306,8 +351,12 @@ fxmark's report:
   NCPU SECS WORKS WORKS/SEC FAST/SEC SLOW/SEC
 --root must exist and must not hold what the run makes (<root>/<id> per
 worker, MRPH's <root>/0..7, the root-level files of MWCM, MWUM, MWRM);
-that is removed afterwards, anything else there is left alone. --tmpfs
-mounts a private tmpfs on --root for the run (needs root) and unmounts it.
+that is removed afterwards, anything else there is left alone. While it
+runs, <root>/.syncord-fxmark marks the root; a run that was killed leaves
+it, and --clean removes what that run made (and nothing else) first.
+--tmpfs mounts a tmpfs on --root for the run (needs root) in a mount
+namespace of the run's own: no other process sees it, and it is gone when
+the run ends, even killed with SIGKILL.
 
 --sweep runs every --points core count (default: the topology's sweep
 points) and prints the plotter's .dat rows instead:
@@ -334,6 +383,7 @@ func runFxMark(ctx context.Context, env *Env, args []string) error {
 	noAff := fs.Bool("no-affinity", false, "do not pin workers")
 	tmpfs := fs.Bool("tmpfs", false, "mount a private tmpfs on --root for the run")
 	tmpfsSize := fs.Int64("tmpfs-size", 0, "tmpfs size in `bytes` (0: kernel default, half of RAM)")
+	clean := fs.Bool("clean", false, "first remove what an unfinished run left in --root (recognised by its .syncord-fxmark)")
 	sweep := fs.Bool("sweep", false, "run every --points core count and print .dat rows")
 	points := fs.String("points", "", "comma-separated core `counts` for --sweep (default: the topology's sweep points)")
 	media := fs.String("media", "mem", "media name for the .dat header")
@@ -348,9 +398,12 @@ func runFxMark(ctx context.Context, env *Env, args []string) error {
 	if err := fixedRoot(env, fs, "sysfs", numa.DefaultRoot); err != nil {
 		return err
 	}
-	if len(pos) != 0 || *typ == "" || *root == "" {
+	if len(pos) != 0 || (*typ == "" && !*clean) || *root == "" {
 		cli.ShortUsage(fs)
 		return errUsage
+	}
+	if *tmpfsSize < 0 {
+		return exitErr(2, fmt.Errorf("bench fxmark: --tmpfs-size %d is negative (0: the kernel's default)", *tmpfsSize))
 	}
 	if *dur <= 0 {
 		return fmt.Errorf("--duration must be > 0, got %d", *dur)
@@ -364,6 +417,25 @@ func runFxMark(ctx context.Context, env *Env, args []string) error {
 	}
 	if st, err := os.Stat(*root); err != nil || !st.IsDir() {
 		return fmt.Errorf("fxmark --root %s must be an existing directory (create it first)", *root)
+	}
+	if *clean && os.Getenv(fxmarkNSEnv) == "" {
+		had, err := workloads.CleanFxRoot(*root)
+		if err != nil {
+			return err
+		}
+		if had {
+			fmt.Fprintf(env.Stderr, "syncord: removed what an unfinished fxmark run left in %s\n", *root)
+		} else {
+			fmt.Fprintf(env.Stderr, "syncord: nothing to clean in %s (no %s marker)\n", *root, workloads.FxMarker)
+		}
+		if *typ == "" {
+			return nil
+		}
+	}
+	if *tmpfs && os.Getenv(fxmarkNSEnv) == "" {
+		// Run again in a mount namespace of its own, where the tmpfs
+		// lives and dies with the run.
+		return fxmarkInNamespace(ctx, env, args, *root)
 	}
 	if *tmpfs {
 		unmount, err := workloads.MountTmpfs(*root, *tmpfsSize)
