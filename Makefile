@@ -49,7 +49,8 @@ generate:
 	$(GO) generate ./...
 
 # The main job on an embedded default: boot the 2x2 NUMA VM, pin it,
-# profile rename_lock and run a will-it-scale sweep through the agent.
+# profile rename_lock, run a will-it-scale sweep through the agent and
+# plot it (the figure stays in demo-results/).
 demo: deps build
 	bash scripts/demo.sh
 

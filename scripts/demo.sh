@@ -3,15 +3,18 @@
 # NUMA VM with Debian's stock kernel under QEMU TCG, pin its vCPUs through
 # QMP, then, through the agent over virtio-serial: show the topology the
 # guest sees, profile lock contention (rename_lock) while FxMark MWRL runs,
-# and run a will-it-scale lock1 sweep. Everything it starts is stopped and
-# its temp dir removed on exit. Override the layout with SOCKETS, CORES,
-# MEM_PER_NODE (MiB), and the sweep length with DURATION (s).
+# run a will-it-scale lock1 sweep, and plot it with syncord-host plot.
+# Everything it starts is stopped and its temp dir removed on exit; the
+# sweep and its figure stay in OUT (default demo-results/). Override the
+# layout with SOCKETS, CORES, MEM_PER_NODE (MiB), and the sweep length
+# with DURATION (s).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SOCKETS=${SOCKETS:-2}
 CORES=${CORES:-2}
 MEM_PER_NODE=${MEM_PER_NODE:-512}
 DURATION=${DURATION:-2}
+OUT=${OUT:-demo-results}
 host=bin/syncord-host
 
 run=$(mktemp -d /tmp/syncord-demo.XXXXXX)
@@ -68,6 +71,13 @@ step "lock profile from the contention tracepoints while FxMark MWRL renames on 
 guest -- lockstat --contention --symbols --top 8 --while "bench fxmark --type MWRL --ncore $(( SOCKETS * CORES )) --duration 5 --root /tmp"
 
 step "will-it-scale lock1 sweep (runtest.py format; progress on stderr)"
-guest -- bench sweep will-it-scale lock1 --duration "$DURATION"
+mkdir -p "$OUT"
+guest -- bench sweep will-it-scale lock1 --duration "$DURATION" | tee "$OUT/lock1.sweep"
+
+step "plotting the sweep (syncord-host plot)"
+title="lock1 on a ${SOCKETS}x${CORES} VM (TCG), $(date -u +%Y-%m-%d)"
+$host plot -o "$OUT/lock1.svg" --title "$title" "$OUT/lock1.sweep"
+$host plot -o "$OUT/lock1.png" --title "$title" "$OUT/lock1.sweep" >/dev/null
+echo "figure: $(cd "$OUT" && pwd)/lock1.svg (and lock1.png; data in lock1.sweep)"
 
 step "done; stopping the VM"
