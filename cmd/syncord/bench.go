@@ -74,8 +74,7 @@ func runBench(ctx context.Context, env *Env, args []string) error {
 	}
 	b, ok := benches[args[0]]
 	if !ok {
-		benchUsage(env.Stderr)
-		return exitErr(2, fmt.Errorf("unknown bench driver %q", args[0]))
+		return exitErr(2, fmt.Errorf("unknown bench driver %q (see 'syncord bench --help' for the list)", args[0]))
 	}
 	return b.run(ctx, env, args[1:])
 }

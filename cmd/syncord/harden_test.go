@@ -35,6 +35,7 @@ func TestFlagErrorsAreShort(t *testing.T) {
 		{"topology", "extra"},
 		{"policy", "install"},
 		{"lockstat", "--nope"},
+		{"bench", "frobnicate"},
 	} {
 		r := local(args...)
 		lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
