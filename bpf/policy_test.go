@@ -234,7 +234,7 @@ func TestBuiltinABI(t *testing.T) {
 		"amp":               {[]string{"amp_cont_lock"}, []string{"get_smp_processor_id", "back_off"}, false, []string{"cores_per_socket", "patience"}},
 		"scl":               {[]string{"scl_acqed_lock", "scl_cmp", "scl_cont_lock", "scl_release_lock"}, []string{"ktime_get_ns", "back_off"}, false, []string{"max_backoff"}},
 		"numa-scl":          {[]string{"scl_acqed_lock", "scl_cmp", "scl_cont_lock", "scl_release_lock"}, []string{"ktime_get_ns", "back_off"}, false, []string{"max_backoff"}},
-		"bravo":             {[]string{"bravo_acqed_lock", "bravo_bypass_acq_lock", "bravo_bypass_release_lock"}, []string{"get_current_pid_tgid", "ktime_get_ns"}, false, nil},
+		"bravo":             {[]string{"bravo_acqed_lock", "bravo_bypass_acq_lock", "bravo_bypass_release_lock"}, []string{"get_current_pid_tgid", "ktime_get_ns"}, false, []string{"inhibit_ns"}},
 	}
 	bs, err := Builtins()
 	if err != nil {

@@ -21,7 +21,7 @@ import (
 var descriptions = map[string]string{
 	"lockstat":          "per-lock contention and hold-time profile into hash_map (read with syncord lockstat)",
 	"numa-grouping":     "ShflLock should_reorder: keep waiters of the same NUMA node together",
-	"numa-grouping-cna": "CNA should_reorder: move waiters of another NUMA node aside (0xffff = none)",
+	"numa-grouping-cna": "CNA should_reorder: move waiters of another NUMA node aside, never a priority waiter (node 0xffff)",
 	"amp":               "CPUs in the slow half of a socket call bpf_back_off before queueing",
 	"scl":               "SCL: fair lock-hold share per thread, back off by lock_hold*n - total",
 	"numa-scl":          "SCL that also groups waiters by NUMA node",

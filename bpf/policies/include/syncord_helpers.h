@@ -60,7 +60,14 @@ struct bpf_map_def {
 	unsigned int numa_node;
 };
 
-/* SynCord helper ids: bpf_back_off is 1, upstream id + 1 for the rest. */
+/*
+ * SynCord helper ids: bpf_back_off is 1, upstream id + 1 for the rest.
+ * Only helpers a lock policy may call are here: lock_policy_func_proto in
+ * the SynCord kernels' net/core/filter.c allows pid_tgid, get_stackid,
+ * comm, perf_event_output, probe_read, probe_write_user and the base set
+ * (back_off, map ops, push/pop/peek, prandom, smp_processor_id,
+ * numa_node_id, tail_call, ktime; trace_printk only for root).
+ */
 #define SYNCORD_FN_back_off 1
 #define SYNCORD_FN_map_lookup_elem 2
 #define SYNCORD_FN_map_update_elem 3
@@ -72,7 +79,8 @@ struct bpf_map_def {
 #define SYNCORD_FN_get_smp_processor_id 9
 #define SYNCORD_FN_tail_call 13
 #define SYNCORD_FN_get_current_pid_tgid 15
-#define SYNCORD_FN_get_current_uid_gid 16
+/* 16, get_current_uid_gid, is not one a lock policy may call (the SynCord
+ * kernels' lock_policy_func_proto refuses it): deliberately absent. */
 #define SYNCORD_FN_get_current_comm 17
 #define SYNCORD_FN_get_numa_node_id 43
 
@@ -88,7 +96,6 @@ static __u32 (*bpf_get_prandom_u32)(void) = (void *)SYNCORD_FN_get_prandom_u32;
 static __u32 (*bpf_get_smp_processor_id)(void) = (void *)SYNCORD_FN_get_smp_processor_id;
 static long (*bpf_tail_call)(void *ctx, void *prog_array_map, __u32 index) = (void *)SYNCORD_FN_tail_call;
 static __u64 (*bpf_get_current_pid_tgid)(void) = (void *)SYNCORD_FN_get_current_pid_tgid;
-static __u64 (*bpf_get_current_uid_gid)(void) = (void *)SYNCORD_FN_get_current_uid_gid;
 static long (*bpf_get_current_comm)(void *buf, __u32 size_of_buf) = (void *)SYNCORD_FN_get_current_comm;
 static long (*bpf_get_numa_node_id)(void) = (void *)SYNCORD_FN_get_numa_node_id;
 
