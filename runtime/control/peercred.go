@@ -131,11 +131,15 @@ func (l *credListener) Accept() (net.Conn, error) {
 	}
 }
 
+// refuseTimeout is how long a refused peer has to send its request and
+// read the answer.
+const refuseTimeout = 5 * time.Second
+
 // refuse answers the first request of a refused peer with the reason and
-// ExitRefused, then closes the connection; it gives the peer a second.
+// ExitRefused, then closes the connection.
 func refuse(c net.Conn, why string) {
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(time.Second))
+	c.SetDeadline(time.Now().Add(refuseTimeout))
 	f, err := NewDecoder(c).Decode()
 	if err != nil || f.Type != TypeRequest {
 		return
