@@ -314,3 +314,16 @@ func BenchmarkInstallUninstall(b *testing.B) {
 		}
 	}
 }
+
+// TestStepFailEnv: the FailEnv hook the e2e tests use fails exactly the
+// step it names.
+func TestStepFailEnv(t *testing.T) {
+	rt := New(Config{StateDir: t.TempDir()})
+	t.Setenv(FailEnv, "pin")
+	if err := rt.step("load"); err != nil {
+		t.Fatalf("step load: %v", err)
+	}
+	if err := rt.step("pin"); err == nil || !strings.Contains(err.Error(), "failing after step pin") {
+		t.Fatalf("step pin: %v", err)
+	}
+}

@@ -106,7 +106,17 @@ func (r *Runtime) progress(format string, args ...any) {
 // the e2e tests set it, inside a throwaway VM.
 const CrashEnv = "SYNCORD_TEST_CRASH_AFTER"
 
+// FailEnv names the environment variable of the failure test hook: when it
+// holds a step name ("bpffs", "stats", "load", "pin", "insmod",
+// "transition"), the install fails right after that step and rolls back
+// everything before it, as a real failure there would. Only the e2e tests
+// set it, to prove the rollback on a real kernel.
+const FailEnv = "SYNCORD_TEST_FAIL_AFTER"
+
 func (r *Runtime) step(name string) error {
+	if os.Getenv(FailEnv) == name {
+		return fmt.Errorf("install: test hook %s=%s: failing after step %s", FailEnv, name, name)
+	}
 	if os.Getenv(CrashEnv) == name {
 		r.progress("test hook %s=%s: killing this process", CrashEnv, name)
 		syscall.Kill(os.Getpid(), syscall.SIGKILL)

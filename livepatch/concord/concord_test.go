@@ -31,6 +31,14 @@ func TestConfigForLockstat(t *testing.T) {
 			t.Errorf("header lacks %q:\n%s", want, h)
 		}
 	}
+	b, _ = bpf.LookupBuiltin("bravo")
+	c, err = ConfigFor(b.Manifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := string(Header(c)); !strings.Contains(h, "#define CONCORD_TARGET_RWSEM 1\n") || !strings.Contains(h, `#define CONCORD_PIN_BYPASS_ACQUIRE "/sys/fs/bpf/bravo_bypass_acq_lock"`) {
+		t.Errorf("bravo header:\n%s", h)
+	}
 	if n := ModuleName("numa-grouping-cna"); n != "livepatch_concord_numa_grouping_cna" {
 		t.Errorf("ModuleName = %q", n)
 	}
@@ -44,7 +52,6 @@ func TestConfigForRefuses(t *testing.T) {
 		"numa-grouping":     "targets all_spinlocks",
 		"numa-grouping-cna": "targets all_spinlocks",
 		"scl":               "targets s_vfs_rename",
-		"bravo":             "targets rwsem",
 	} {
 		b, err := bpf.LookupBuiltin(name)
 		if err != nil {
@@ -55,7 +62,11 @@ func TestConfigForRefuses(t *testing.T) {
 			t.Errorf("%s: %v, want %q and ErrUnsupported", name, err, want)
 		}
 	}
-	m := &bpf.Manifest{Name: "x", Target: "rename_lock", Programs: []bpf.Program{{Section: "lock_qspinlock_cmp", Function: "f", Pin: "f", Hook: "should_reorder"}}}
+	m := &bpf.Manifest{Name: "x", Target: "rwsem", Programs: []bpf.Program{{Section: "lock_rwsem_x", Function: "f", Pin: "f", Hook: "lock_to_enter_slowpath"}}}
+	if _, err := ConfigFor(m); !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), "hook lock_to_enter_slowpath of program f on rwsem") {
+		t.Errorf("to_enter_slowpath on rwsem: %v", err)
+	}
+	m = &bpf.Manifest{Name: "x", Target: "rename_lock", Programs: []bpf.Program{{Section: "lock_qspinlock_cmp", Function: "f", Pin: "f", Hook: "should_reorder"}}}
 	if _, err := ConfigFor(m); !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), "hook should_reorder") {
 		t.Errorf("should_reorder on rename_lock: %v", err)
 	}
@@ -75,9 +86,9 @@ func TestSourceMatchesHooks(t *testing.T) {
 			t.Errorf("concord.c lacks %s or %q", h.macro, h.hook)
 		}
 	}
-	for _, m := range supportedTargets {
-		if !strings.Contains(string(source), "#ifdef "+m) {
-			t.Errorf("concord.c has no #ifdef %s", m)
+	for _, tg := range supportedTargets {
+		if !strings.Contains(string(source), "#ifdef "+tg.macro) {
+			t.Errorf("concord.c has no #ifdef %s", tg.macro)
 		}
 	}
 }

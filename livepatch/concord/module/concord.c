@@ -24,6 +24,21 @@
  *  - d_move (target rename_lock): takes rename_lock through
  *    bpf_write_seqlock with this module's slot, preemption disabled as
  *    write_seqlock would.
+ *  - target rwsem (the slot's _read arrays of kernel/locking/rwsem.c):
+ *    down_read, down_read_killable, down_read_trylock and up_read run
+ *    bypass_acquire / acquired / bypass_release around the kernel's own
+ *    code; down_write, down_write_killable and down_write_trylock revoke the
+ *    reader bypass after taking the lock. The kernel's code is reached past
+ *    its ftrace call site (checked with ftrace_location at init), so no rwsem
+ *    internals are copied here. The rwsem target's contract with a policy:
+ *    arg1 is the reader-bias word, cleared by a writer to revoke; arg2 is set
+ *    by the writer to the time (ns) before which bias must not come back
+ *    (now + 9 x the revocation's duration, as BRAVO). The module counts the
+ *    readers that bypassed each rwsem and remembers, per reader, the CPU
+ *    cell it bypassed on (a reader may migrate before up_read); a writer
+ *    waits for that count to drain (a trylock fails instead), and the
+ *    pre-unpatch callback stops new bypasses and waits for all of them to be
+ *    released before the original functions come back.
  *
  * Every field of the program context points at valid memory: per_cpu_data
  * at this CPU's 64-byte cell and arg1..arg8 at eight words of per-lock data
@@ -40,6 +55,10 @@
 #include <linux/seqlock.h>
 #include <linux/slab.h>
 #include <linux/rcupdate.h>
+#include <linux/rwsem.h>
+#include <linux/delay.h>
+#include <linux/ftrace.h>
+#include <linux/sched.h>
 #include <linux/lock_policy.h>
 #include <asm/qspinlock.h>
 
@@ -59,9 +78,18 @@ extern void *bpf_prog_lock_enable_fastpath[CONCORD_MAX_POLICY];
 extern void *bpf_prog_lock_bypass_acquire[CONCORD_MAX_POLICY];
 extern void *bpf_prog_lock_bypass_release[CONCORD_MAX_POLICY];
 /* and kernel/locking/rwsem.c's, which count as taken slots too */
+extern void *bpf_prog_lock_to_acquire_read[CONCORD_MAX_POLICY];
 extern void *bpf_prog_lock_acquired_read[CONCORD_MAX_POLICY];
+extern void *bpf_prog_lock_to_release_read[CONCORD_MAX_POLICY];
+extern void *bpf_prog_lock_released_read[CONCORD_MAX_POLICY];
 extern void *bpf_prog_lock_bypass_acquire_read[CONCORD_MAX_POLICY];
 extern void *bpf_prog_lock_bypass_release_read[CONCORD_MAX_POLICY];
+extern void *bpf_prog_lock_to_acquire_write[CONCORD_MAX_POLICY];
+extern void *bpf_prog_lock_acquired_write[CONCORD_MAX_POLICY];
+extern void *bpf_prog_lock_to_release_write[CONCORD_MAX_POLICY];
+extern void *bpf_prog_lock_released_write[CONCORD_MAX_POLICY];
+extern void *bpf_prog_lock_bypass_acquire_write[CONCORD_MAX_POLICY];
+extern void *bpf_prog_lock_bypass_release_write[CONCORD_MAX_POLICY];
 
 enum concord_hook {
 	HOOK_TO_ACQUIRE,
@@ -81,13 +109,23 @@ static const char *const concord_hook_names[NR_HOOKS] = {
 	"lock_bypass_acquire", "lock_bypass_release",
 };
 
+#ifdef CONCORD_TARGET_RWSEM
+/* The rwsem (read side) slot array of each hook; the rwsem has no fast path hooks. */
+static void **const concord_slots[NR_HOOKS] = {
+	bpf_prog_lock_to_acquire_read, bpf_prog_lock_acquired_read,
+	bpf_prog_lock_to_release_read, bpf_prog_lock_released_read,
+	NULL, NULL,
+	bpf_prog_lock_bypass_acquire_read, bpf_prog_lock_bypass_release_read,
+};
+#else
 /* The spinlock slot array of each hook. */
-static void **const concord_spin_slots[NR_HOOKS] = {
+static void **const concord_slots[NR_HOOKS] = {
 	bpf_prog_lock_to_acquire, bpf_prog_lock_acquired,
 	bpf_prog_lock_to_release, bpf_prog_lock_released,
 	bpf_prog_lock_to_enter_slowpath, bpf_prog_lock_enable_fastpath,
 	bpf_prog_lock_bypass_acquire, bpf_prog_lock_bypass_release,
 };
+#endif
 
 /* Every array a slot is taken in, by us or by another policy module. */
 static void **const concord_all_slots[] = {
@@ -95,8 +133,12 @@ static void **const concord_all_slots[] = {
 	bpf_prog_lock_to_release, bpf_prog_lock_released,
 	bpf_prog_lock_to_enter_slowpath, bpf_prog_lock_enable_fastpath,
 	bpf_prog_lock_bypass_acquire, bpf_prog_lock_bypass_release,
-	bpf_prog_lock_acquired_read, bpf_prog_lock_bypass_acquire_read,
-	bpf_prog_lock_bypass_release_read,
+	bpf_prog_lock_to_acquire_read, bpf_prog_lock_acquired_read,
+	bpf_prog_lock_to_release_read, bpf_prog_lock_released_read,
+	bpf_prog_lock_bypass_acquire_read, bpf_prog_lock_bypass_release_read,
+	bpf_prog_lock_to_acquire_write, bpf_prog_lock_acquired_write,
+	bpf_prog_lock_to_release_write, bpf_prog_lock_released_write,
+	bpf_prog_lock_bypass_acquire_write, bpf_prog_lock_bypass_release_write,
 };
 
 /* The pin of each hook program, from concord_policy.h ("" for none). */
@@ -121,6 +163,7 @@ static struct bpf_prog *concord_progs[NR_HOOKS];
 /* Per-lock data behind every context field; one klp shadow per lock and slot. */
 struct concord_lock_data {
 	unsigned long arg[8];
+	atomic_t readers;	/* rwsem: readers holding it through a bypass */
 	struct __aligned_u64_field per_cpu[];
 };
 
@@ -137,43 +180,55 @@ static struct concord_lock_data *concord_data(void *lock, int policy_id)
  * concord_run runs the program of hook in slot policy_id on lock and returns
  * its result, or dflt when the slot has no program for the hook.
  */
-static u32 concord_run(enum concord_hook hook, void *lock, int policy_id, u32 dflt)
+static u32 concord_run_prog(struct bpf_prog *prog, void *lock,
+			    struct concord_lock_data *d, int cpu)
 {
 	struct lock_policy_args args;
+	u32 ret;
+
+	args.lock = lock;
+	args.lock_ptr = (unsigned long)lock;
+	args.per_cpu_data = &d->per_cpu[cpu];
+	args.arg1 = &d->arg[0];
+	args.arg2 = &d->arg[1];
+	args.arg3 = &d->arg[2];
+	args.arg4 = &d->arg[3];
+	args.arg5 = &d->arg[4];
+	args.arg6 = &d->arg[5];
+	args.arg7 = &d->arg[6];
+	args.arg8 = &d->arg[7];
+	args.tmp_reg = 0;
+	rcu_read_lock();
+	ret = BPF_PROG_RUN(prog, &args);
+	rcu_read_unlock();
+	return ret;
+}
+
+static struct bpf_prog *concord_prog(enum concord_hook hook, int policy_id)
+{
+	if (policy_id <= 0 || policy_id >= CONCORD_MAX_POLICY || !concord_slots[hook])
+		return NULL;
+	return READ_ONCE(concord_slots[hook][policy_id]);
+}
+
+static u32 concord_run(enum concord_hook hook, void *lock, int policy_id, u32 dflt)
+{
 	struct concord_lock_data *d;
 	struct bpf_prog *prog;
 	u32 ret = dflt;
-	int cpu;
 
-	if (policy_id <= 0 || policy_id >= CONCORD_MAX_POLICY)
-		return dflt;
-	prog = READ_ONCE(concord_spin_slots[hook][policy_id]);
+	prog = concord_prog(hook, policy_id);
 	if (!prog)
 		return dflt;
 	preempt_disable();
 	d = concord_data(lock, policy_id);
-	if (d) {
-		cpu = smp_processor_id();
-		args.lock = lock;
-		args.lock_ptr = (unsigned long)lock;
-		args.per_cpu_data = &d->per_cpu[cpu];
-		args.arg1 = &d->arg[0];
-		args.arg2 = &d->arg[1];
-		args.arg3 = &d->arg[2];
-		args.arg4 = &d->arg[3];
-		args.arg5 = &d->arg[4];
-		args.arg6 = &d->arg[5];
-		args.arg7 = &d->arg[6];
-		args.arg8 = &d->arg[7];
-		args.tmp_reg = 0;
-		rcu_read_lock();
-		ret = BPF_PROG_RUN(prog, &args);
-		rcu_read_unlock();
-	}
+	if (d)
+		ret = concord_run_prog(prog, lock, d, smp_processor_id());
 	preempt_enable();
 	return ret;
 }
 
+#ifndef CONCORD_TARGET_RWSEM
 /* Replaces bpf_queued_spin_lock (kernel/locking/qspinlock.c). */
 static void concord_queued_spin_lock(struct qspinlock *lock, int policy_id)
 {
@@ -201,6 +256,7 @@ static void concord_queued_spin_unlock(struct qspinlock *lock, int policy_id)
 	smp_store_release(&lock->locked, 0);
 	concord_run(HOOK_RELEASED, lock, policy_id, 0);
 }
+#endif
 
 #ifdef CONCORD_TARGET_RENAME_LOCK
 /* __d_move is static in fs/dcache.c: found through kallsyms at init. */
@@ -217,6 +273,247 @@ static void concord_d_move(struct dentry *dentry, struct dentry *target)
 	concord___d_move(dentry, target, false);
 	bpf_write_sequnlock(&rename_lock, id);
 	preempt_enable();
+}
+#endif
+
+
+#ifdef CONCORD_TARGET_RWSEM
+/*
+ * The kernel's own rwsem entry points, reached past their ftrace call site
+ * (the call klp redirects to our replacements).
+ */
+static void (*orig_down_read)(struct rw_semaphore *sem);
+static int (*orig_down_read_killable)(struct rw_semaphore *sem);
+static int (*orig_down_read_trylock)(struct rw_semaphore *sem);
+static void (*orig_up_read)(struct rw_semaphore *sem);
+static void (*orig_down_write)(struct rw_semaphore *sem);
+static int (*orig_down_write_killable)(struct rw_semaphore *sem);
+static int (*orig_down_write_trylock)(struct rw_semaphore *sem);
+
+/* Readers holding a rwsem through a bypass, over all rwsems. */
+static atomic_t concord_bypassed = ATOMIC_INIT(0);
+/* Set by the pre-unpatch callback: no new bypass. */
+static bool concord_draining;
+
+/* A reader's bypass record: the CPU cell it took. Shadow of the rwsem, id of the task. */
+struct concord_reader {
+	int cpu;
+};
+
+static unsigned long concord_reader_id(void)
+{
+	return (unsigned long)current | 1UL;
+}
+
+static struct concord_lock_data *concord_rwsem_data(struct rw_semaphore *sem, int id)
+{
+	return klp_shadow_get(sem, CONCORD_SHADOW_ID(id));
+}
+
+/* Reader fast path: true when the policy lets this reader bypass the rwsem. */
+static bool concord_read_bypass(struct rw_semaphore *sem)
+{
+	int id = READ_ONCE(slot), cpu;
+	struct bpf_prog *prog = concord_prog(HOOK_BYPASS_ACQUIRE, id);
+	struct concord_lock_data *d;
+	struct concord_reader *r;
+	u32 ok;
+
+	if (!prog || !(d = concord_rwsem_data(sem, id)))
+		return false;
+	if (klp_shadow_get(sem, concord_reader_id()))
+		return false;	/* already holds it through a bypass */
+	r = klp_shadow_alloc(sem, concord_reader_id(), sizeof(*r), GFP_NOWAIT, NULL, NULL);
+	if (!r)
+		return false;
+	atomic_inc(&concord_bypassed);
+	atomic_inc(&d->readers);
+	smp_mb__after_atomic();	/* pairs with the writer's smp_mb in concord_revoke */
+	ok = 0;
+	preempt_disable();
+	cpu = smp_processor_id();
+	if (!READ_ONCE(concord_draining))
+		ok = concord_run_prog(prog, sem, d, cpu);
+	preempt_enable();
+	if (ok) {
+		r->cpu = cpu;
+		return true;
+	}
+	atomic_dec(&d->readers);
+	atomic_dec(&concord_bypassed);
+	klp_shadow_free(sem, concord_reader_id(), NULL);
+	return false;
+}
+
+/* Reader release: true when this reader held the rwsem through a bypass. */
+static bool concord_read_bypass_release(struct rw_semaphore *sem)
+{
+	int id = READ_ONCE(slot);
+	struct concord_lock_data *d;
+	struct concord_reader *r;
+	struct bpf_prog *prog;
+	int cpu;
+
+	r = klp_shadow_get(sem, concord_reader_id());
+	if (!r)
+		return false;
+	cpu = r->cpu;
+	klp_shadow_free(sem, concord_reader_id(), NULL);
+	d = concord_rwsem_data(sem, id);
+	prog = concord_prog(HOOK_BYPASS_RELEASE, id);
+	if (d && prog && !concord_run_prog(prog, sem, d, cpu))
+		pr_warn_once("concord: policy %s: bypass_release refused a reader that bypassed; released it anyway\n",
+			     CONCORD_POLICY);
+	if (d) {
+		smp_mb__before_atomic();
+		atomic_dec(&d->readers);
+	}
+	atomic_dec(&concord_bypassed);
+	return true;
+}
+
+/* A reader that took the rwsem the kernel's way. */
+static void concord_read_acquired(struct rw_semaphore *sem)
+{
+	concord_run(HOOK_ACQUIRED, sem, READ_ONCE(slot), 0);
+}
+
+/*
+ * Writer holding the rwsem: revoke the reader bias (arg1) and wait for the
+ * readers that bypassed. With wait false (trylock) it only says whether any
+ * is left.
+ */
+static bool concord_revoke(struct rw_semaphore *sem, bool wait)
+{
+	struct concord_lock_data *d = concord_rwsem_data(sem, READ_ONCE(slot));
+	u64 start;
+
+	if (!d)
+		return true;
+	if (READ_ONCE(d->arg[0])) {
+		start = ktime_get_ns();
+		WRITE_ONCE(d->arg[0], 0);
+		smp_mb();
+		while (atomic_read(&d->readers)) {
+			if (!wait)
+				return false;
+			cond_resched();
+			cpu_relax();
+		}
+		WRITE_ONCE(d->arg[1], ktime_get_ns() + 9 * (ktime_get_ns() - start));
+		return true;
+	}
+	smp_mb();
+	while (atomic_read(&d->readers)) {
+		if (!wait)
+			return false;
+		cond_resched();
+		cpu_relax();
+	}
+	return true;
+}
+
+static void concord_down_read(struct rw_semaphore *sem)
+{
+	if (concord_read_bypass(sem))
+		return;
+	orig_down_read(sem);
+	concord_read_acquired(sem);
+}
+
+static int concord_down_read_killable(struct rw_semaphore *sem)
+{
+	int ret;
+
+	if (concord_read_bypass(sem))
+		return 0;
+	ret = orig_down_read_killable(sem);
+	if (!ret)
+		concord_read_acquired(sem);
+	return ret;
+}
+
+static int concord_down_read_trylock(struct rw_semaphore *sem)
+{
+	int ret;
+
+	if (concord_read_bypass(sem))
+		return 1;
+	ret = orig_down_read_trylock(sem);
+	if (ret == 1)
+		concord_read_acquired(sem);
+	return ret;
+}
+
+static void concord_up_read(struct rw_semaphore *sem)
+{
+	if (concord_read_bypass_release(sem))
+		return;
+	orig_up_read(sem);
+}
+
+static void concord_down_write(struct rw_semaphore *sem)
+{
+	orig_down_write(sem);
+	concord_revoke(sem, true);
+}
+
+static int concord_down_write_killable(struct rw_semaphore *sem)
+{
+	int ret = orig_down_write_killable(sem);
+
+	if (!ret)
+		concord_revoke(sem, true);
+	return ret;
+}
+
+static int concord_down_write_trylock(struct rw_semaphore *sem)
+{
+	if (orig_down_write_trylock(sem) != 1)
+		return 0;
+	if (concord_revoke(sem, false))
+		return 1;
+	up_write(sem);	/* readers still hold it through a bypass */
+	return 0;
+}
+
+/* Stop new bypasses and wait for the held ones before the kernel's code returns. */
+static void concord_pre_unpatch(struct klp_object *obj)
+{
+	WRITE_ONCE(concord_draining, true);
+	smp_mb();
+	while (atomic_read(&concord_bypassed))
+		msleep(1);
+}
+
+static unsigned long (*concord_ftrace_location)(unsigned long ip);
+
+/* The body of name past its ftrace call site, or NULL. */
+static void *concord_orig(const char *name)
+{
+	unsigned long ip = kallsyms_lookup_name(name);
+
+	if (!ip || concord_ftrace_location(ip) != ip) {
+		pr_err("concord: policy %s: %s is not an ftrace-able function here\n", CONCORD_POLICY, name);
+		return NULL;
+	}
+	return (void *)(ip + MCOUNT_INSN_SIZE);
+}
+
+static int concord_resolve(void)
+{
+	concord_ftrace_location = (void *)kallsyms_lookup_name("ftrace_location");
+	if (!concord_ftrace_location)
+		return -ENOENT;
+	if (!(orig_down_read = concord_orig("down_read")) ||
+	    !(orig_down_read_killable = concord_orig("down_read_killable")) ||
+	    !(orig_down_read_trylock = concord_orig("down_read_trylock")) ||
+	    !(orig_up_read = concord_orig("up_read")) ||
+	    !(orig_down_write = concord_orig("down_write")) ||
+	    !(orig_down_write_killable = concord_orig("down_write_killable")) ||
+	    !(orig_down_write_trylock = concord_orig("down_write_trylock")))
+		return -ENOENT;
+	return 0;
 }
 #endif
 
@@ -269,6 +566,12 @@ static int concord_pre_patch(struct klp_object *obj)
 	for (i = 0; i < NR_HOOKS; i++) {
 		if (!concord_pins[i][0])
 			continue;
+		if (!concord_slots[i]) {
+			pr_err("concord: policy %s: %s has no slot for target %s\n",
+			       CONCORD_POLICY, concord_hook_names[i], CONCORD_TARGET);
+			concord_put_progs();
+			return -EINVAL;
+		}
 		prog = bpf_prog_get_type_path(concord_pins[i], BPF_PROG_TYPE_LOCK_POLICY);
 		if (IS_ERR(prog)) {
 			pr_err("concord: policy %s: %s program %s: error %ld (not pinned, or not a lock policy program)\n",
@@ -280,7 +583,7 @@ static int concord_pre_patch(struct klp_object *obj)
 	}
 	for (i = 0; i < NR_HOOKS; i++)
 		if (concord_progs[i])
-			WRITE_ONCE(concord_spin_slots[i][s], concord_progs[i]);
+			WRITE_ONCE(concord_slots[i][s], concord_progs[i]);
 	WRITE_ONCE(slot, s);
 	concord_update_num_policy();
 	pr_info("concord: policy %s on %s in slot %d\n", CONCORD_POLICY, CONCORD_TARGET, s);
@@ -295,8 +598,8 @@ static void concord_post_unpatch(struct klp_object *obj)
 	if (s <= 0)
 		return;
 	for (i = 0; i < NR_HOOKS; i++)
-		if (concord_progs[i] && READ_ONCE(concord_spin_slots[i][s]) == concord_progs[i])
-			WRITE_ONCE(concord_spin_slots[i][s], NULL);
+		if (concord_progs[i] && READ_ONCE(concord_slots[i][s]) == concord_progs[i])
+			WRITE_ONCE(concord_slots[i][s], NULL);
 	synchronize_rcu();
 	concord_put_progs();
 	klp_shadow_free_all(CONCORD_SHADOW_ID(s), NULL);
@@ -306,8 +609,18 @@ static void concord_post_unpatch(struct klp_object *obj)
 }
 
 static struct klp_func concord_funcs[] = {
+#ifdef CONCORD_TARGET_RWSEM
+	{ .old_name = "down_read", .new_func = concord_down_read },
+	{ .old_name = "down_read_killable", .new_func = concord_down_read_killable },
+	{ .old_name = "down_read_trylock", .new_func = concord_down_read_trylock },
+	{ .old_name = "up_read", .new_func = concord_up_read },
+	{ .old_name = "down_write", .new_func = concord_down_write },
+	{ .old_name = "down_write_killable", .new_func = concord_down_write_killable },
+	{ .old_name = "down_write_trylock", .new_func = concord_down_write_trylock },
+#else
 	{ .old_name = "bpf_queued_spin_lock", .new_func = concord_queued_spin_lock },
 	{ .old_name = "bpf_queued_spin_unlock", .new_func = concord_queued_spin_unlock },
+#endif
 #ifdef CONCORD_TARGET_RENAME_LOCK
 	{ .old_name = "d_move", .new_func = concord_d_move },
 #endif
@@ -320,6 +633,9 @@ static struct klp_object concord_objs[] = {
 		.funcs = concord_funcs,
 		.callbacks = {
 			.pre_patch = concord_pre_patch,
+#ifdef CONCORD_TARGET_RWSEM
+			.pre_unpatch = concord_pre_unpatch,
+#endif
 			.post_unpatch = concord_post_unpatch,
 		},
 	},
@@ -333,6 +649,13 @@ static struct klp_patch concord_patch = {
 
 static int __init concord_init(void)
 {
+#ifdef CONCORD_TARGET_RWSEM
+	if (concord_resolve()) {
+		pr_err("concord: policy %s: the rwsem entry points cannot be reached (is this a SynCord 5.4 kernel with ftrace?)\n",
+		       CONCORD_POLICY);
+		return -ENOENT;
+	}
+#endif
 #ifdef CONCORD_TARGET_RENAME_LOCK
 	concord___d_move = (void *)kallsyms_lookup_name("__d_move");
 	if (!concord___d_move) {
