@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -118,7 +119,8 @@ func checkBranch(t *testing.T, vm *VM, k *SynCordKernel, refused map[string]stri
 	})
 }
 
-// TestSynCordCNA boots cna-syncord: branch detection and refusals.
+// TestSynCordCNA boots cna-syncord: branch detection and refusals, and
+// bench xdir, which falls back from the missing syscall 436.
 func TestSynCordCNA(t *testing.T) {
 	k := SynCordKernelFor(t, CNASynCord)
 	vm := Boot(t, Config{Sockets: 2, Cores: 2, SynCord: k})
@@ -126,6 +128,7 @@ func TestSynCordCNA(t *testing.T) {
 		t.Errorf("dmesg lacks \"Enabling CNA spinlock\" (CNA not active?)")
 	}
 	checkBranch(t, vm, k, map[string]string{"numa-grouping": "shfllock-syncord", "amp": "shfllock-syncord", "bravo": "stock-syncord"})
+	checkXDir(t, vm, false)
 }
 
 // TestSynCordShfllock boots shfllock-syncord: branch detection and refusals.
@@ -133,4 +136,65 @@ func TestSynCordShfllock(t *testing.T) {
 	k := SynCordKernelFor(t, ShfllockSynCord)
 	vm := Boot(t, Config{Sockets: 2, Cores: 2, SynCord: k})
 	checkBranch(t, vm, k, map[string]string{"numa-grouping-cna": "cna-syncord", "bravo": "stock-syncord"})
+}
+
+// checkXDir runs bench xdir on the SynCord guest (tmpfs is enough to run;
+// the figures need ext4 without dir_index). With syscall 436 the JSON says
+// lock_hold is TSC cycles, converts it with the TSC frequency from the
+// kernel's log, and the text output keeps the artifact's exact lines with
+// the unit on stderr; without 436 (cna-syncord) the run falls back to the
+// measured rename duration in ns and says so.
+func checkXDir(t *testing.T, vm *VM, syscall436 bool) {
+	t.Run("xdir", func(t *testing.T) {
+		vm.MustRun(t, "syncord bench xdir prepare --dir /tmp/xd -n 200 >/dev/null")
+		const run = "syncord bench xdir run /tmp/xd/src_empty /tmp/xd/dst_200_files /tmp/xd/dst_empty 1 1 1"
+		out := vm.MustRun(t, run+" --json")
+		var res struct {
+			Source    string  `json:"lock_hold_source"`
+			Unit      string  `json:"lock_hold_unit"`
+			TSCHz     float64 `json:"tsc_hz"`
+			TSCSource string  `json:"tsc_hz_source"`
+			Note      string  `json:"note"`
+			Tasks     []struct {
+				LockHold   uint64   `json:"lock_hold"`
+				LockHoldNs *float64 `json:"lock_hold_ns"`
+				Runs       int64    `json:"runs"`
+			} `json:"tasks"`
+		}
+		if err := json.Unmarshal([]byte(out), &res); err != nil {
+			t.Fatalf("xdir --json: %v\n%s", err, out)
+		}
+		if len(res.Tasks) != 2 {
+			t.Fatalf("xdir: %d tasks\n%s", len(res.Tasks), out)
+		}
+		for i, tk := range res.Tasks {
+			if tk.Runs <= 0 || tk.LockHold == 0 || tk.LockHoldNs == nil {
+				t.Fatalf("task %d: %+v\n%s", i, tk, out)
+			}
+		}
+		if syscall436 {
+			if res.Source != "syscall436" || res.Unit != "tsc_cycles" || res.TSCHz < 1e8 || res.TSCHz > 1e10 ||
+				!strings.HasPrefix(res.TSCSource, "kernel log: ") || !strings.Contains(res.TSCSource, "tsc: ") {
+				t.Fatalf("xdir on a kernel with syscall 436: %s", out)
+			}
+			for i, tk := range res.Tasks {
+				if want := float64(tk.LockHold) * 1e9 / res.TSCHz; math.Abs(*tk.LockHoldNs-want) > 1e-6*want+1 {
+					t.Errorf("task %d: lock_hold_ns %v, want %d cycles at %v Hz = %v", i, *tk.LockHoldNs, tk.LockHold, res.TSCHz, want)
+				}
+			}
+			t.Logf("TSC %.3f MHz from %q", res.TSCHz/1e6, res.TSCSource)
+		} else if res.Source != "rename_duration" || res.Unit != "ns" || !strings.Contains(res.Note, "no syscall 436") {
+			t.Fatalf("xdir without syscall 436: want the rename duration in ns and a note: %s", out)
+		}
+		text := vm.MustRun(t, run+" 2>/tmp/xd.err")
+		if !strings.HasPrefix(text, "[b] task 0: lock_hold=") || !strings.Contains(text, "\n[v] task 1: lock_hold=") || !strings.Contains(text, "\nfairness=") ||
+			strings.Contains(text, "syncord:") {
+			t.Errorf("xdir text output is not the artifact's:\n%s", text)
+		}
+		stderr := vm.MustRun(t, "cat /tmp/xd.err")
+		if want := map[bool]string{true: "lock_hold is in TSC cycles", false: "no syscall 436"}[syscall436]; !strings.Contains(stderr, want) {
+			t.Errorf("xdir stderr lacks %q:\n%s", want, stderr)
+		}
+		vm.MustRun(t, "rm -rf /tmp/xd /tmp/xd.err")
+	})
 }

@@ -62,6 +62,7 @@ func TestSynCordStockBoot(t *testing.T) {
 	t.Run("stats", func(t *testing.T) { checkRunStats(t, vm) })
 	t.Run("agent paths", func(t *testing.T) { checkAgentPaths(t, vm) })
 	checkBranch(t, vm, k, map[string]string{"amp": "shfllock-syncord", "numa-scl": "shfllock-syncord", "numa-grouping-cna": "cna-syncord"})
+	checkXDir(t, vm, true)
 	t.Run("right-branch", func(t *testing.T) {
 		for _, name := range []string{"lockstat", "bravo"} {
 			vm.MustRun(t, "syncord policy install "+name+" && syncord policy uninstall "+name)

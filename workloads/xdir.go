@@ -25,10 +25,14 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// SysRenameHold is the SynCord kernels' rename variant: rename(old, new,
-// &hold_ns) returns in hold_ns the time the caller held rename_lock. On
-// stock x86-64 kernels 436 is close_range(2), so it must only be called when
-// the kernel is known to be a SynCord kernel (see package kernel).
+// SysRenameHold is the SynCord kernels' rename variant rename2(old, new,
+// &hold) (fs/namei.c of stock-syncord and shfllock-syncord): hold is the
+// number of TSC cycles (rdtsc) between lock_rename and unlock_rename, the
+// time the caller held the rename lock (s_vfs_rename_mutex and the two
+// directories, for xdir's cross-directory renames). It is not ns.
+// cna-syncord has no syscall 436 (ENOSYS). On stock x86-64 kernels since
+// 5.9 436 is close_range(2), so it must only be called when the kernel is
+// known to be a SynCord kernel (see package kernel).
 const SysRenameHold = 436
 
 // XDirHold says where the lock_hold figures come from.
@@ -36,12 +40,19 @@ type XDirHold string
 
 const (
 	// XDirHoldSyscall: the SynCord rename syscall 436 reported the hold time
-	// of rename_lock.
+	// of the rename lock, in TSC cycles (XDirUnitCycles).
 	XDirHoldSyscall XDirHold = "syscall436"
 	// XDirHoldDuration: the duration of the rename(2) call in ns, measured
-	// around the call (any kernel). It includes the lock wait, so it is an
-	// upper bound of the hold time.
+	// in userspace around the call (any kernel). It includes the wait for
+	// the lock and the system call's own cost, so it is an upper bound of
+	// the hold time.
 	XDirHoldDuration XDirHold = "rename_duration"
+)
+
+// Units of lock_hold.
+const (
+	XDirUnitCycles = "tsc_cycles"
+	XDirUnitNs     = "ns"
 )
 
 // XDirConfig is one xdir run; the zero values of the optional fields mean
@@ -61,25 +72,45 @@ type XDirConfig struct {
 
 // XDirTask is one task's result.
 type XDirTask struct {
-	ID       int    `json:"id"`
-	Role     string `json:"role"` // "bully" or "victim"
-	CPU      int    `json:"cpu"`
-	LockHold uint64 `json:"lock_hold_ns"`
-	Runs     int64  `json:"runs"`
+	ID   int    `json:"id"`
+	Role string `json:"role"` // "bully" or "victim"
+	CPU  int    `json:"cpu"`
+	// LockHold is the sum of the hold times as measured, in the result's
+	// HoldUnit: what the artifact prints as lock_hold=.
+	LockHold uint64 `json:"lock_hold"`
+	// LockHoldNs is LockHold in ns (cycles converted with the TSC
+	// frequency); null when that is unknown.
+	LockHoldNs *float64 `json:"lock_hold_ns"`
+	Runs       int64    `json:"runs"`
 }
 
 // XDirResult is what a run measured.
 type XDirResult struct {
-	Tasks          []XDirTask `json:"tasks"`
-	Hold           XDirHold   `json:"lock_hold_source"`
-	Seconds        int        `json:"seconds"`         // the nominal duration the rates divide by
-	Elapsed        float64    `json:"elapsed_seconds"` // measured, start barrier to last join
-	Fairness       float64    `json:"fairness"`
-	OpsPerSec      float64    `json:"ops_per_sec"`
-	BullyOpsPerSec float64    `json:"bully_ops_per_sec"`
-	VictimOps      float64    `json:"victim_ops_per_sec"`
-	BullyMeanHold  float64    `json:"bully_mean_lock_hold_ns"`
-	VictimMeanHold float64    `json:"victim_mean_lock_hold_ns"`
+	Tasks []XDirTask `json:"tasks"`
+	Hold  XDirHold   `json:"lock_hold_source"`
+	// HoldUnit is the unit of lock_hold: "tsc_cycles" from syscall 436,
+	// "ns" from the measured rename duration.
+	HoldUnit string `json:"lock_hold_unit"`
+	// TSCHz converts cycles to ns, and TSCSource says where it came from
+	// (TSCFrequency); both empty for a run in ns or when it is unknown.
+	TSCHz     float64 `json:"tsc_hz,omitempty"`
+	TSCSource string  `json:"tsc_hz_source,omitempty"`
+	// Note explains a fallback or a missing conversion.
+	Note           string  `json:"note,omitempty"`
+	Seconds        int     `json:"seconds"`         // the nominal duration the rates divide by
+	Elapsed        float64 `json:"elapsed_seconds"` // measured, start barrier to last join
+	Fairness       float64 `json:"fairness"`
+	OpsPerSec      float64 `json:"ops_per_sec"`
+	BullyOpsPerSec float64 `json:"bully_ops_per_sec"`
+	VictimOps      float64 `json:"victim_ops_per_sec"`
+	// BullyMeanHold and VictimMeanHold are the groups' mean lock_hold per
+	// task in HoldUnit (Jain's fairness over them does not depend on the
+	// unit); the _ns ones are the same in ns, NaN (JSON null) when the
+	// TSC frequency is unknown.
+	BullyMeanHold    float64 `json:"bully_mean_lock_hold"`
+	VictimMeanHold   float64 `json:"victim_mean_lock_hold"`
+	BullyMeanHoldNs  float64 `json:"bully_mean_lock_hold_ns"`
+	VictimMeanHoldNs float64 `json:"victim_mean_lock_hold_ns"`
 	// CPUSeconds is the tasks' own CPU time (user+system,
 	// getrusage(RUSAGE_THREAD) at the end of each loop): OpsPerCPUSecond
 	// compares drivers on a loaded machine, where ops/s depends on the CPU
@@ -100,13 +131,16 @@ func (r *XDirResult) MarshalJSON() ([]byte, error) {
 	}
 	return json.Marshal(struct {
 		*plain
-		Fairness       *float64 `json:"fairness"`
-		BullyMeanHold  *float64 `json:"bully_mean_lock_hold_ns"`
-		VictimMeanHold *float64 `json:"victim_mean_lock_hold_ns"`
-		OpsPerSec      *float64 `json:"ops_per_sec"`
-		BullyOpsPerSec *float64 `json:"bully_ops_per_sec"`
-		VictimOps      *float64 `json:"victim_ops_per_sec"`
+		Fairness         *float64 `json:"fairness"`
+		BullyMeanHold    *float64 `json:"bully_mean_lock_hold"`
+		VictimMeanHold   *float64 `json:"victim_mean_lock_hold"`
+		BullyMeanHoldNs  *float64 `json:"bully_mean_lock_hold_ns"`
+		VictimMeanHoldNs *float64 `json:"victim_mean_lock_hold_ns"`
+		OpsPerSec        *float64 `json:"ops_per_sec"`
+		BullyOpsPerSec   *float64 `json:"bully_ops_per_sec"`
+		VictimOps        *float64 `json:"victim_ops_per_sec"`
 	}{(*plain)(r), finite(r.Fairness), finite(r.BullyMeanHold), finite(r.VictimMeanHold),
+		finite(r.BullyMeanHoldNs), finite(r.VictimMeanHoldNs),
 		finite(r.OpsPerSec), finite(r.BullyOpsPerSec), finite(r.VictimOps)})
 }
 
@@ -178,10 +212,15 @@ func XDirRun(ctx context.Context, cfg XDirConfig) (*XDirResult, error) {
 	if seed == 0 {
 		seed = uint64(time.Now().UnixNano())
 	}
-	hold := XDirHoldDuration
+	hold, note := XDirHoldDuration, ""
 	if cfg.SynCord {
-		hold = XDirHoldSyscall
+		if rename2Available() {
+			hold = XDirHoldSyscall
+		} else {
+			note = "this SynCord kernel has no syscall 436 (cna-syncord dropped it): lock_hold is the duration of each rename(2) in ns, measured in userspace around the call, so it includes the wait for the lock and the system call's own cost"
+		}
 	}
+	useSyscall := hold == XDirHoldSyscall
 
 	// The loops make raw system calls (no scheduler hand-off per call), so
 	// each keeps its P: leave two more for the timer and the runtime.
@@ -213,7 +252,7 @@ func XDirRun(ctx context.Context, cfg XDirConfig) (*XDirResult, error) {
 			}
 			ready.Done()
 			<-startCh
-			t.err = xdirLoop(t, cfg.Src, dst, cfg.SynCord, seed+uint64(i)*0x9E3779B97F4A7C15, &stop)
+			t.err = xdirLoop(t, cfg.Src, dst, useSyscall, seed+uint64(i)*0x9E3779B97F4A7C15, &stop)
 		}(i, dst)
 	}
 	ready.Wait()
@@ -248,7 +287,18 @@ func XDirRun(ctx context.Context, cfg XDirConfig) (*XDirResult, error) {
 	}
 
 	secs := int(cfg.Duration / time.Second)
-	res := &XDirResult{Hold: hold, Seconds: secs, Elapsed: elapsed.Seconds()}
+	res := &XDirResult{Hold: hold, HoldUnit: XDirUnitNs, Note: note, Seconds: secs, Elapsed: elapsed.Seconds()}
+	toNs := 1.0
+	if useSyscall {
+		res.HoldUnit = XDirUnitCycles
+		if f, err := TSCFrequency(); err == nil {
+			res.TSCHz, res.TSCSource = f.Hz, f.Source
+			toNs = 1e9 / f.Hz
+		} else {
+			toNs = math.NaN()
+			res.Note = fmt.Sprintf("lock_hold is in TSC cycles and cannot be converted to ns: %v", err)
+		}
+	}
 	var bHold, vHold float64
 	var bRuns, vRuns int64
 	var cpu time.Duration
@@ -263,10 +313,16 @@ func XDirRun(ctx context.Context, cfg XDirConfig) (*XDirResult, error) {
 			vHold += float64(tasks[i].lockHold)
 			vRuns += tasks[i].runs
 		}
-		res.Tasks = append(res.Tasks, XDirTask{ID: i, Role: role, CPU: cpus[i], LockHold: tasks[i].lockHold, Runs: tasks[i].runs})
+		tk := XDirTask{ID: i, Role: role, CPU: cpus[i], LockHold: tasks[i].lockHold, Runs: tasks[i].runs}
+		if ns := float64(tasks[i].lockHold) * toNs; !math.IsNaN(ns) {
+			tk.LockHoldNs = &ns
+		}
+		res.Tasks = append(res.Tasks, tk)
 	}
 	res.BullyMeanHold = bHold / float64(cfg.Bullies)
 	res.VictimMeanHold = vHold / float64(cfg.Victims)
+	res.BullyMeanHoldNs = res.BullyMeanHold * toNs
+	res.VictimMeanHoldNs = res.VictimMeanHold * toNs
 	res.Fairness = JainFairness(res.BullyMeanHold, res.VictimMeanHold)
 	res.OpsPerSec = float64(bRuns+vRuns) / float64(secs)
 	res.BullyOpsPerSec = float64(bRuns) / float64(secs)
@@ -276,6 +332,16 @@ func XDirRun(ctx context.Context, cfg XDirConfig) (*XDirResult, error) {
 		res.OpsPerCPUSecond = float64(bRuns+vRuns) / cpu.Seconds()
 	}
 	return res, nil
+}
+
+// rename2Available tells whether syscall 436 is the SynCord rename2 on a
+// kernel already known to be a SynCord kernel (5.4, where 436 is either
+// rename2 or not implemented; never call it elsewhere, see SysRenameHold):
+// rename2(NULL, NULL, NULL) fails with EFAULT reading the name, a kernel
+// without it answers ENOSYS.
+func rename2Available() bool {
+	_, _, e := syscall.RawSyscall(SysRenameHold, 0, 0, 0)
+	return e != unix.ENOSYS
 }
 
 // xdirLoop is one task's create / rename / unlink loop until stop.

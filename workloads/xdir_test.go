@@ -39,13 +39,14 @@ func TestJainFairness(t *testing.T) {
 }
 
 func TestXDirWriteText(t *testing.T) {
+	ns := 120.0
 	r := &XDirResult{
 		Tasks: []XDirTask{
-			{ID: 0, LockHold: 300, Runs: 10},
+			{ID: 0, LockHold: 300, LockHoldNs: &ns, Runs: 10},
 			{ID: 1, LockHold: 100, Runs: 30},
 			{ID: 2, LockHold: 500, Runs: 12},
 		},
-		Seconds: 2,
+		Seconds: 2, Hold: XDirHoldSyscall, HoldUnit: XDirUnitCycles, TSCHz: 2.5e9,
 	}
 	r.Fairness = JainFairness(400, 100)
 	r.OpsPerSec, r.BullyOpsPerSec, r.VictimOps = 26, 11, 15
@@ -64,11 +65,13 @@ func TestXDirWriteText(t *testing.T) {
 		t.Errorf("output:\n%s\nwant:\n%s", b.String(), want)
 	}
 	js, err := json.Marshal(r)
-	if err != nil || !bytes.Contains(js, []byte(`"fairness":0.73529`)) || !bytes.Contains(js, []byte(`"lock_hold_ns":300`)) {
+	if err != nil || !bytes.Contains(js, []byte(`"fairness":0.73529`)) || !bytes.Contains(js, []byte(`"lock_hold":300,"lock_hold_ns":120,`)) ||
+		!bytes.Contains(js, []byte(`"lock_hold":100,"lock_hold_ns":null,`)) || !bytes.Contains(js, []byte(`"lock_hold_unit":"tsc_cycles","tsc_hz":2500000000`)) {
 		t.Errorf("JSON: %s, %v", js, err)
 	}
-	r.Fairness, r.VictimMeanHold = math.NaN(), math.Inf(1)
-	if js, err = json.Marshal(r); err != nil || !bytes.Contains(js, []byte(`"fairness":null`)) || !bytes.Contains(js, []byte(`"victim_mean_lock_hold_ns":null`)) {
+	r.Fairness, r.VictimMeanHold, r.VictimMeanHoldNs = math.NaN(), math.Inf(1), math.NaN()
+	if js, err = json.Marshal(r); err != nil || !bytes.Contains(js, []byte(`"fairness":null`)) || !bytes.Contains(js, []byte(`"victim_mean_lock_hold":null`)) ||
+		!bytes.Contains(js, []byte(`"victim_mean_lock_hold_ns":null`)) {
 		t.Errorf("JSON with NaN: %s, %v", js, err)
 	}
 	if got := cFloat(math.NaN()); got != "-nan" {
@@ -290,12 +293,15 @@ func TestXDirRunShort(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Hold != XDirHoldDuration {
-		t.Errorf("hold source %q on a test host", res.Hold)
+	if res.Hold != XDirHoldDuration || res.HoldUnit != XDirUnitNs || res.TSCHz != 0 {
+		t.Errorf("hold source %q unit %q tsc %v on a test host, want the rename duration in ns", res.Hold, res.HoldUnit, res.TSCHz)
 	}
 	for _, tk := range res.Tasks {
 		if tk.Runs <= 0 || tk.LockHold == 0 {
 			t.Errorf("task %d made no progress: %+v", tk.ID, tk)
+		}
+		if tk.LockHoldNs == nil || *tk.LockHoldNs != float64(tk.LockHold) {
+			t.Errorf("task %d: lock_hold_ns %v, want lock_hold %d (already ns)", tk.ID, tk.LockHoldNs, tk.LockHold)
 		}
 	}
 	if !(res.Fairness > 0 && res.Fairness <= 1) {
