@@ -90,9 +90,19 @@ func write(t testing.TB, path, data string) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
+	if err := writeAtomic(path, data); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// writeAtomic replaces path by a rename, as sysfs attributes change for a
+// reader: never empty between a truncate and a write.
+func writeAtomic(path, data string) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(data), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
 }
 
 // fakeKernel stands in for the module system calls on a host where no
@@ -145,7 +155,7 @@ func (k *fakeKernel) Load(path, params string) error {
 	write(k.t, filepath.Join(dir, "signal"), "")
 	write(k.t, filepath.Join(dir, "force"), "")
 	time.AfterFunc(k.transitionDelay, func() {
-		os.WriteFile(filepath.Join(dir, "transition"), []byte("0\n"), 0o644)
+		writeAtomic(filepath.Join(dir, "transition"), "0\n")
 	})
 	return nil
 }
@@ -171,7 +181,7 @@ func (k *fakeKernel) writeModules() {
 	for n := range k.loaded {
 		fmt.Fprintf(&b, "%s 16384 1 - Live 0xffffffffc0355000 (OEK)\n", n)
 	}
-	os.WriteFile(filepath.Join(k.proc, "modules"), b.Bytes(), 0o644)
+	writeAtomic(filepath.Join(k.proc, "modules"), b.String())
 }
 
 func (k *fakeKernel) isLoaded(name string) bool {
