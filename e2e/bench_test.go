@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"math"
 	"regexp"
 	"strconv"
@@ -122,6 +123,42 @@ func TestBench(t *testing.T) {
 			}
 		}
 		if out := vm.MustRun(t, "ls -A /tmp/fx1; grep ' /mnt/fx ' /proc/mounts; true"); strings.TrimSpace(out) != "" {
+			t.Errorf("left behind after fxmark: %q", out)
+		}
+	})
+
+	// The later FxMark types on 4 vCPUs: a shared-file one, a _bg one whose
+	// background worker stays out of the report, and --directio on the
+	// guest's RAM file system, which has no direct I/O in 6.1.
+	t.Run("fxmark DWOM MRPM_bg directio", func(t *testing.T) {
+		out := vm.MustRun(t, "mkdir -p /tmp/fx2 && syncord bench fxmark --type DWOM --ncore 4 --duration 1 --root /tmp/fx2")
+		lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+		if m := fxDataRE.FindStringSubmatch(lines[len(lines)-1]); len(lines) != 2 || m == nil || m[1] != "4" || m[3] == "0.000000" {
+			t.Errorf("DWOM report:\n%s", out)
+		}
+		var res struct {
+			NCPU    int
+			Workers []struct {
+				BG    bool `json:"background"`
+				Works float64
+			}
+		}
+		out = vm.MustRun(t, "syncord bench fxmark --type MRPM_bg --ncore 4 --nbg 1 --duration 1 --root /tmp/fx2 --json")
+		if err := json.Unmarshal([]byte(out), &res); err != nil {
+			t.Fatalf("MRPM_bg --json: %v\n%s", err, out)
+		}
+		if res.NCPU != 3 || len(res.Workers) != 4 || !res.Workers[3].BG || res.Workers[3].Works <= 0 || res.Workers[0].Works <= 0 {
+			t.Errorf("MRPM_bg with 1 of 4 in the background: %s", out)
+		}
+		out, code := vm.Run(t, "syncord bench fxmark --type DWSL --ncore 2 --duration 1 --root /tmp/fx2 --directio 2>&1")
+		switch {
+		case code != 0 && strings.Contains(out, "does not do direct I/O"):
+		case code == 0 && strings.HasPrefix(out, "# ncpu"):
+			t.Logf("the guest's /tmp does direct I/O:\n%s", out)
+		default:
+			t.Errorf("DWSL --directio on /tmp exited %d:\n%s", code, out)
+		}
+		if out := vm.MustRun(t, "ls -A /tmp/fx2"); strings.TrimSpace(out) != "" {
 			t.Errorf("left behind after fxmark: %q", out)
 		}
 	})

@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 	"unsafe"
 
@@ -23,7 +22,10 @@ type FxType struct {
 	Name string
 	// Description is fxmark's own text for --type.
 	Description string
-	ops         fxOps
+	// DirectIO: the type opens its data file with O_DIRECT under
+	// --directio (fxmark's DW* and DRB* types).
+	DirectIO bool
+	ops      fxOps
 }
 
 type fxOps struct {
@@ -65,6 +67,9 @@ type FxOptions struct {
 	CoresPerSocket int
 	NoAffinity     bool
 	SysRoot        string
+	// DirectIO is --directio: the DW* and DRB* types set O_DIRECT on
+	// their data files (fcntl F_SETFL, as fxmark does).
+	DirectIO bool
 }
 
 // FxWorker is one worker's outcome.
@@ -106,6 +111,63 @@ func (r *FxResult) WriteReport(w io.Writer) error {
 type fxBench struct {
 	root     string
 	duration time.Duration
+	ncore    int
+	nbg      int
+	directio bool
+	// workers are every worker, by id; complete once the start barrier
+	// has passed (the _bg workers read the others' file counts).
+	mu      sync.Mutex
+	workers []*fxWorker
+}
+
+// isBG tells a background worker: the last nbg ids, as fxmark's is_bg.
+func (b *fxBench) isBG(w *fxWorker) bool { return w.id >= b.ncore-b.nbg }
+
+// allWorkers returns the workers; call it after the start barrier.
+func (b *fxBench) allWorkers() []*fxWorker {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]*fxWorker(nil), b.workers...)
+}
+
+// openData opens a type's data file and, under --directio, sets O_DIRECT
+// on it as fxmark does (fcntl F_SETFL after open).
+func (b *fxBench) openData(path string) (int, error) {
+	fd, err := unix.Open(path, unix.O_CREAT|unix.O_RDWR|unix.O_CLOEXEC, 0o700)
+	if err != nil {
+		return -1, err
+	}
+	if b.directio {
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFL, unix.O_DIRECT); err != nil {
+			unix.Close(fd)
+			return -1, fmt.Errorf("set O_DIRECT on %s: %w (the file system under the test root does not do direct I/O; tmpfs does only from Linux 6.6)", path, err)
+		}
+	}
+	return fd, nil
+}
+
+// alignedPage is a page-aligned page buffer, as fxmark's posix_memalign'd
+// worker->page: O_DIRECT needs the alignment.
+func alignedPage() []byte {
+	b := make([]byte, 2*pageSize)
+	off := int(uintptr(unsafe.Pointer(&b[0])) % uintptr(pageSize))
+	if off != 0 {
+		off = pageSize - off
+	}
+	return b[off : off+pageSize : off+pageSize]
+}
+
+// writePages writes n copies of page at the file's offset.
+func writePages(fd int, page []byte, n int) error {
+	for i := 0; i < n; i++ {
+		if w, e := rawWrite(fd, &page[0], len(page)); e != 0 || w != len(page) {
+			if e == 0 {
+				e = unix.EIO
+			}
+			return fmt.Errorf("write: %w", e)
+		}
+	}
+	return nil
 }
 
 type fxWorker struct {
@@ -382,23 +444,7 @@ func init() {
 		},
 	})
 	add("MRPH", "path resolution at the same level directory", fxOps{
-		pre: func(b *fxBench, w *fxWorker) error {
-			if w.id != 0 {
-				return nil // the leader builds the 8^5 tree
-			}
-			for i := range 8 * 8 * 8 * 8 {
-				d := filepath.Join(b.root, strconv.Itoa(i>>9&7), strconv.Itoa(i>>6&7), strconv.Itoa(i>>3&7), strconv.Itoa(i&7))
-				if err := os.MkdirAll(d, 0o755); err != nil {
-					return err
-				}
-				for m := range 8 {
-					if err := os.WriteFile(filepath.Join(d, strconv.Itoa(m)), nil, 0o700); err != nil {
-						return err
-					}
-				}
-			}
-			return nil
-		},
+		pre: fxBuildTree,
 		main: func(b *fxBench, w *fxWorker) error {
 			p := cstr(filepath.Join(b.root, "0", "0", "0", "0", "0"))
 			var st unix.Stat_t
@@ -412,46 +458,20 @@ func init() {
 			}
 			return fxCreateFor(w, newPathBuf(fmt.Sprintf("%s/n_dir_rd-%d-", b.workerDir(w), w.id), ".dat"), b.duration)
 		},
-		main: func(b *fxBench, w *fxWorker) error {
-			fd, err := unix.Open(b.workerDir(w), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-			if err != nil {
-				return err
-			}
-			defer unix.Close(fd)
-			// One work per readdir(3) call, as glibc does it: entries come
-			// from a 32 KiB getdents64 buffer, refilled when consumed; at
-			// the end every call is a getdents64 returning 0.
-			buf := make([]byte, 32<<10)
-			var off, n int
-			return fxCount(w, func() unix.Errno {
-				if off >= n {
-					r, _, e := syscall.RawSyscall(unix.SYS_GETDENTS64, uintptr(fd), uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)))
-					if e != 0 {
-						return e
-					}
-					off, n = 0, int(r)
-					if n == 0 {
-						return 0
-					}
-				}
-				reclen := int(buf[off+16]) | int(buf[off+17])<<8 // d_reclen
-				off += reclen
-				return 0
-			})
-		},
+		main: func(b *fxBench, w *fxWorker) error { return fxReaddir(w, b.workerDir(w)) },
 	})
 	add("DWAL", "block allocation: each process appends pages to a private file", fxOps{
 		pre: func(b *fxBench, w *fxWorker) error {
 			if err := mkdirOwn(b, w); err != nil {
 				return err
 			}
-			fd, err := unix.Open(filepath.Join(b.workerDir(w), fmt.Sprintf("n_blk_alloc-%d.dat", w.id)), unix.O_CREAT|unix.O_RDWR|unix.O_CLOEXEC, 0o700)
+			fd, err := b.openData(filepath.Join(b.workerDir(w), fmt.Sprintf("n_blk_alloc-%d.dat", w.id)))
 			w.fd = fd
 			return err
 		},
 		main: func(b *fxBench, w *fxWorker) error {
 			defer unix.Close(w.fd)
-			page := make([]byte, pageSize)
+			page := alignedPage()
 			return fxCount(w, func() unix.Errno {
 				_, e := rawWrite(w.fd, &page[0], len(page))
 				return e
@@ -463,19 +483,19 @@ func init() {
 			if err := mkdirOwn(b, w); err != nil {
 				return err
 			}
-			fd, err := unix.Open(filepath.Join(b.workerDir(w), name), unix.O_CREAT|unix.O_RDWR|unix.O_CLOEXEC, 0o700)
+			fd, err := b.openData(filepath.Join(b.workerDir(w), name))
 			if err != nil {
 				return err
 			}
 			w.fd = fd
-			return writeZeros(fd, pageSize)
+			return writePages(fd, alignedPage(), 1)
 		}
 	}
 	add("DWOL", "block write: each process overwrite a pages to a private file", fxOps{
 		pre: onePage("n_blk_wrt.dat"),
 		main: func(b *fxBench, w *fxWorker) error {
 			defer unix.Close(w.fd)
-			page := make([]byte, pageSize)
+			page := alignedPage()
 			return fxCount(w, func() unix.Errno {
 				n, e := rawPwrite(w.fd, &page[0], len(page), 0)
 				if e == 0 && n != len(page) {
@@ -489,17 +509,24 @@ func init() {
 		pre: onePage("n_file_rd.dat"),
 		main: func(b *fxBench, w *fxWorker) error {
 			defer unix.Close(w.fd)
-			page := make([]byte, pageSize)
+			page := alignedPage()
 			return fxCount(w, func() unix.Errno {
 				_, e := rawPread(w.fd, &page[0], len(page), 0)
 				return e
 			})
 		},
 	})
+	// fxmark's table runs DRBL_bg with DRBL's operations (n_file_rd_ops):
+	// its background workers read their own files like the others (the
+	// writer of DRBL_bg.c is not wired in).
+	add("DRBL_bg", "file read with a background writer", fxTypes["DRBL"].ops)
+	for _, n := range []string{"DWAL", "DWOL", "DRBL", "DRBL_bg"} {
+		fxTypes[n].DirectIO = true
+	}
 }
 
 // fxRootFiles are the patterns of the files some types make in the test
-// root itself (MWCM, MWUM, MWRM).
+// root itself (MWCM, MWUM, MWRM; fxmark_more.go adds the later types').
 var fxRootFiles = []string{"m_file_cr-*.dat", "u_sh_file_rm-*.dat", "n_dir_ins-*.dat"}
 
 // fxOwned lists what a run of ncore workers makes in root: the worker
@@ -621,6 +648,15 @@ func RunFxMark(ctx context.Context, o FxOptions) (*FxResult, error) {
 	if o.Duration <= 0 {
 		return nil, fmt.Errorf("--duration must be > 0")
 	}
+	if o.DirectIO && !typ.DirectIO {
+		var dio []string
+		for _, t := range FxTypes() {
+			if t.DirectIO {
+				dio = append(dio, t.Name)
+			}
+		}
+		return nil, fmt.Errorf("--directio: %s does no file data I/O; only %s open their data with O_DIRECT", o.Type, strings.Join(dio, ", "))
+	}
 	root, err := filepath.Abs(o.Root)
 	if err != nil {
 		return nil, err
@@ -633,15 +669,14 @@ func RunFxMark(ctx context.Context, o FxOptions) (*FxResult, error) {
 	}
 	defer cleanFxRoot(root, o.NCore)
 
-	b := &fxBench{root: root, duration: o.Duration}
 	workers := make([]*fxWorker, o.NCore)
+	b := &fxBench{root: root, duration: o.Duration, ncore: o.NCore, nbg: o.NBg, directio: o.DirectIO, workers: workers}
 	usecs := make([]uint64, o.NCore)
-	var mu sync.Mutex
 	body := func(t *Task) error {
 		w := &fxWorker{t: t, id: t.ID, fd: -1}
-		mu.Lock()
+		b.mu.Lock()
 		workers[t.ID] = w
-		mu.Unlock()
+		b.mu.Unlock()
 		if typ.ops.pre != nil {
 			if err := typ.ops.pre(b, w); err != nil {
 				return fmt.Errorf("%s pre_work: %w", o.Type, err)

@@ -349,13 +349,17 @@ fxmark's report:
   # ncpu secs works works/sec  fast_works/sec, slow_works/sec
   NCPU SECS WORKS WORKS/SEC FAST/SEC SLOW/SEC
 --root must exist and must not hold what the run makes (<root>/<id> per
-worker, MRPH's <root>/0..7, the root-level files of MWCM, MWUM, MWRM);
-that is removed afterwards, anything else there is left alone. While it
-runs, <root>/.syncord-fxmark marks the root; a run that was killed leaves
-it, and --clean removes what that run made (and nothing else) first.
+worker, MRPH's and MRPM's <root>/0..7, the root-level files of MWCM,
+MWUM, MWRM, DWOM, DWTL, DRBM, DRBH, MRDM, MRPM_bg); that is removed
+afterwards, anything else there is left alone. While it runs,
+<root>/.syncord-fxmark marks the root; a run that was killed leaves it,
+and --clean removes what that run made (and nothing else) first.
 --tmpfs mounts a tmpfs on --root for the run (needs root) in a mount
 namespace of the run's own: no other process sees it, and it is gone when
-the run ends, even killed with SIGKILL.
+the run ends, even killed with SIGKILL. --directio sets O_DIRECT on the
+data files of the types that have them (DW*, DRBL, DRBL_bg, DRBM, DRBH),
+as fxmark's --directio 1; the _bg types' last --nbg workers are the
+background ones.
 
 --sweep runs every --points core count (default: the topology's sweep
 points) and prints the plotter's .dat rows instead:
@@ -372,10 +376,11 @@ func runFxMark(ctx context.Context, env *Env, args []string) error {
 	for _, t := range workloads.FxTypes() {
 		fmt.Fprintf(&types, "  %s: %s\n", t.Name, t.Description)
 	}
-	fs := newFlags(env, "bench fxmark", "bench fxmark --type TYPE --ncore N --duration S --root DIR [--nbg B] [--tmpfs] [--sweep [--points LIST]] [--json]", fxHelp+types.String())
+	fs := newFlags(env, "bench fxmark", "bench fxmark --type TYPE --ncore N --duration S --root DIR [--nbg B] [--directio] [--tmpfs] [--sweep [--points LIST]] [--json]", fxHelp+types.String())
 	typ := fs.String("type", "", "benchmark `type` (MWRL, ...)")
 	ncore := fs.Int("ncore", 1, "number of `workers` (background ones included)")
 	nbg := fs.Int("nbg", 0, "number of background `workers` (left out of the report)")
+	directio := fs.Bool("directio", false, "open the data files with O_DIRECT (DW*, DRBL, DRBM, DRBH; fxmark's --directio 1)")
 	dur := fs.Int("duration", 30, "`seconds` to run")
 	root := fs.String("root", "", "test root `dir` (must exist)")
 	cps := fs.Int("n", 0, "`cores per socket` (default: from the topology)")
@@ -448,7 +453,7 @@ func runFxMark(ctx context.Context, env *Env, args []string) error {
 		}()
 	}
 	o := workloads.FxOptions{Type: *typ, NCore: *ncore, NBg: *nbg, Duration: time.Duration(*dur) * time.Second, Root: *root,
-		CoresPerSocket: n, NoAffinity: *noAff, SysRoot: *sysRoot}
+		CoresPerSocket: n, NoAffinity: *noAff, SysRoot: *sysRoot, DirectIO: *directio}
 	if !*sweep {
 		res, err := workloads.RunFxMark(ctx, o)
 		if err != nil {
@@ -472,6 +477,10 @@ func runFxMark(ctx context.Context, env *Env, args []string) error {
 		}
 		pts = numa.SweepPoints(top.Online.Len(), n)
 	}
+	mode := *iomode
+	if *directio && !flagSet(fs, "iomode") {
+		mode = "directio" // run-fxmark.py's name for it
+	}
 	name := *fsName
 	if name == "" {
 		name = workloads.FsTypeName(*root)
@@ -494,5 +503,5 @@ func runFxMark(ctx context.Context, env *Env, args []string) error {
 	if *asJSON {
 		return writeJSON(env.Stdout, map[string]any{"results": results, "rows": rows})
 	}
-	return workloads.WriteFxDat(env.Stdout, *media, name, *typ, *iomode, rows)
+	return workloads.WriteFxDat(env.Stdout, *media, name, *typ, mode, rows)
 }

@@ -67,6 +67,19 @@ func TestBenchFxMarkCLI(t *testing.T) {
 	if !strings.HasPrefix(out, "# mem:testfs:MWRL:bufferedio:*\n# core, total, fast, slow\n1 ") || !strings.Contains(errs, "# ncpu secs") {
 		t.Fatalf("sweep stdout:\n%s\nstderr:\n%s", out, errs)
 	}
+	// --directio names its I/O mode in the .dat header, and is refused,
+	// with the types that have it, for one that does no data I/O.
+	out, errs, code = runBenchCmd(t, "fxmark", "--type", "DWOL", "--directio", "--sweep", "--points", "1", "--duration", "1", "--root", root, "-n", "2", "--fs", "testfs")
+	switch {
+	case code == 0 && strings.HasPrefix(out, "# mem:testfs:DWOL:directio:*\n"):
+	case code != 0 && strings.Contains(errs, "does not do direct I/O"):
+		t.Logf("the temp dir's file system has no direct I/O: %s", errs)
+	default:
+		t.Fatalf("DWOL --directio sweep: code %d\nstdout:\n%s\nstderr:\n%s", code, out, errs)
+	}
+	if _, errs, code = runBenchCmd(t, "fxmark", "--type", "MWRL", "--directio", "--duration", "1", "--root", root, "-n", "2"); code == 0 || !strings.Contains(errs, "MWRL does no file data I/O") {
+		t.Fatalf("MWRL --directio: code %d, %s", code, errs)
+	}
 }
 
 func TestBenchWillItScaleJSON(t *testing.T) {
