@@ -117,3 +117,30 @@ func TestInstallStatsNoSysctl(t *testing.T) {
 		t.Errorf("records left: %v", got)
 	}
 }
+
+// TestReconcileGoneStats: a --stats policy whose pins vanished (bpffs
+// remounted, say) is dropped by Reconcile, which restores the sysctl as
+// its uninstall would have.
+func TestReconcileGoneStats(t *testing.T) {
+	proc, sys := fixtureRoots(t)
+	write(t, filepath.Join(proc, "sys/kernel/bpf_stats_enabled"), "0\n")
+	bpffs, state := privateBPFFS(t), t.TempDir()
+	rt := New(Config{BPFFS: bpffs, ProcRoot: proc, SysRoot: sys, StateDir: state})
+	res := testPolicy(t)
+	rec, err := rt.Install(context.Background(), InstallRequest{Policy: res.Policy, Source: testPolicyDir, Stats: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range rec.Pins {
+		if err := os.Remove(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	found, err := rt.Reconcile()
+	if err != nil || len(found) != 1 || found[0].Health != Gone {
+		t.Fatalf("Reconcile = %v, %v; want the policy dropped as gone", found, err)
+	}
+	if got := readSysctl(t, proc); got != "0" {
+		t.Fatalf("bpf_stats_enabled=%s after the gone --stats policy was dropped, want 0 restored", got)
+	}
+}

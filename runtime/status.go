@@ -295,6 +295,11 @@ func (r *Runtime) Reconcile() ([]Finding, error) {
 			rec.Errors = nil
 			f.Action = "every step had finished; recorded as installed"
 		case ps.Health == Gone || (allAbsent(ps) && rec.Phase != PhaseInstalled):
+			// Its duty to restore kernel.bpf_stats_enabled goes to another
+			// --stats policy, or is done now.
+			if err := r.releaseStatsAmong(rec, recs); err != nil {
+				return out, err
+			}
 			if err := r.store.remove(rec.Name); err != nil {
 				return out, err
 			}

@@ -112,6 +112,15 @@ func (r *Runtime) releaseStats(rec *Record) error {
 	if err != nil {
 		return err
 	}
+	return r.releaseStatsAmong(rec, recs)
+}
+
+// releaseStatsAmong is releaseStats with the other records given (and
+// updated in place).
+func (r *Runtime) releaseStatsAmong(rec *Record, recs []*Record) error {
+	if rec.Stats == nil || !rec.Stats.Restore {
+		return nil
+	}
 	for _, o := range recs {
 		if o.Name == rec.Name || o.Stats == nil {
 			continue
