@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -228,6 +229,11 @@ func (cfg ExecConfig) run(ctx context.Context, stdout, stderr io.Writer, args []
 		ExtraFiles:  []*os.File{errW},
 		SysProcAttr: &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL},
 	}
+	// PR_SET_PDEATHSIG fires when the thread that forked the child
+	// exits, not the process: keep this goroutine on its thread until the
+	// child is reaped.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	if err := cmd.Start(); err != nil {
 		fmt.Fprintf(stderr, "syncord agent: internal error: start %s for %s: %v\n", cfg.Path, name, err)
 		return ExitPanic
