@@ -174,10 +174,11 @@ func TestLaunchCancelledBeforeStart(t *testing.T) {
 
 // TestTempFilesGoneAfterCancel: runs of tests that keep named files are
 // cancelled mid-way (with -s 0, which is how such a run ends, and with -s
-// 5, which is an interruption); nothing is left in the temp directory.
+// 50, which is an interruption: 5 s of samples cannot end before the
+// 350 ms deadline); nothing is left in the temp directory.
 func TestTempFilesGoneAfterCancel(t *testing.T) {
 	for _, name := range []string{"lock1", "lock2", "open1", "open2", "unlink2", "dup1", "page_fault2", "readseek3"} {
-		for _, secs := range []int{0, 5} {
+		for _, secs := range []int{0, 50} {
 			t.Run(name, func(t *testing.T) {
 				tmp := t.TempDir()
 				var ctx context.Context
@@ -314,7 +315,9 @@ func TestProcessesModeCancel(t *testing.T) {
 	tmp := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer cancel()
-	_, err := RunWillItScale(ctx, WISOptions{Test: "open1", Tasks: 2, CoresPerSocket: 2, Seconds: 5, Warmup: -1,
+	// 50 samples of 100 ms: the run cannot end by itself before the
+	// deadline (with 5 it raced the deadline on a busy machine).
+	_, err := RunWillItScale(ctx, WISOptions{Test: "open1", Tasks: 2, CoresPerSocket: 2, Seconds: 50, Warmup: -1,
 		Interval: 100 * time.Millisecond, NoAffinity: true, Processes: true, TmpDir: tmp}, nil)
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("err = %v, want the context's", err)
