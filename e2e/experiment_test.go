@@ -18,9 +18,9 @@ import (
 )
 
 // TestExperimentResume runs a small spec with the built syncord-host the
-// way a user does: Debian's kernel (and stock-syncord, none vs lockstat,
-// when ../shared/kernels has it), lock1 and MWRL at 1 s points on a 2x2
-// VM. The first run is killed with SIGKILL after its third point; the
+// way a user does: Debian's kernel (and stock-syncord, none vs lockstat
+// with its livepatch, when ../shared/kernels has it), lock1 and MWRL at
+// 1 s points on a 2x2 VM. The first run is killed with SIGKILL after its third point; the
 // second run resumes on the same dir and completes without redoing a
 // finished run, leaving CSVs, a manifest and figures; a third run finds
 // everything done and boots nothing.
@@ -47,9 +47,16 @@ path = "debian"
 	kdir, kerr := KernelsDir()
 	cells := 2
 	if _, err := os.Stat(filepath.Join(kdir, StockSynCord)); kerr == nil && err == nil {
-		// lockstat's programs loaded and pinned through the agent, then
-		// uninstalled; its livepatch is not built here (pinned, not
-		// attached), so the policy cell proves the install path.
+		// lockstat with syncord's concord livepatch, built on the host
+		// against the kernel's headers .deb (syncord policy build
+		// lockstat --livepatch --kdir), installed through the agent and
+		// uninstalled after its cells. Without gcc-11 (the kernel's
+		// compiler) only its programs are pinned, not attached.
+		livepatch := "build"
+		if _, err := exec.LookPath("gcc-11"); err != nil {
+			livepatch = "none"
+			t.Logf("e2e: no gcc-11 (apt-get install gcc-11): lockstat's livepatch is not built, its programs are only pinned")
+		}
 		spec += fmt.Sprintf(`
 [[kernel]]
 name = "stock-syncord"
@@ -57,8 +64,8 @@ path = %q
 policies = ["none", "lockstat"]
 
 [policy.lockstat]
-livepatch = "none"
-`, filepath.Join(kdir, StockSynCord))
+livepatch = %q
+`, filepath.Join(kdir, StockSynCord), livepatch)
 		cells = 6
 	} else {
 		t.Logf("e2e: no %s kernel in %s: Debian's kernel only", StockSynCord, kdir)
@@ -87,7 +94,7 @@ test = "MWRL"
 	}
 	reDone := regexp.MustCompile(`^experiment: \[(\d+)/(\d+)\] `)
 
-	// 1. Killed after its third point.
+	// 1. Killed after its fourth point.
 	start := time.Now()
 	c := cmdline()
 	stderr, err := c.StderrPipe()
@@ -102,7 +109,7 @@ test = "MWRL"
 	killed := false
 	for sc.Scan() {
 		first = append(first, sc.Text())
-		if m := reDone.FindStringSubmatch(sc.Text()); m != nil && m[1] == "3" {
+		if m := reDone.FindStringSubmatch(sc.Text()); m != nil && m[1] == "4" {
 			if m[2] != fmt.Sprint(total) {
 				t.Errorf("progress %q: want %d runs in all", sc.Text(), total)
 			}
@@ -113,27 +120,32 @@ test = "MWRL"
 	}
 	c.Wait()
 	if !killed {
-		t.Fatalf("the first run ended before its third point:\n%s", strings.Join(first, "\n"))
+		t.Fatalf("the first run ended before its fourth point:\n%s", strings.Join(first, "\n"))
 	}
-	t.Logf("e2e: first run killed after 3 points at %v", time.Since(start).Round(time.Second))
-	// Its QEMU dies with it (SIGTERM on parent death): the agent socket
-	// stops answering.
-	sock := filepath.Join(out, ".run", "debian", "agent.sock")
+	t.Logf("e2e: first run killed after 4 points at %v", time.Since(start).Round(time.Second))
+	// Its QEMU dies with it (SIGTERM on parent death): no agent socket of
+	// it answers (each boot has a run dir of its own under .run).
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		cn, err := net.DialTimeout("unix", sock, time.Second)
-		if err != nil {
+		socks, _ := filepath.Glob(filepath.Join(out, ".run", "*", "agent.sock"))
+		alive := ""
+		for _, sock := range socks {
+			if cn, err := net.DialTimeout("unix", sock, time.Second); err == nil {
+				cn.Close()
+				alive = sock
+			}
+		}
+		if alive == "" {
 			break
 		}
-		cn.Close()
 		if time.Now().After(deadline) {
-			t.Fatalf("QEMU of the killed run still serves %s after 30s", sock)
+			t.Fatalf("QEMU of the killed run still serves %s after 30s", alive)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
 	raws := rawFiles(t, out)
-	if len(raws) != 3 {
-		t.Fatalf("the killed run left %d finished runs, want 3: %v", len(raws), raws)
+	if len(raws) != 4 {
+		t.Fatalf("the killed run left %d finished runs, want 4: %v", len(raws), raws)
 	}
 	mtimes := map[string]time.Time{}
 	for _, p := range raws {
@@ -141,22 +153,27 @@ test = "MWRL"
 		mtimes[p] = fi.ModTime()
 	}
 
-	// 2. Resumed: it says 3 are done, runs only the rest.
+	// 2. Resumed: it says 4 are done, runs only the rest.
 	c = cmdline()
+	var errBuf strings.Builder
+	c.Stderr = &errBuf
 	o, err := c.Output()
-	second := ""
-	if ee, ok := err.(*exec.ExitError); ok {
-		second = string(ee.Stderr)
-	}
+	second := errBuf.String()
 	if err != nil {
 		t.Fatalf("resumed run: %v\n%s", err, second)
+	}
+	if !strings.Contains(second, fmt.Sprintf("%d runs in %d cells, 4 already done", total, cells)) || !strings.Contains(second, fmt.Sprintf("[5/%d]", total)) || strings.Contains(second, fmt.Sprintf("[4/%d]", total)) {
+		t.Errorf("the resumed run's progress does not start after the 4 done runs:\n%s", second)
+	}
+	if cells == 6 && (!strings.Contains(second, "kernel debian: every run done, not booting it") || strings.Contains(second, "kernel debian (")) {
+		t.Errorf("the resumed run booted Debian's kernel, whose runs were all done:\n%s", second)
 	}
 	m, err := experiment.ReadManifest(out)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !m.Complete || len(m.Sessions) != 2 || !m.Sessions[0].Ended.IsZero() || m.Sessions[1].Runs != total-3 {
-		t.Fatalf("manifest: complete %v, sessions %+v; want complete, 2 sessions: the killed one without an end, the second with %d runs", m.Complete, m.Sessions, total-3)
+	if !m.Complete || len(m.Sessions) != 2 || !m.Sessions[0].Ended.IsZero() || m.Sessions[1].Runs != total-4 {
+		t.Fatalf("manifest: complete %v, sessions %+v; want complete, 2 sessions: the killed one without an end, the second with %d runs", m.Complete, m.Sessions, total-4)
 	}
 	if len(m.Runs) != total {
 		t.Errorf("manifest has %d run records, want %d (each run once)", len(m.Runs), total)
@@ -190,6 +207,15 @@ test = "MWRL"
 	if h := m.Sessions[1].Host; h.CPUs == 0 || h.QEMU == "" {
 		t.Errorf("host record %+v", h)
 	}
+	if cells == 6 {
+		b, err := os.ReadFile(filepath.Join(out, "raw", "stock-syncord", "lockstat", "install.out"))
+		if err != nil || !strings.Contains(string(b), "installed lockstat") {
+			t.Errorf("lockstat install through the agent: %q, %v", b, err)
+		}
+		if b, err := os.ReadFile(filepath.Join(out, "raw", "stock-syncord", "lockstat", "uninstall.out")); err != nil || !strings.Contains(string(b), "uninstalled lockstat") {
+			t.Errorf("lockstat uninstall through the agent: %q, %v", b, err)
+		}
+	}
 	// Overhead per point: time outside the benchmark itself.
 	var over []float64
 	for _, r := range m.Runs {
@@ -214,6 +240,10 @@ test = "MWRL"
 		if med >= boot/2 {
 			t.Errorf("median overhead per point %.2fs is half a VM boot (%.1fs) or more: a point pays for a boot or a stall", med, boot)
 		}
+	}
+
+	if left, _ := filepath.Glob(filepath.Join(out, ".run", "*", "initramfs.cpio")); len(left) > 1 {
+		t.Errorf("run dirs left behind: %v (only the killed run's may remain)", left)
 	}
 
 	// 3. Everything done: no VM, same results.

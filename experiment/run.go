@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/syncord/syncord/plot"
@@ -230,6 +231,12 @@ func (r *runner) kernel(ctx context.Context, k KernelSpec) error {
 		return err
 	}
 	g, err := r.boot(ctx, k, kern, files, rec)
+	for _, p := range k.Policies {
+		// the built folders are in the initramfs now
+		if d, ok := files[guestPolicyRoot+"/"+p]; ok && r.spec.Policy(p).Livepatch == "build" {
+			os.RemoveAll(filepath.Dir(d))
+		}
+	}
 	if err != nil {
 		return err
 	}
@@ -495,11 +502,20 @@ func (r *runner) policyFiles(ctx context.Context, k KernelSpec, kern *boot.Kerne
 			if kern.HeadersDir == "" {
 				return nil, fmt.Errorf("experiment: kernel %s: policy %s needs its livepatch built against the kernel's headers, and %s came without them (give the folder with its linux-headers .deb, or set livepatch = \"none\" or a built folder in [policy.%s])", k.Name, p, k.Path, p)
 			}
-			dir = filepath.Join(r.o.Out, runDir, "policies", k.Name)
-			if err := os.MkdirAll(dir, 0o755); err != nil {
+			// A dir of this session's own: a build left running by a
+			// killed run cannot mix into it.
+			base := filepath.Join(r.o.Out, runDir, "policies")
+			if err := os.MkdirAll(base, 0o755); err != nil {
 				return nil, err
 			}
+			d, err := os.MkdirTemp(base, k.Name+"-")
+			if err != nil {
+				return nil, err
+			}
+			dir = d
 			cmd := exec.CommandContext(ctx, r.o.HostSyncord, "policy", "build", p, "--livepatch", "--kdir", kern.HeadersDir, "--out", dir)
+			// The build dies with us (SIGKILL included).
+			cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 			out, err := cmd.CombinedOutput()
 			if err != nil {
 				return nil, fmt.Errorf("experiment: kernel %s: %s: %w\n%s(this needs syncord policy build --livepatch --kdir; or set livepatch = \"none\" or a built folder in [policy.%s])", k.Name, strings.Join(cmd.Args, " "), err, out, p)
@@ -537,11 +553,10 @@ type guest struct {
 	cfg    vm.Config
 }
 
-// stop stops QEMU and removes its initramfs and socket dir.
+// stop stops QEMU and removes its run dir (initramfs, sockets).
 func (g *guest) stop() {
 	g.proc.Stop(vm.StopGrace)
-	os.Remove(g.cfg.Initrd)
-	os.Remove(g.cfg.RunDir)
+	os.RemoveAll(g.cfg.RunDir)
 }
 
 // run runs a syncord command through the agent; it returns the exit
@@ -590,18 +605,20 @@ func (g *guest) must(ctx context.Context, base string, args []string) error {
 // the agent, pins the vCPUs and records the guest in the manifest.
 func (r *runner) boot(ctx context.Context, k KernelSpec, kern *boot.Kernel, files map[string]string, rec *KernelRecord) (*guest, error) {
 	v := r.spec.VM
-	rd := filepath.Join(r.o.Out, runDir, k.Name)
-	if len(rd) > 80 { // unix socket paths are at most 107 bytes
-		t, err := os.MkdirTemp("", "sxp-")
-		if err != nil {
-			return nil, err
-		}
-		rd = t
-	}
-	if err := os.MkdirAll(rd, 0o755); err != nil {
+	// A run dir of this boot's own for the sockets and the initramfs: a
+	// QEMU left by a killed run (it gets SIGTERM when we die) may still
+	// be shutting down in its own.
+	base := filepath.Join(r.o.Out, runDir)
+	if len(base)+len(k.Name)+24 > 100 { // unix socket paths are at most 107 bytes
+		base = ""
+	} else if err := os.MkdirAll(base, 0o755); err != nil {
 		return nil, err
 	}
-	initrd := filepath.Join(r.o.Out, runDir, k.Name+".cpio")
+	rd, err := os.MkdirTemp(base, k.Name+"-")
+	if err != nil {
+		return nil, err
+	}
+	initrd := filepath.Join(rd, "initramfs.cpio")
 	ifiles := map[string]string{}
 	for g, h := range files {
 		if fi, err := os.Stat(h); err == nil && fi.Mode().IsRegular() {
@@ -610,10 +627,12 @@ func (r *runner) boot(ctx context.Context, k KernelSpec, kern *boot.Kernel, file
 	}
 	ir := boot.Initramfs{Kernel: kern, Init: boot.AgentInit, Files: ifiles, Syncord: r.o.Syncord, SyncordHost: r.o.SyncordHost}
 	if err := ir.Build(initrd); err != nil {
+		os.RemoveAll(rd)
 		return nil, fmt.Errorf("experiment: kernel %s: %w", k.Name, err)
 	}
 	logs := filepath.Join(r.o.Out, rawDir, k.Name)
 	if err := os.MkdirAll(logs, 0o755); err != nil {
+		os.RemoveAll(rd)
 		return nil, err
 	}
 	cfg := vm.Config{Binary: r.o.QEMU, Sockets: v.Sockets, Cores: v.Cores, MemPerNodeMB: v.MemPerNode,
@@ -626,6 +645,7 @@ func (r *runner) boot(ctx context.Context, k KernelSpec, kern *boot.Kernel, file
 	start := time.Now()
 	p, err := vm.Start(cfg, nil, io.Discard, io.Discard)
 	if err != nil {
+		os.RemoveAll(rd)
 		return nil, fmt.Errorf("experiment: kernel %s: %w", k.Name, err)
 	}
 	g := &guest{proc: p, serial: p.Config.SerialPath, cfg: p.Config}
