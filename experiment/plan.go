@@ -118,6 +118,7 @@ func Unit(driver string) string {
 const (
 	estBoot       = 15 * time.Second
 	estInstall    = 5 * time.Second
+	estBuild      = 30 * time.Second // policy build --livepatch (kbuild)
 	estOverhead   = time.Second
 	wisWarmupSecs = 6 // will-it-scale's 5 warmup samples and the first measured one
 )
@@ -140,7 +141,7 @@ func (r Run) Estimate() time.Duration {
 
 // PlanEntry is one line of a plan.
 type PlanEntry struct {
-	Step     string        `json:"step"` // boot, install, setup, run, uninstall
+	Step     string        `json:"step"` // boot, build, install, setup, run, uninstall
 	Kernel   string        `json:"kernel"`
 	Policy   string        `json:"policy,omitempty"`
 	Bench    string        `json:"benchmark,omitempty"`
@@ -182,6 +183,9 @@ func (s *Spec) Plan(done func(Run) bool) []PlanEntry {
 				}
 			}
 			if p != "none" {
+				if s.Policy(p).Livepatch == "build" {
+					out = append(out, PlanEntry{Step: "build", Kernel: k.Name, Policy: p, Command: []string{"syncord", "policy", "build", p, "--livepatch", "--kdir", "<" + k.Name + " headers>"}, Estimate: estBuild, Done: !todo(pcells)})
+				}
 				out = append(out, PlanEntry{Step: "install", Kernel: k.Name, Policy: p, Command: s.installArgs(p, ""), Estimate: estInstall, Done: !todo(pcells)})
 			}
 			for _, c := range pcells {

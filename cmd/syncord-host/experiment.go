@@ -75,10 +75,11 @@ your machine; the points follow unless the spec lists them.`
 
 func runExperiment(ctx context.Context, env *Env, args []string) error {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprintf(env.Stdout, "Usage: syncord-host experiment list|plan|run ...\n%s\n", experimentHelp)
 		if len(args) == 0 {
+			fmt.Fprintf(env.Stderr, "Usage: syncord-host experiment list|plan|run ... (syncord-host help experiment)\n")
 			return errUsage
 		}
+		fmt.Fprintf(env.Stdout, "Usage: syncord-host experiment list|plan|run ...\n%s\n", experimentHelp)
 		return nil
 	}
 	switch args[0] {
