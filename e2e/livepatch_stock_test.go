@@ -324,3 +324,33 @@ func fxmarkWorks(t *testing.T, out string) uint64 {
 	t.Fatalf("no fxmark data line in:\n%s", out)
 	return 0
 }
+
+// checkAmpLivepatch installs amp with our concord livepatch on
+// shfllock-syncord (the branch with bpf_back_off): under MWRL on 4 vCPUs
+// its to_enter_slowpath program runs on rename_lock's contended
+// acquisitions, the renames go on, and uninstall leaves nothing.
+func checkAmpLivepatch(t *testing.T, vm *VM) {
+	t.Run("amp-livepatch", func(t *testing.T) {
+		vm.MustRun(t, "syncord policy install /root/out/amp --stats 2>&1")
+		if got := strings.TrimSpace(vm.MustRun(t, "cat /sys/kernel/livepatch/livepatch_concord_amp/enabled /sys/module/livepatch_concord_amp/parameters/slot")); got != "1\n1" {
+			t.Fatalf("enabled, slot = %q, want 1 1", got)
+		}
+		var runs uint64
+		for i, d := range []int{2, 4} {
+			out := vm.MustRun(t, fmt.Sprintf("mkdir -p /tmp/amp%d && syncord bench fxmark --type MWRL --ncore 4 --duration %d --root /tmp/amp%d", i, d, i))
+			if fxmarkWorks(t, out) == 0 {
+				t.Fatalf("MWRL made no renames with amp installed:\n%s", out)
+			}
+			if runs = hookRuns(t, vm, "amp")["lock_to_enter_slowpath"]; runs > 0 {
+				break
+			}
+		}
+		vm.MustRun(t, "syncord policy uninstall amp 2>&1")
+		assertNoPolicyLeft(t, vm, "livepatch_concord_")
+		assertNoKernelProblem(t, vm)
+		if runs == 0 {
+			t.Skip("skipping: two MWRL runs never found rename_lock taken, so amp's contended hook had nothing to run on")
+		}
+		t.Logf("amp's to_enter_slowpath ran %d times under MWRL", runs)
+	})
+}

@@ -131,11 +131,15 @@ func TestSynCordCNA(t *testing.T) {
 	checkXDir(t, vm, false)
 }
 
-// TestSynCordShfllock boots shfllock-syncord: branch detection and refusals.
+// TestSynCordShfllock boots shfllock-syncord: branch detection and
+// refusals, and amp through our concord livepatch.
 func TestSynCordShfllock(t *testing.T) {
 	k := SynCordKernelFor(t, ShfllockSynCord)
-	vm := Boot(t, Config{Sockets: 2, Cores: 2, SynCord: k})
+	files := map[string]string{}
+	buildPolicyOut(t, k, "amp", files)
+	vm := Boot(t, Config{Sockets: 2, Cores: 2, SynCord: k, Files: files, Append: noTimerCheck})
 	checkBranch(t, vm, k, map[string]string{"numa-grouping-cna": "cna-syncord", "bravo": "stock-syncord"})
+	checkAmpLivepatch(t, vm)
 }
 
 // checkXDir runs bench xdir on the SynCord guest (tmpfs is enough to run;

@@ -17,7 +17,7 @@ func TestConfigForLockstat(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := string(Header(c))
+	h := string(Header(c, true))
 	for _, want := range []string{
 		`#define CONCORD_POLICY "lockstat"`,
 		`#define CONCORD_TARGET "rename_lock"`,
@@ -36,7 +36,7 @@ func TestConfigForLockstat(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if h := string(Header(c)); !strings.Contains(h, "#define CONCORD_TARGET_RWSEM 1\n") || !strings.Contains(h, `#define CONCORD_PIN_BYPASS_ACQUIRE "/sys/fs/bpf/bravo_bypass_acq_lock"`) {
+	if h := string(Header(c, true)); !strings.Contains(h, "#define CONCORD_TARGET_RWSEM 1\n") || !strings.Contains(h, `#define CONCORD_PIN_BYPASS_ACQUIRE "/sys/fs/bpf/bravo_bypass_acq_lock"`) {
 		t.Errorf("bravo header:\n%s", h)
 	}
 	if n := ModuleName("numa-grouping-cna"); n != "livepatch_concord_numa_grouping_cna" {

@@ -77,7 +77,8 @@ extern void *bpf_prog_lock_to_enter_slowpath[CONCORD_MAX_POLICY];
 extern void *bpf_prog_lock_enable_fastpath[CONCORD_MAX_POLICY];
 extern void *bpf_prog_lock_bypass_acquire[CONCORD_MAX_POLICY];
 extern void *bpf_prog_lock_bypass_release[CONCORD_MAX_POLICY];
-/* and kernel/locking/rwsem.c's, which count as taken slots too */
+#ifdef CONCORD_HAVE_RWSEM_SLOTS
+/* stock-syncord's kernel/locking/rwsem.c slots, which count as taken slots too */
 extern void *bpf_prog_lock_to_acquire_read[CONCORD_MAX_POLICY];
 extern void *bpf_prog_lock_acquired_read[CONCORD_MAX_POLICY];
 extern void *bpf_prog_lock_to_release_read[CONCORD_MAX_POLICY];
@@ -90,6 +91,7 @@ extern void *bpf_prog_lock_to_release_write[CONCORD_MAX_POLICY];
 extern void *bpf_prog_lock_released_write[CONCORD_MAX_POLICY];
 extern void *bpf_prog_lock_bypass_acquire_write[CONCORD_MAX_POLICY];
 extern void *bpf_prog_lock_bypass_release_write[CONCORD_MAX_POLICY];
+#endif
 
 enum concord_hook {
 	HOOK_TO_ACQUIRE,
@@ -108,6 +110,10 @@ static const char *const concord_hook_names[NR_HOOKS] = {
 	"lock_to_enter_slowpath", "lock_enable_fastpath",
 	"lock_bypass_acquire", "lock_bypass_release",
 };
+
+#if defined(CONCORD_TARGET_RWSEM) && !defined(CONCORD_HAVE_RWSEM_SLOTS)
+#error "target rwsem needs the rwsem policy slots of stock-syncord (bpf_prog_lock_*_read)"
+#endif
 
 #ifdef CONCORD_TARGET_RWSEM
 /* The rwsem (read side) slot array of each hook; the rwsem has no fast path hooks. */
@@ -133,12 +139,14 @@ static void **const concord_all_slots[] = {
 	bpf_prog_lock_to_release, bpf_prog_lock_released,
 	bpf_prog_lock_to_enter_slowpath, bpf_prog_lock_enable_fastpath,
 	bpf_prog_lock_bypass_acquire, bpf_prog_lock_bypass_release,
+#ifdef CONCORD_HAVE_RWSEM_SLOTS
 	bpf_prog_lock_to_acquire_read, bpf_prog_lock_acquired_read,
 	bpf_prog_lock_to_release_read, bpf_prog_lock_released_read,
 	bpf_prog_lock_bypass_acquire_read, bpf_prog_lock_bypass_release_read,
 	bpf_prog_lock_to_acquire_write, bpf_prog_lock_acquired_write,
 	bpf_prog_lock_to_release_write, bpf_prog_lock_released_write,
 	bpf_prog_lock_bypass_acquire_write, bpf_prog_lock_bypass_release_write,
+#endif
 };
 
 /* The pin of each hook program, from concord_policy.h ("" for none). */
@@ -180,23 +188,37 @@ static struct concord_lock_data *concord_data(void *lock, int policy_id)
  * concord_run runs the program of hook in slot policy_id on lock and returns
  * its result, or dflt when the slot has no program for the hook.
  */
+/*
+ * The program context as the verifier's rewrite of lock policy programs
+ * reads it (net/core/filter.c lock_policy_ctx_access): offset 0 a pointer to
+ * the lock word, 8 a value, 16..80 pointers the program reads and writes
+ * through, 88 the verifier's scratch slot. The kernel's struct
+ * lock_policy_args has this layout on every branch but names and types its
+ * fields differently (shfllock and cna declare arg5..arg8 as values), so
+ * we use our own and check the size and the scratch slot against it.
+ */
+struct concord_args {
+	void *lock;
+	unsigned long lock_ptr;
+	void *per_cpu_data;
+	unsigned long *arg[8];
+	unsigned long tmp_reg;
+};
+
 static u32 concord_run_prog(struct bpf_prog *prog, void *lock,
 			    struct concord_lock_data *d, int cpu)
 {
-	struct lock_policy_args args;
+	struct concord_args args;
 	u32 ret;
+	int i;
 
+	BUILD_BUG_ON(sizeof(struct concord_args) != sizeof(struct lock_policy_args));
+	BUILD_BUG_ON(offsetof(struct concord_args, tmp_reg) != offsetof(struct lock_policy_args, tmp_reg));
 	args.lock = lock;
 	args.lock_ptr = (unsigned long)lock;
 	args.per_cpu_data = &d->per_cpu[cpu];
-	args.arg1 = &d->arg[0];
-	args.arg2 = &d->arg[1];
-	args.arg3 = &d->arg[2];
-	args.arg4 = &d->arg[3];
-	args.arg5 = &d->arg[4];
-	args.arg6 = &d->arg[5];
-	args.arg7 = &d->arg[6];
-	args.arg8 = &d->arg[7];
+	for (i = 0; i < 8; i++)
+		args.arg[i] = &d->arg[i];
 	args.tmp_reg = 0;
 	rcu_read_lock();
 	ret = BPF_PROG_RUN(prog, &args);
@@ -263,15 +285,22 @@ static void concord_queued_spin_unlock(struct qspinlock *lock, int policy_id)
 static void (*concord___d_move)(struct dentry *dentry, struct dentry *target,
 				bool exchange);
 
-/* Replaces d_move (fs/dcache.c): rename_lock through this module's slot. */
+/*
+ * Replaces d_move (fs/dcache.c): write_seqlock(&rename_lock) with the
+ * spinlock taken through bpf_queued_spin_lock and this module's slot (what
+ * stock-syncord's bpf_write_seqlock does; cna-syncord's seqlock.h has none),
+ * preemption disabled as spin_lock would.
+ */
 static void concord_d_move(struct dentry *dentry, struct dentry *target)
 {
 	int id = READ_ONCE(slot);
 
 	preempt_disable();
-	bpf_write_seqlock(&rename_lock, id);
+	bpf_queued_spin_lock(&rename_lock.lock.rlock.raw_lock, id);
+	write_seqcount_begin(&rename_lock.seqcount);
 	concord___d_move(dentry, target, false);
-	bpf_write_sequnlock(&rename_lock, id);
+	write_seqcount_end(&rename_lock.seqcount);
+	bpf_queued_spin_unlock(&rename_lock.lock.rlock.raw_lock, id);
 	preempt_enable();
 }
 #endif
