@@ -23,6 +23,9 @@ func testChild(ctx context.Context, stdout, stderr io.Writer, args []string) int
 		fmt.Fprintln(stdout, strings.Join(args[1:], " "))
 		fmt.Fprintln(stderr, "to stderr")
 		return 0
+	case "pid":
+		fmt.Fprintln(stdout, os.Getpid())
+		return 0
 	case "exit":
 		n, _ := strconv.Atoi(args[1])
 		return n
@@ -192,5 +195,33 @@ func TestExecRunnerRoots(t *testing.T) {
 	}
 	if r := run(context.Background(), a.dial(t), "roots", "/etc"); r.code != ExitRefused || !strings.Contains(r.stderr, "outside the bench roots") {
 		t.Fatalf("path outside the root: %+v", r)
+	}
+}
+
+// TestExecRunnerSpare: a request is served by the child started ahead
+// (the spare), so it does not wait for a process to start.
+func TestExecRunnerSpare(t *testing.T) {
+	r := newExecRunner(ExecConfig{})
+	a := startAgent(t, Config{Run: r.run, Mutating: func([]string) bool { return false }})
+	c := a.dial(t)
+	if res := run(context.Background(), c, "pid"); res.code != 0 {
+		t.Fatalf("first request: %+v", res)
+	}
+	var spare *child
+	deadline := time.Now().Add(30 * time.Second)
+	for spare == nil && time.Now().Before(deadline) {
+		select {
+		case spare = <-r.spare:
+			r.spare <- spare
+		default:
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	if spare == nil {
+		t.Fatal("no spare child 30 s after a request")
+	}
+	res := run(context.Background(), c, "pid")
+	if want := strconv.Itoa(spare.cmd.Process.Pid) + "\n"; res.code != 0 || res.stdout != want {
+		t.Fatalf("second request: %+v, want it served by the spare, pid %s", res, want)
 	}
 }
