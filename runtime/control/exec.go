@@ -90,7 +90,6 @@ type ExecConfig struct {
 	Logf func(format string, args ...any)
 }
 
-
 // IsRequestChild reports whether this process was started by ExecRunner.
 func IsRequestChild() bool { return os.Getenv(ChildEnv) != "" }
 
