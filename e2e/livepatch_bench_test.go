@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -26,6 +27,11 @@ import (
 // Run it with
 //
 //	SYNCORD_E2E=1 go test ./e2e -run '^$' -bench SynCordLivepatch -benchtime 5x
+//
+// The SynCord kernels boot with net.core.bpf_jit_enable=0 (no
+// CONFIG_BPF_JIT_ALWAYS_ON), so the policy programs run in the BPF
+// interpreter; SYNCORD_BENCH_JIT=1 turns the JIT on in the guest before
+// anything is loaded.
 func BenchmarkSynCordLivepatch(b *testing.B) {
 	k := SynCordKernelFor(b, StockSynCord)
 	out := b.TempDir()
@@ -49,6 +55,10 @@ func BenchmarkSynCordLivepatch(b *testing.B) {
 		"/root/out/lockstat/LivePatchGen/" + concord.ModuleFile:   ko.Module,
 	}
 	vm := Boot(b, Config{Sockets: 2, Cores: 2, SynCord: k, Files: files, Append: noTimerCheck})
+	if os.Getenv("SYNCORD_BENCH_JIT") == "1" {
+		vm.MustRun(b, "echo 1 >/proc/sys/net/core/bpf_jit_enable")
+	}
+	b.Logf("bpf_jit_enable=%s", strings.TrimSpace(vm.MustRun(b, "cat /proc/sys/net/core/bpf_jit_enable")))
 	mwrl := func() float64 {
 		o := vm.MustRun(b, "rm -rf /tmp/mw && mkdir -p /tmp/mw && syncord bench fxmark --type MWRL --ncore 4 --duration 2 --root /tmp/mw")
 		for _, l := range strings.Split(o, "\n") {

@@ -87,6 +87,9 @@ func (r *Runtime) Install(ctx context.Context, req InstallRequest) (rec *Record,
 		return nil, err
 	}
 	r.progress("kernel %s (%s)", info.Release, info.Kind())
+	if jitOff(r.cfg.ProcRoot) {
+		r.progress("note: net.core.bpf_jit_enable is 0: the policy's programs will run in the BPF interpreter, several times slower on every hooked lock (echo 1 > /proc/sys/net/core/bpf_jit_enable before installing to JIT them)")
+	}
 	var mod *moduleInfo
 	if req.Livepatch != "" {
 		mod, err = r.checkModule(req.Livepatch, info)
@@ -419,4 +422,12 @@ func listOrNone(s []string) string {
 		return "no bpffs paths"
 	}
 	return strings.Join(s, ", ")
+}
+
+// jitOff reports whether <proc>/sys/net/core/bpf_jit_enable says 0: the
+// SynCord kernels (no CONFIG_BPF_JIT_ALWAYS_ON) boot that way, and a
+// program loaded then stays interpreted.
+func jitOff(proc string) bool {
+	b, err := os.ReadFile(filepath.Join(proc, "sys/net/core/bpf_jit_enable"))
+	return err == nil && strings.TrimSpace(string(b)) == "0"
 }

@@ -327,3 +327,19 @@ func TestStepFailEnv(t *testing.T) {
 		t.Fatalf("step pin: %v", err)
 	}
 }
+
+// TestJitOff: the install's interpreter note reads bpf_jit_enable.
+func TestJitOff(t *testing.T) {
+	proc, _ := fixtureRoots(t)
+	if jitOff(proc) {
+		t.Fatal("no bpf_jit_enable file: want no note")
+	}
+	write(t, filepath.Join(proc, "sys/net/core/bpf_jit_enable"), "0\n")
+	if !jitOff(proc) {
+		t.Fatal("bpf_jit_enable 0: want the note")
+	}
+	write(t, filepath.Join(proc, "sys/net/core/bpf_jit_enable"), "1\n")
+	if jitOff(proc) {
+		t.Fatal("bpf_jit_enable 1: want no note")
+	}
+}
