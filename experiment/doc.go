@@ -18,5 +18,6 @@
 // A run's .out file appears (atomically) only when the run succeeded, so a
 // killed experiment loses at most the run in flight, and running it again
 // skips every run already there (and boots no VM for a kernel that is
-// done).
+// done). While runs are left, .run/ holds each boot's initramfs and
+// sockets and the livepatch builds; a complete dir has none.
 package experiment
