@@ -98,6 +98,7 @@ func TestSynCordStockLivepatch(t *testing.T) {
 		if after.HoldTotal == 0 || after.HoldMax == 0 {
 			t.Fatalf("no hold times for rename_lock:\n%s", js)
 		}
+		checkArtifactTable(t, vm.MustRun(t, "syncord lockstat"))
 		table := vm.MustRun(t, "syncord lockstat --symbols")
 		if !regexp.MustCompile(`(?m)^=+$`).MatchString(table) || !strings.Contains(table, "rename_lock") {
 			t.Fatalf("lockstat --symbols table:\n%s", table)
@@ -353,4 +354,45 @@ func checkAmpLivepatch(t *testing.T, vm *VM) {
 		}
 		t.Logf("amp's to_enter_slowpath ran %d times under MWRL", runs)
 	})
+}
+
+// checkArtifactTable checks syncord lockstat's default output against the
+// artifact's reader, written out here from its printf formats (SYNCORD-ABI
+// section 2): a rule of 150 '=', the header, the rule, then per lock
+// "%20p %15lu %15lu %15lu %15lu %10lu %10lu %10lu %10lu %10lu %10lu".
+func checkArtifactTable(t *testing.T, table string) {
+	t.Helper()
+	rule := strings.Repeat("=", 150)
+	header := fmt.Sprintf("%20s ", "lock addr")
+	for _, h := range []string{"contentions", "con-bounces", "acquisition", "acq-bounces"} {
+		header += fmt.Sprintf("%15s ", h)
+	}
+	for _, h := range []string{"wait-min", "wait-max", "wait-tot", "hold-min", "hold-max", "hold-tot"} {
+		header += fmt.Sprintf("%10s ", h)
+	}
+	lines := strings.Split(strings.TrimSuffix(table, "\n"), "\n")
+	if len(lines) < 4 || lines[0] != rule || lines[1] != header || lines[2] != rule {
+		t.Fatalf("lockstat table head differs from the artifact's:\n%q\nwant\n%q", strings.Join(lines[:min(3, len(lines))], "\n"), rule+"\n"+header+"\n"+rule)
+	}
+	for _, l := range lines[3:] {
+		f := strings.Fields(l)
+		if len(f) != 11 || !strings.HasPrefix(f[0], "0x") {
+			t.Fatalf("lockstat row %q is not the artifact's", l)
+		}
+		want := fmt.Sprintf("%20s", f[0])
+		for i, v := range f[1:] {
+			n, err := strconv.ParseUint(v, 10, 64)
+			if err != nil {
+				t.Fatalf("lockstat row %q: %v", l, err)
+			}
+			if i < 4 {
+				want += fmt.Sprintf(" %15d", n)
+			} else {
+				want += fmt.Sprintf(" %10d", n)
+			}
+		}
+		if l != want {
+			t.Fatalf("lockstat row\n%q\nwant\n%q", l, want)
+		}
+	}
 }

@@ -38,7 +38,8 @@
  *    cell it bypassed on (a reader may migrate before up_read); a writer
  *    waits for that count to drain (a trylock fails instead), and the
  *    pre-unpatch callback stops new bypasses and waits for all of them to be
- *    released before the original functions come back.
+ *    released before the original functions come back. up_read_non_owner
+ *    is not replaced: a reader that bypassed must release from its own task.
  *
  * Every field of the program context points at valid memory: per_cpu_data
  * at this CPU's 64-byte cell and arg1..arg8 at eight words of per-lock data
