@@ -42,8 +42,11 @@ const FlagSpin = 1 << 0
 
 // Event is one lock:contention_begin record.
 type Event struct {
-	TID   int    // the contending thread (common_pid)
-	Ours  bool   // TID was a thread of this process when the witness stopped
+	TID  int // the contending thread (common_pid)
+	TGID int // its process, when the trace recorded it (0: unknown)
+	// Ours: of this process (by TGID; without one, TID was a thread of
+	// this process when the witness stopped).
+	Ours  bool
 	Addr  uint64 // the lock's address (0 if the kernel printed it hashed)
 	Flags uint32
 	// Stack is the kernel call chain, innermost first, function names
@@ -148,11 +151,15 @@ func Start(opts Options) (*Witness, error) {
 		{"buffer_size_kb", strconv.Itoa(kb)},
 		{"options/hash-ptr", "0"}, // real addresses (kernels before 5.12 lack the option: boot with no_hash_pointers)
 		{"options/stacktrace", map[bool]string{true: "1", false: "0"}[opts.Stacks]},
+		// The tgid column tells our events from others' even after our
+		// threads have exited (pinned worker threads end with their run).
+		{"options/record-tgid", "1"},
 		{"events/lock/contention_begin/enable", "1"},
 	}
 	for _, s := range settings {
 		err := os.WriteFile(filepath.Join(dir, s.file), []byte(s.value), 0)
-		if err != nil && !(s.file == "options/hash-ptr" && errors.Is(err, os.ErrNotExist)) {
+		optional := s.file == "options/hash-ptr" || s.file == "options/record-tgid"
+		if err != nil && !(optional && errors.Is(err, os.ErrNotExist)) {
 			w.Close()
 			return nil, fmt.Errorf("%w: set %s in %s: %w", ErrNoTracefs, s.file, dir, err)
 		}
@@ -186,9 +193,14 @@ func (w *Witness) Stop() (*Record, error) {
 		return nil, fmt.Errorf("read %s/trace: %w", w.dir, err)
 	}
 	rec.Events = parseTrace(b)
+	pid := os.Getpid()
 	for i := range rec.Events {
-		_, err := os.Stat(fmt.Sprintf("/proc/self/task/%d", rec.Events[i].TID))
-		rec.Events[i].Ours = err == nil
+		if e := &rec.Events[i]; e.TGID > 0 {
+			e.Ours = e.TGID == pid
+		} else {
+			_, err := os.Stat(fmt.Sprintf("/proc/self/task/%d", e.TID))
+			e.Ours = err == nil
+		}
 	}
 	return rec, w.Close()
 }
@@ -201,6 +213,10 @@ func (w *Witness) Close() error {
 	}
 	w.stopped = true
 	defer w.release()
+	// record-tgid holds a count in the kernel's sched_switch recording;
+	// give it back before the instance goes.
+	os.WriteFile(filepath.Join(w.dir, "events/lock/contention_begin/enable"), []byte("0"), 0)
+	os.WriteFile(filepath.Join(w.dir, "options/record-tgid"), []byte("0"), 0)
 	if err := os.Remove(w.dir); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("remove tracefs instance %s: %w", w.dir, err)
 	}
@@ -293,7 +309,7 @@ func parseLost(b []byte) uint64 {
 
 // eventLine matches "  comm-tid  [cpu] flags  ts: contention_begin: ADDR (flags=SPIN|READ)";
 // the greedy comm takes the last "-tid [" so commands with dashes parse.
-var eventLine = regexp.MustCompile(`^\s*(.*)-(\d+)\s+(?:\(\s*[-\d]+\)\s+)?\[\d+\].*?: contention_begin: (?:0x)?([0-9a-f]+) \(flags=([A-Za-z0-9|]*)\)\s*$`)
+var eventLine = regexp.MustCompile(`^\s*(.*)-(\d+)\s+(?:\(\s*([-\d]+)\)\s+)?\[\d+\].*?: contention_begin: (?:0x)?([0-9a-f]+) \(flags=([A-Za-z0-9|]*)\)\s*$`)
 
 // ParseTrace reads the text of a tracefs trace file: each contention_begin
 // line, and the " => func+off/len" lines of the <stack trace> record after
@@ -328,13 +344,14 @@ func parseTrace(b []byte) []Event {
 			continue
 		}
 		tid, _ := strconv.Atoi(m[2])
-		e := Event{TID: tid}
-		if len(m[3]) == 16 { // a hashed pointer prints 8 significant digits after 00000000
-			if a, err := strconv.ParseUint(m[3], 16, 64); err == nil && a>>32 != 0 {
+		tgid, _ := strconv.Atoi(m[3]) // "-------" (unknown) gives 0
+		e := Event{TID: tid, TGID: max(tgid, 0)}
+		if len(m[4]) == 16 { // a hashed pointer prints 8 significant digits after 00000000
+			if a, err := strconv.ParseUint(m[4], 16, 64); err == nil && a>>32 != 0 {
 				e.Addr = a
 			}
 		}
-		for _, f := range strings.Split(m[4], "|") {
+		for _, f := range strings.Split(m[5], "|") {
 			if v, ok := flagNames[f]; ok {
 				e.Flags |= v
 			} else if v, err := strconv.ParseUint(f, 0, 32); err == nil {

@@ -21,7 +21,8 @@ func TestParseTrace(t *testing.T) {
 			"__pv_queued_spin_lock_slowpath", "_raw_spin_lock", "__task_rq_lock", "try_to_wake_up", "entry_SYSCALL_64_after_hwframe"}},
 		{TID: 4242, Addr: 0xffffffff82a0b104, Flags: FlagSpin, Stack: []string{"trace_event_raw_event_contention_begin",
 			"queued_spin_lock_slowpath", "_raw_spin_lock", "d_move", "vfs_rename"}},
-		{TID: 77, Addr: 0xffff888100f2e2c0, Flags: 1<<0 | 1<<2},
+		{TID: 77, TGID: 70, Addr: 0xffff888100f2e2c0, Flags: 1<<0 | 1<<2},
+		{TID: 0, Addr: 0xffff8881003c4aec, Flags: FlagSpin},
 		{TID: 8, Addr: 0, Flags: 1 << 5}, // hashed pointer: no address
 	}
 	if !reflect.DeepEqual(got, want) {
@@ -30,7 +31,7 @@ func TestParseTrace(t *testing.T) {
 	if !got[1].Called("d_move") || got[0].Called("d_move") {
 		t.Error("Called(d_move) wrong")
 	}
-	for i, want := range []string{"__task_rq_lock", "d_move", "", ""} {
+	for i, want := range []string{"__task_rq_lock", "d_move", "", "", ""} {
 		if c := got[i].Caller(); c != want {
 			t.Errorf("event %d: Caller() = %q, want %q", i, c, want)
 		}
