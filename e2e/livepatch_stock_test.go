@@ -396,3 +396,22 @@ func checkArtifactTable(t *testing.T, table string) {
 		}
 	}
 }
+
+// checkLockstatCNA installs lockstat with our concord livepatch on
+// cna-syncord, where rename_lock's slow path is CNA's: it counts the renames
+// of one MWRL worker and uninstalls clean.
+func checkLockstatCNA(t *testing.T, vm *VM) {
+	t.Run("lockstat-livepatch", func(t *testing.T) {
+		vm.MustRun(t, "syncord policy install /root/out/lockstat 2>&1")
+		before, _ := renameLockRow(t, vm)
+		out := vm.MustRun(t, "mkdir -p /tmp/cna1 && syncord bench fxmark --type MWRL --ncore 1 --duration 1 --root /tmp/cna1")
+		renames := fxmarkWorks(t, out)
+		after, js := renameLockRow(t, vm)
+		if got := after.Acquisitions - before.Acquisitions; renames < 50 || got < renames || got > renames+renames/10+20 {
+			t.Fatalf("rename_lock acquisitions grew by %d over %d renames:\n%s", got, renames, js)
+		}
+		vm.MustRun(t, "syncord policy uninstall lockstat 2>&1")
+		assertNoPolicyLeft(t, vm, "livepatch_concord_")
+		assertNoKernelProblem(t, vm)
+	})
+}

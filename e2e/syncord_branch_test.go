@@ -123,12 +123,15 @@ func checkBranch(t *testing.T, vm *VM, k *SynCordKernel, refused map[string]stri
 // bench xdir, which falls back from the missing syscall 436.
 func TestSynCordCNA(t *testing.T) {
 	k := SynCordKernelFor(t, CNASynCord)
-	vm := Boot(t, Config{Sockets: 2, Cores: 2, SynCord: k})
+	files := map[string]string{}
+	buildPolicyOut(t, k, "lockstat", files)
+	vm := Boot(t, Config{Sockets: 2, Cores: 2, SynCord: k, Files: files, Append: noTimerCheck})
 	if log := vm.MustRun(t, "dmesg | grep -c 'Enabling CNA spinlock' || true"); strings.TrimSpace(log) != "1" {
 		t.Errorf("dmesg lacks \"Enabling CNA spinlock\" (CNA not active?)")
 	}
 	checkBranch(t, vm, k, map[string]string{"numa-grouping": "shfllock-syncord", "amp": "shfllock-syncord", "bravo": "stock-syncord"})
 	checkXDir(t, vm, false)
+	checkLockstatCNA(t, vm)
 }
 
 // TestSynCordShfllock boots shfllock-syncord: branch detection and
