@@ -271,6 +271,28 @@ func detect(ls []line) (Kind, int) {
 	return "", first
 }
 
+// countRow parses a row whose first field is a positive count (the x of
+// the sample, named what in errors) and whose next fields are metrics, in
+// the order given. f must hold 1+len(metrics) fields.
+func countRow(l line, f []string, what string, metrics ...Metric) (Sample, error) {
+	n, err := atoi(l, f[0], what)
+	if err != nil {
+		return Sample{}, err
+	}
+	if n <= 0 {
+		return Sample{}, bad(l, "%s %d must be > 0", what, n)
+	}
+	v := make(map[Metric]float64, len(metrics))
+	for i, m := range metrics {
+		x, err := atof(l, f[1+i], string(m))
+		if err != nil {
+			return Sample{}, err
+		}
+		v[m] = x
+	}
+	return Sample{X: float64(n), Values: v}, nil
+}
+
 func atoi(l line, s, what string) (int, error) {
 	n, err := strconv.Atoi(strings.TrimSpace(s))
 	if err != nil {
@@ -408,22 +430,11 @@ func parseFxDat(s *Series, ls []line) error {
 			if len(f) != 4 {
 				return bad(l, "want \"ncpu total fast slow\", got %q", t)
 			}
-			n, err := atoi(l, f[0], "ncpu")
+			p, err := countRow(l, f, "ncpu", Total, Fast, Slow)
 			if err != nil {
 				return err
 			}
-			if n <= 0 {
-				return bad(l, "ncpu %d must be > 0", n)
-			}
-			v := map[Metric]float64{}
-			for i, m := range []Metric{Total, Fast, Slow} {
-				x, err := atof(l, f[1+i], string(m))
-				if err != nil {
-					return err
-				}
-				v[m] = x
-			}
-			s.Samples = append(s.Samples, Sample{X: float64(n), Values: v})
+			s.Samples = append(s.Samples, p)
 		}
 	}
 	return nil
@@ -450,22 +461,11 @@ func parseLevelDB(s *Series, ls []line) error {
 			if len(f) != 4 {
 				return bad(l, "want \"threads, fast, slow, total\", got %q", t)
 			}
-			n, err := atoi(l, f[0], "threads")
+			p, err := countRow(l, f, "thread count", Fast, Slow, Total)
 			if err != nil {
 				return err
 			}
-			if n <= 0 {
-				return bad(l, "thread count %d must be > 0", n)
-			}
-			v := map[Metric]float64{}
-			for i, m := range []Metric{Fast, Slow, Total} {
-				x, err := atof(l, f[1+i], string(m))
-				if err != nil {
-					return err
-				}
-				v[m] = x
-			}
-			s.Samples = append(s.Samples, Sample{X: float64(n), Values: v})
+			s.Samples = append(s.Samples, p)
 		}
 	}
 	return nil
