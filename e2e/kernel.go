@@ -62,9 +62,6 @@ func repoRoot() (string, error) {
 	}
 }
 
-// lockFile takes an exclusive flock on path (see boot.LockFile).
-func lockFile(path string) (func(), error) { return boot.LockFile(path) }
-
 // KernelVersion resolves linux-image-amd64's dependency with apt-cache;
 // see boot.DebianVersion.
 func KernelVersion() (string, error) { return boot.DebianVersion() }

@@ -1,15 +1,14 @@
 package e2e
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
+
+	"github.com/syncord/syncord/vm/boot"
 )
 
 // SynCord kernel branches in the kernels folder (see KernelsDir).
@@ -89,9 +88,9 @@ func oneDeb(dir, prefix string) (string, error) {
 	return m[0], nil
 }
 
-// unpackSynCord extracts the image and headers packages of bdir into
-// CacheDir()/syncord-<branch>-<digest>, once: the digest covers the
-// packages' names, sizes and times, so a rebuilt kernel unpacks afresh.
+// unpackSynCord extracts the image and headers packages of bdir into the
+// cache once (boot.UnpackDebs: keyed by the packages' names, sizes and
+// times, so a rebuilt kernel unpacks afresh).
 func unpackSynCord(bdir, branch string) (*SynCordKernel, error) {
 	img, err := oneDeb(bdir, "linux-image-")
 	if err != nil {
@@ -101,45 +100,17 @@ func unpackSynCord(bdir, branch string) (*SynCordKernel, error) {
 	if err != nil {
 		return nil, err
 	}
-	h := sha256.New()
-	for _, p := range []string{img, hdr} {
-		fi, err := os.Stat(p)
-		if err != nil {
-			return nil, err
-		}
-		fmt.Fprintf(h, "%s %d %d\n", filepath.Base(p), fi.Size(), fi.ModTime().UnixNano())
-	}
 	cache, err := CacheDir()
 	if err != nil {
 		return nil, err
 	}
-	unlock, err := lockFile(filepath.Join(cache, ".lock"))
+	bk, err := boot.UnpackDebs(cache, img, hdr)
 	if err != nil {
 		return nil, err
 	}
-	defer unlock()
-	dir := filepath.Join(cache, "syncord-"+branch+"-"+hex.EncodeToString(h.Sum(nil))[:12])
-	if _, err := os.Stat(filepath.Join(dir, ".complete")); err != nil {
-		os.RemoveAll(dir)
-		for _, deb := range []string{img, hdr} {
-			if out, err := exec.Command("dpkg-deb", "-x", deb, dir).CombinedOutput(); err != nil {
-				os.RemoveAll(dir)
-				return nil, fmt.Errorf("dpkg-deb -x %s: %w\n%s (apt-get install dpkg)", deb, err, out)
-			}
-		}
-		if err := os.WriteFile(filepath.Join(dir, ".complete"), nil, 0o644); err != nil {
-			return nil, err
-		}
-	}
-	vm, err := filepath.Glob(filepath.Join(dir, "boot", "vmlinuz-*"))
-	if err != nil || len(vm) != 1 {
-		return nil, fmt.Errorf("%s: want one boot/vmlinuz-* in %s, found %d", filepath.Base(img), dir, len(vm))
-	}
-	rel := strings.TrimPrefix(filepath.Base(vm[0]), "vmlinuz-")
-	k := &SynCordKernel{Branch: branch, Release: rel, Vmlinuz: vm[0],
-		KDIR: filepath.Join(dir, "usr", "src", "linux-headers-"+rel)}
-	if _, err := os.Stat(filepath.Join(k.KDIR, "Makefile")); err != nil {
-		return nil, fmt.Errorf("%s: no headers tree for %s: %w", filepath.Base(hdr), rel, err)
+	k := &SynCordKernel{Branch: branch, Release: bk.Version, Vmlinuz: bk.Vmlinuz, KDIR: bk.HeadersDir}
+	if _, err := os.Stat(filepath.Join(k.KDIR, "Makefile")); k.KDIR == "" || err != nil {
+		return nil, fmt.Errorf("%s: no headers tree for %s in the package", filepath.Base(hdr), k.Release)
 	}
 	return k, nil
 }
