@@ -33,28 +33,12 @@ func startPathsAgent(t *testing.T, edit func(*control.Config)) *pathsAgent {
 		}
 	}
 	t.Chdir(a.cwd) // the agent runs in this process: its working directory
-	sock := filepath.Join(base, "agent.sock")
-	l, err := control.ListenUnix(sock)
-	if err != nil {
-		t.Fatal(err)
-	}
 	cfg := agentConfig(t.Logf)
 	cfg.Roots = &control.Roots{Policy: []string{a.proot}, Bench: []string{a.broot}, BPF: []string{a.bpf}}
 	if edit != nil {
 		edit(&cfg)
 	}
-	srv := control.NewServer(cfg)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		srv.Serve(ctx, l)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
-	a.addr = "unix://" + sock
+	a.addr = serveTestAgent(t, filepath.Join(base, "agent.sock"), cfg)
 	return a
 }
 

@@ -21,13 +21,19 @@ import (
 // does) on a unix socket in t.TempDir().
 func startTestAgent(t testing.TB, roots *control.Roots) string {
 	t.Helper()
-	sock := filepath.Join(t.TempDir(), "agent.sock")
+	cfg := agentConfig(t.Logf)
+	cfg.Roots = roots
+	return serveTestAgent(t, filepath.Join(t.TempDir(), "agent.sock"), cfg)
+}
+
+// serveTestAgent serves cfg on a unix socket at sock until the test ends
+// and returns the agent's address.
+func serveTestAgent(t testing.TB, sock string, cfg control.Config) string {
+	t.Helper()
 	l, err := control.ListenUnix(sock)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := agentConfig(t.Logf)
-	cfg.Roots = roots
 	srv := control.NewServer(cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
