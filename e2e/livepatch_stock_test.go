@@ -24,7 +24,7 @@ func buildPolicyOut(t *testing.T, k *SynCordKernel, name string, files map[strin
 	if err != nil {
 		t.Fatal(err)
 	}
-	ko, err := concord.Build(context.Background(), res.Manifest, k.KDIR, filepath.Join(out, name, "LivePatchGen"), concord.Options{CC: "gcc-11"})
+	ko, err := concord.Build(context.Background(), res.Manifest, k.KDIR, filepath.Join(out, name, "LivePatchGen"), concord.Options{CC: "gcc-11", Object: res.Object})
 	if err != nil {
 		t.Fatalf("build the concord livepatch of %s: %v", name, err)
 	}

@@ -53,7 +53,10 @@ kbuild runs on a copy of the module in a temporary directory. The compiler is
 SynCord kernels of ../shared/kernels). The module is configured for this
 policy: its pins, its target lock, and its own module name
 livepatch_concord_<policy>, so that policies stack. It attaches policies on
-rename_lock today (lockstat, amp); other targets are refused with a reason.`
+rename_lock (lockstat, amp), rwsem (bravo, stock-syncord) and all_spinlocks
+on shfllock-syncord (numa-grouping; its programs must take no lock: hash and
+queue maps are refused); other targets are refused with a reason. The
+kernel's branch is read from KDIR (Module.symvers, else the release).`
 
 // policyBuildCmd is `syncord policy build`; the policy command (policy.go)
 // routes "build" here with the arguments after it.
@@ -118,7 +121,7 @@ func policyBuildCmd(ctx context.Context, env *Env, args []string) error {
 			c = os.Getenv("CC")
 		}
 		start := time.Now()
-		ko, err = concord.Build(ctx, res.Manifest, *kdir, filepath.Join(filepath.Dir(res.Dir), "LivePatchGen"), concord.Options{CC: c})
+		ko, err = concord.Build(ctx, res.Manifest, *kdir, filepath.Join(filepath.Dir(res.Dir), "LivePatchGen"), concord.Options{CC: c, Object: res.Object})
 		if err != nil {
 			return fmt.Errorf("policy build %s: %w", res.Manifest.Name, err)
 		}

@@ -97,7 +97,8 @@ func TestPolicyBuildErrors(t *testing.T) {
 		{"not a kernel tree", []string{"--out", t.TempDir(), "--livepatch", "--kdir", t.TempDir(), "lockstat"}, 1, "not a prepared build tree"},
 		{"not syncord", []string{"--out", t.TempDir(), "--livepatch", "--kdir", plain, "lockstat"}, 1, "not a SynCord kernel tree"},
 		{"missing compiler", []string{"--out", t.TempDir(), "--livepatch", "--kdir", syncord, "--cc", "/nonexistent/gcc-11", "lockstat"}, 1, "compiler /nonexistent/gcc-11"},
-		{"target not attached", []string{"--out", t.TempDir(), "--livepatch", "--kdir", syncord, "numa-grouping"}, 1, "targets all_spinlocks: not supported by the concord livepatch"},
+		{"target not on this branch", []string{"--out", t.TempDir(), "--livepatch", "--kdir", syncord, "numa-grouping"}, 1, "targets all_spinlocks, which the concord livepatch attaches on shfllock-syncord only: kernel 5.4.0-stock-syncord"},
+		{"target not attached", []string{"--out", t.TempDir(), "--livepatch", "--kdir", syncord, "scl"}, 1, "targets s_vfs_rename: not supported by the concord livepatch"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -9,7 +9,10 @@
 // the .ko is self-contained: `insmod livepatch-concord.ko` needs no
 // parameters, and the installer's pin check reads the pin paths from the
 // module's strings. It attaches policies on rename_lock (d_move; lockstat,
-// amp) and on rwsems (the read side; bravo). Each policy's module has its own name
+// amp), on rwsems (the read side; bravo) and, on shfllock-syncord, on every
+// spinlock (ShflLock's waiter shuffle; numa-grouping). The SynCord branch of
+// the kernel tree (CheckTree) goes into concord_policy.h too, so the module
+// compiles the branch's code only. Each policy's module has its own name
 // (livepatch_concord_<policy>), so policies stack: up to four at once, each
 // in its own slot of the kernel's policy arrays.
 package concord
@@ -18,25 +21,39 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	_ "embed"
+	"embed"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
 	"github.com/syncord/syncord/bpf"
+	"github.com/syncord/syncord/kernel"
 )
 
-//go:embed module/concord.c
-var source []byte
+// moduleFS holds the module's sources: concord.c, the target code it
+// #includes per branch (shuffle.c, ...) and Kbuild. Build copies them all.
+//
+//go:embed module/*.c module/Kbuild
+var moduleFS embed.FS
 
-//go:embed module/Kbuild
-var kbuild []byte
+// source is concord.c.
+var source = mustRead("module/concord.c")
+
+func mustRead(name string) []byte {
+	b, err := moduleFS.ReadFile(name)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
 
 // ModuleFile is the file name of the built module in the artifact's layout
 // (output/<p>/LivePatchGen/livepatch-concord.ko).
@@ -61,18 +78,48 @@ var hookMacros = []struct{ hook, macro string }{
 	{"lock_enable_fastpath", "CONCORD_PIN_ENABLE_FASTPATH"},
 	{"lock_bypass_acquire", "CONCORD_PIN_BYPASS_ACQUIRE"},
 	{"lock_bypass_release", "CONCORD_PIN_BYPASS_RELEASE"},
+	{"should_reorder", "CONCORD_PIN_SHOULD_REORDER"},
 }
 
-// supportedTargets are the targets concord.c replaces the functions of:
-// the macro that selects them and the hooks it runs there.
-var supportedTargets = map[string]struct {
+// branchMacros are the concord_policy.h macros naming the tree's branch.
+var branchMacros = map[kernel.Branch]string{
+	kernel.BranchStock:    "CONCORD_BRANCH_STOCK",
+	kernel.BranchShfllock: "CONCORD_BRANCH_SHFLLOCK",
+	kernel.BranchCNA:      "CONCORD_BRANCH_CNA",
+}
+
+// target is a lock concord.c attaches policies to.
+type target struct {
+	// macro selects the target's code in concord.c.
 	macro string
+	// hooks are the hooks concord.c runs there.
 	hooks []string
-}{
-	"rename_lock": {"CONCORD_TARGET_RENAME_LOCK", []string{
+	// branches are the SynCord branches concord.c implements the target
+	// on; nil is every branch.
+	branches []kernel.Branch
+	// lockFree: the hooks run inside spinlocks of the whole kernel (also
+	// in interrupts), so the programs must take no lock (CheckLockFree).
+	lockFree bool
+}
+
+// supportedTargets are the targets concord.c replaces the functions of.
+var supportedTargets = map[string]target{
+	"rename_lock": {macro: "CONCORD_TARGET_RENAME_LOCK", hooks: []string{
 		"lock_to_acquire", "lock_acquired", "lock_to_release", "lock_released",
 		"lock_to_enter_slowpath", "lock_enable_fastpath", "lock_bypass_acquire", "lock_bypass_release"}},
-	"rwsem": {"CONCORD_TARGET_RWSEM", []string{"lock_acquired", "lock_bypass_acquire", "lock_bypass_release"}},
+	"rwsem": {macro: "CONCORD_TARGET_RWSEM", hooks: []string{"lock_acquired", "lock_bypass_acquire", "lock_bypass_release"},
+		branches: []kernel.Branch{kernel.BranchStock}},
+	// shfllock: module/shuffle.c replaces ShflLock's shuffle_waiters.
+	"all_spinlocks": {macro: "CONCORD_TARGET_ALL_SPINLOCKS", hooks: []string{"should_reorder"},
+		branches: []kernel.Branch{kernel.BranchShfllock}, lockFree: true},
+}
+
+func branchNames(bs []kernel.Branch) string {
+	s := make([]string, len(bs))
+	for i, b := range bs {
+		s[i] = string(b)
+	}
+	return strings.Join(s, " or ")
 }
 
 // Config is what concord_policy.h says.
@@ -95,6 +142,15 @@ func ConfigFor(m *bpf.Manifest) (*Config, error) {
 	tgt, ok := supportedTargets[c.Target]
 	if !ok {
 		return nil, fmt.Errorf("policy %s targets %s: %w yet (it attaches policies to: %s)", m.Name, c.Target, ErrUnsupported, strings.Join(sortedKeys(supportedTargets), ", "))
+	}
+	if tgt.branches != nil && len(m.Branches) > 0 {
+		ok := false
+		for _, b := range m.Branches {
+			ok = ok || slices.Contains(tgt.branches, kernel.Branch(b))
+		}
+		if !ok {
+			return nil, fmt.Errorf("policy %s targets %s on %s: %w yet (it attaches %s on %s only)", m.Name, c.Target, strings.Join(m.Branches, " or "), ErrUnsupported, c.Target, branchNames(tgt.branches))
+		}
 	}
 	for _, p := range m.Programs {
 		known := false
@@ -133,9 +189,11 @@ var nonIdent = regexp.MustCompile(`[^A-Za-z0-9_]`)
 
 func sanitize(s string) string { return nonIdent.ReplaceAllString(s, "_") }
 
-// Header returns concord_policy.h for c, for a kernel that exports the
-// rwsem policy slots when rwsemSlots.
-func Header(c *Config, rwsemSlots bool) []byte {
+// Header returns concord_policy.h for c and the kernel tree t: the
+// policy, its target, the tree's branch (CONCORD_BRANCH_STOCK,
+// CONCORD_BRANCH_SHFLLOCK or CONCORD_BRANCH_CNA; none when unknown), whether
+// it exports the rwsem policy slots, and the pin of each hook.
+func Header(c *Config, t *Tree) []byte {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "/* Code generated by syncord policy build --livepatch for policy %s; DO NOT EDIT. */\n", c.Policy)
 	fmt.Fprintf(&b, "#define CONCORD_POLICY %q\n", c.Policy)
@@ -143,7 +201,11 @@ func Header(c *Config, rwsemSlots bool) []byte {
 	if t, ok := supportedTargets[c.Target]; ok {
 		fmt.Fprintf(&b, "#define %s 1\n", t.macro)
 	}
-	if rwsemSlots {
+	if m, ok := branchMacros[t.Branch]; ok {
+		fmt.Fprintf(&b, "#define CONCORD_BRANCH %q\n", t.Branch)
+		fmt.Fprintf(&b, "#define %s 1\n", m)
+	}
+	if t.RwsemSlots {
 		b.WriteString("#define CONCORD_HAVE_RWSEM_SLOTS 1\n")
 	}
 	for _, h := range hookMacros {
@@ -164,6 +226,40 @@ type Tree struct {
 	// Compiler is LINUX_COMPILER of include/generated/compile.h, e.g.
 	// "gcc version 11.3.0 (Debian 11.3.0-12)"; "" when the tree lacks it.
 	Compiler string
+	// Branch is the tree's SynCord branch, "" when neither its exports
+	// nor its release tell; BranchFrom says how it was found.
+	Branch     kernel.Branch
+	BranchFrom string
+}
+
+// Exports of Module.symvers that tell the branches apart (checked against
+// the headers packages of ../shared/kernels): CNA's slow path is
+// cna-syncord's, bpf_prog_skip_reorder is shfllock-syncord's, the rwsem
+// policy slots are stock-syncord's.
+const (
+	symCNASlowpath = "__cna_queued_spin_lock_slowpath"
+	symSkipReorder = "bpf_prog_skip_reorder"
+	symRwsemSlot   = "bpf_prog_lock_acquired_read"
+)
+
+// treeBranch decides the branch from the tree's exports, else from the
+// release's -<branch> suffix.
+func treeBranch(syms map[string]bool, release string) (kernel.Branch, string) {
+	switch {
+	case syms[symCNASlowpath]:
+		return kernel.BranchCNA, "Module.symvers exports " + symCNASlowpath
+	case syms[symSkipReorder]:
+		return kernel.BranchShfllock, "Module.symvers exports " + symSkipReorder
+	case syms[symRwsemSlot]:
+		return kernel.BranchStock, "Module.symvers exports " + symRwsemSlot
+	}
+	r := strings.TrimSuffix(release, "+")
+	for _, b := range kernel.Branches {
+		if strings.HasSuffix(r, "-"+string(b)) {
+			return b, "release " + release
+		}
+	}
+	return "", ""
 }
 
 // CheckTree checks that kdir is a prepared build tree of a SynCord kernel:
@@ -188,7 +284,7 @@ func CheckTree(kdir string) (*Tree, error) {
 		return nil, err
 	}
 	t := &Tree{Dir: kdir, Release: strings.TrimSpace(string(rel))}
-	syms, err := exportedSymbols(filepath.Join(kdir, "Module.symvers"), "num_policy", "bpf_queued_spin_lock", "bpf_prog_lock_acquired_read")
+	syms, err := exportedSymbols(filepath.Join(kdir, "Module.symvers"), "num_policy", "bpf_queued_spin_lock", symRwsemSlot, symSkipReorder, symCNASlowpath)
 	if err != nil {
 		return nil, err
 	}
@@ -197,7 +293,8 @@ func CheckTree(kdir string) (*Tree, error) {
 			return nil, fmt.Errorf("kernel %s at %s: %w (it exports no %s; the concord livepatch needs a SynCord kernel: stock-syncord, shfllock-syncord or cna-syncord)", t.Release, kdir, ErrNotSynCord, s)
 		}
 	}
-	t.RwsemSlots = syms["bpf_prog_lock_acquired_read"]
+	t.RwsemSlots = syms[symRwsemSlot]
+	t.Branch, t.BranchFrom = treeBranch(syms, t.Release)
 	if b, err := os.ReadFile(filepath.Join(kdir, "include/generated/compile.h")); err == nil {
 		if m := regexp.MustCompile(`#define LINUX_COMPILER "([^"]*)"`).FindSubmatch(b); m != nil {
 			t.Compiler = string(m[1])
@@ -258,6 +355,10 @@ type Options struct {
 	// Log receives kbuild's output; nil discards it (it is in the error
 	// on failure).
 	Log io.Writer
+	// Object is the policy's compiled object (bpf.BuildResult.Object).
+	// A target whose hooks run inside every spinlock (all_spinlocks) needs
+	// it: Build refuses programs that could take a lock there.
+	Object string
 }
 
 // Result is what Build made.
@@ -284,8 +385,16 @@ func Build(ctx context.Context, m *bpf.Manifest, kdir, outDir string, o Options)
 	if err != nil {
 		return nil, err
 	}
-	if c.Target == "rwsem" && !t.RwsemSlots {
-		return nil, fmt.Errorf("policy %s targets rwsem: kernel %s exports no rwsem policy slots (bpf_prog_lock_acquired_read): %w on this branch (it needs stock-syncord)", c.Policy, t.Release, ErrUnsupported)
+	if err := checkTreeBranch(m, c, t); err != nil {
+		return nil, err
+	}
+	if supportedTargets[c.Target].lockFree {
+		if o.Object == "" {
+			return nil, fmt.Errorf("policy %s targets %s: its programs run inside every contended spinlock, and Build needs the policy's object (Options.Object) to check that they take no lock", c.Policy, c.Target)
+		}
+		if err := CheckLockFree(m, o.Object); err != nil {
+			return nil, err
+		}
 	}
 	cc := o.CC
 	if cc == "" {
@@ -305,7 +414,15 @@ func Build(ctx context.Context, m *bpf.Manifest, kdir, outDir string, o Options)
 	defer os.RemoveAll(tmp)
 	name := ModuleName(c.Policy)
 	base := strings.ReplaceAll(name, "_", "-")
-	for f, b := range map[string][]byte{"concord.c": source, "Kbuild": kbuild, "concord_policy.h": Header(c, t.RwsemSlots)} {
+	files := map[string][]byte{"concord_policy.h": Header(c, t)}
+	ents, err := fs.ReadDir(moduleFS, "module")
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range ents {
+		files[e.Name()] = mustRead("module/" + e.Name())
+	}
+	for f, b := range files {
 		if err := os.WriteFile(filepath.Join(tmp, f), b, 0o644); err != nil {
 			return nil, err
 		}
@@ -335,6 +452,27 @@ func Build(ctx context.Context, m *bpf.Manifest, kdir, outDir string, o Options)
 		return nil, err
 	}
 	return &Result{Module: dst, Name: name, Release: t.Release, CC: cc}, nil
+}
+
+// checkTreeBranch refuses a target concord.c does not implement on the
+// tree's branch, and a policy whose manifest names other branches.
+func checkTreeBranch(m *bpf.Manifest, c *Config, t *Tree) error {
+	tgt := supportedTargets[c.Target]
+	if c.Target == "rwsem" && !t.RwsemSlots {
+		return fmt.Errorf("policy %s targets rwsem: kernel %s exports no rwsem policy slots (bpf_prog_lock_acquired_read): %w on this branch (it needs stock-syncord)", c.Policy, t.Release, ErrUnsupported)
+	}
+	if tgt.branches != nil && !slices.Contains(tgt.branches, t.Branch) {
+		is := "a tree of unknown branch (no " + symCNASlowpath + ", " + symSkipReorder + " or " + symRwsemSlot + " in Module.symvers, no -<branch> release)"
+		if t.Branch != "" {
+			is = string(t.Branch) + " (" + t.BranchFrom + ")"
+		}
+		return fmt.Errorf("policy %s targets %s, which the concord livepatch attaches on %s only: kernel %s at %s is %s: %w there (build against the %s kernel's tree)",
+			c.Policy, c.Target, branchNames(tgt.branches), t.Release, t.Dir, is, ErrUnsupported, tgt.branches[0])
+	}
+	if len(m.Branches) > 0 && t.Branch != "" && !slices.Contains(m.Branches, string(t.Branch)) {
+		return fmt.Errorf("policy %s needs a %s kernel (its manifest says so): kernel %s at %s is %s (%s): %w", c.Policy, strings.Join(m.Branches, " or "), t.Release, t.Dir, t.Branch, t.BranchFrom, bpf.ErrWrongBranch)
+	}
+	return nil
 }
 
 func sortedKeys[V any](m map[string]V) []string {

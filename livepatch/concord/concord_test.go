@@ -1,11 +1,15 @@
 package concord
 
 import (
+	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/syncord/syncord/bpf"
+	"github.com/syncord/syncord/kernel"
 )
 
 func TestConfigForLockstat(t *testing.T) {
@@ -17,7 +21,7 @@ func TestConfigForLockstat(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := string(Header(c, true))
+	h := string(Header(c, &Tree{RwsemSlots: true, Branch: kernel.BranchStock}))
 	for _, want := range []string{
 		`#define CONCORD_POLICY "lockstat"`,
 		`#define CONCORD_TARGET "rename_lock"`,
@@ -36,7 +40,7 @@ func TestConfigForLockstat(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if h := string(Header(c, true)); !strings.Contains(h, "#define CONCORD_TARGET_RWSEM 1\n") || !strings.Contains(h, `#define CONCORD_PIN_BYPASS_ACQUIRE "/sys/fs/bpf/bravo_bypass_acq_lock"`) {
+	if h := string(Header(c, &Tree{RwsemSlots: true, Branch: kernel.BranchStock})); !strings.Contains(h, "#define CONCORD_TARGET_RWSEM 1\n") || !strings.Contains(h, `#define CONCORD_PIN_BYPASS_ACQUIRE "/sys/fs/bpf/bravo_bypass_acq_lock"`) {
 		t.Errorf("bravo header:\n%s", h)
 	}
 	if n := ModuleName("numa-grouping-cna"); n != "livepatch_concord_numa_grouping_cna" {
@@ -49,9 +53,9 @@ func TestConfigForLockstat(t *testing.T) {
 // never run the policy.
 func TestConfigForRefuses(t *testing.T) {
 	for name, want := range map[string]string{
-		"numa-grouping":     "targets all_spinlocks",
-		"numa-grouping-cna": "targets all_spinlocks",
+		"numa-grouping-cna": "targets all_spinlocks on cna-syncord: not supported by the concord livepatch yet (it attaches all_spinlocks on shfllock-syncord only)",
 		"scl":               "targets s_vfs_rename",
+		"numa-scl":          "targets s_vfs_rename",
 	} {
 		b, err := bpf.LookupBuiltin(name)
 		if err != nil {
@@ -90,5 +94,153 @@ func TestSourceMatchesHooks(t *testing.T) {
 		if !strings.Contains(string(source), "#ifdef "+tg.macro) {
 			t.Errorf("concord.c has no #ifdef %s", tg.macro)
 		}
+	}
+	for _, m := range branchMacros {
+		if !strings.Contains(string(source), m) {
+			t.Errorf("concord.c never reads %s", m)
+		}
+	}
+	if !strings.Contains(string(source), `#include "shuffle.c"`) || !strings.Contains(string(mustRead("module/shuffle.c")), `"shuffle_waiters.constprop.0"`) {
+		t.Error("concord.c does not include shuffle.c, or shuffle.c does not replace shuffle_waiters.constprop.0")
+	}
+}
+
+// TestConfigForNumaGrouping: numa-grouping attaches on shfllock-syncord:
+// its header selects the all_spinlocks target, the branch and the pin of
+// its should_reorder program.
+func TestConfigForNumaGrouping(t *testing.T) {
+	b, err := bpf.LookupBuiltin("numa-grouping")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := ConfigFor(b.Manifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := string(Header(c, &Tree{Branch: kernel.BranchShfllock}))
+	for _, want := range []string{
+		`#define CONCORD_TARGET "all_spinlocks"`,
+		"#define CONCORD_TARGET_ALL_SPINLOCKS 1",
+		`#define CONCORD_BRANCH "shfllock-syncord"`,
+		"#define CONCORD_BRANCH_SHFLLOCK 1",
+		`#define CONCORD_PIN_SHOULD_REORDER "/sys/fs/bpf/numa-grouping"`,
+		`#define CONCORD_PIN_ACQUIRED ""`,
+	} {
+		if !strings.Contains(h, want+"\n") {
+			t.Errorf("header lacks %q:\n%s", want, h)
+		}
+	}
+	if strings.Contains(h, "CONCORD_HAVE_RWSEM_SLOTS") || strings.Contains(h, "CONCORD_BRANCH_STOCK") {
+		t.Errorf("shfllock header:\n%s", h)
+	}
+	// A tree of unknown branch names none.
+	if h := string(Header(c, &Tree{})); strings.Contains(h, "CONCORD_BRANCH") {
+		t.Errorf("header of a tree of unknown branch:\n%s", h)
+	}
+}
+
+// symvers are the Module.symvers lines that tell the branches apart, as in
+// the headers packages of ../shared/kernels (plus the two every SynCord
+// tree exports).
+var symvers = map[kernel.Branch]string{
+	kernel.BranchStock:    "0x00000000\tbpf_prog_lock_acquired_read\tvmlinux\tEXPORT_SYMBOL\n",
+	kernel.BranchShfllock: "0x00000000\tbpf_prog_skip_reorder\tvmlinux\tEXPORT_SYMBOL\n0x00000000\tbpf_prog_should_reorder\tvmlinux\tEXPORT_SYMBOL\n",
+	kernel.BranchCNA:      "0x00000000\tbpf_prog_should_reorder\tvmlinux\tEXPORT_SYMBOL\n0x00000000\t__cna_queued_spin_lock_slowpath\tvmlinux\tEXPORT_SYMBOL\n",
+}
+
+const syncordExports = "0x00000000\tnum_policy\tvmlinux\tEXPORT_SYMBOL\n0x00000000\tbpf_queued_spin_lock\tvmlinux\tEXPORT_SYMBOL\n"
+
+func fakeTree(t *testing.T, release, symvers string) string {
+	t.Helper()
+	d := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(d, "include/config"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for f, b := range map[string]string{"Makefile": "", "include/config/kernel.release": release + "\n", "Module.symvers": symvers} {
+		if err := os.WriteFile(filepath.Join(d, f), []byte(b), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return d
+}
+
+// TestCheckTreeBranch: the branch comes from the tree's exports, else from
+// its release; the exports win over a release that says otherwise.
+func TestCheckTreeBranch(t *testing.T) {
+	for _, c := range []struct {
+		release, symvers string
+		want             kernel.Branch
+		from             string
+	}{
+		{"5.4.0-stock-syncord", symvers[kernel.BranchStock], kernel.BranchStock, "Module.symvers exports bpf_prog_lock_acquired_read"},
+		{"5.4.0-shfllock-syncord", symvers[kernel.BranchShfllock], kernel.BranchShfllock, "Module.symvers exports bpf_prog_skip_reorder"},
+		{"5.4.0-cna-syncord", symvers[kernel.BranchCNA], kernel.BranchCNA, "Module.symvers exports __cna_queued_spin_lock_slowpath"},
+		{"5.4.0-mine", symvers[kernel.BranchShfllock], kernel.BranchShfllock, "Module.symvers exports bpf_prog_skip_reorder"},
+		{"5.4.0-stock-syncord", symvers[kernel.BranchCNA], kernel.BranchCNA, "Module.symvers exports __cna_queued_spin_lock_slowpath"},
+		{"5.4.0-shfllock-syncord+", "", kernel.BranchShfllock, "release 5.4.0-shfllock-syncord+"},
+		{"5.4.0-mine", "", "", ""},
+	} {
+		tr, err := CheckTree(fakeTree(t, c.release, syncordExports+c.symvers))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tr.Branch != c.want || tr.BranchFrom != c.from {
+			t.Errorf("%s with %q: branch %q (%s), want %q (%s)", c.release, c.symvers, tr.Branch, tr.BranchFrom, c.want, c.from)
+		}
+	}
+}
+
+// TestBuildBranchRefusals: before any compiler runs, Build refuses a
+// target on a branch concord.c does not attach it on, a policy whose
+// manifest names another branch, and an all_spinlocks policy without its
+// object to check.
+func TestBuildBranchRefusals(t *testing.T) {
+	ng, err := bpf.LookupBuiltin("numa-grouping")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lockstat, _ := bpf.LookupBuiltin("lockstat")
+	for _, c := range []struct {
+		name   string
+		m      *bpf.Manifest
+		branch kernel.Branch
+		obj    string
+		want   string
+		is     error
+	}{
+		{"numa-grouping on stock", ng.Manifest, kernel.BranchStock, "x.o", "targets all_spinlocks, which the concord livepatch attaches on shfllock-syncord only: kernel 5.4.0-stock-syncord at", ErrUnsupported},
+		{"numa-grouping on cna", ng.Manifest, kernel.BranchCNA, "x.o", "is cna-syncord (Module.symvers exports __cna_queued_spin_lock_slowpath)", ErrUnsupported},
+		{"numa-grouping without object", ng.Manifest, kernel.BranchShfllock, "", "needs the policy's object", nil},
+		{"manifest branch", &bpf.Manifest{Name: "x", Object: "x.o", Branches: []string{"stock-syncord"}, Programs: lockstat.Manifest.Programs}, kernel.BranchShfllock, "", "policy x needs a stock-syncord kernel (its manifest says so): kernel 5.4.0-shfllock-syncord", bpf.ErrWrongBranch},
+	} {
+		kdir := fakeTree(t, "5.4.0-"+string(c.branch), syncordExports+symvers[c.branch])
+		_, err := Build(context.Background(), c.m, kdir, t.TempDir(), Options{CC: "/nonexistent/cc", Object: c.obj})
+		if err == nil || !strings.Contains(err.Error(), c.want) || (c.is != nil && !errors.Is(err, c.is)) {
+			t.Errorf("%s: %v, want %q", c.name, err, c.want)
+		}
+	}
+}
+
+// TestCheckLockFree: a program that runs inside every spinlock must not use
+// a map whose updates take a lock.
+func TestCheckLockFree(t *testing.T) {
+	out := t.TempDir()
+	res, err := bpf.WriteBuiltin("numa-grouping", out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckLockFree(res.Manifest, res.Object); err != nil {
+		t.Errorf("numa-grouping: %v", err)
+	}
+	// lockstat's programs update its hash map.
+	res, err = bpf.WriteBuiltin("lockstat", out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := *res.Manifest
+	m.Target = "all_spinlocks"
+	err = CheckLockFree(&m, res.Object)
+	if err == nil || !strings.Contains(err.Error(), "uses map hash_map, a Hash map: its updates take a spinlock, and on target all_spinlocks") {
+		t.Errorf("lockstat as an all_spinlocks policy: %v", err)
 	}
 }

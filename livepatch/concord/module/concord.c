@@ -41,10 +41,22 @@
  *    released before the original functions come back. up_read_non_owner
  *    is not replaced: a reader that bypassed must release from its own task.
  *
+ *  - target all_spinlocks (every spinlock of the kernel): the branch's code
+ *    in its own file, chosen by the CONCORD_BRANCH_* macro of
+ *    concord_policy.h: shuffle.c on shfllock-syncord (ShflLock's waiter
+ *    shuffle, whose grouping decision runs the slot's should_reorder
+ *    program through concord_run_cmp). Such a file provides
+ *    concord_target_init() (refuses a kernel it does not know) and
+ *    CONCORD_TARGET_FUNCS (its klp_func entries).
+ *
  * Every field of the program context points at valid memory: per_cpu_data
  * at this CPU's 64-byte cell and arg1..arg8 at eight words of per-lock data
  * (a klp shadow variable of the lock, one per slot), so a policy may read and
- * write any of them.
+ * write any of them. should_reorder programs (concord_run_cmp) run inside
+ * spinlock slow paths, where no shadow may be allocated: their per_cpu_data
+ * and arg1..arg4 point into one static block of this module (its slot's),
+ * arg5/arg6 are the two waiters' NUMA nodes as values (numa_node,
+ * next_numa_node: the shfllock/cna context), arg7/arg8 are 0.
  */
 #include <linux/module.h>
 #include <linux/kernel.h>
@@ -60,10 +72,31 @@
 #include <linux/delay.h>
 #include <linux/ftrace.h>
 #include <linux/sched.h>
+#include <linux/random.h>
+#include <linux/percpu.h>
 #include <linux/lock_policy.h>
 #include <asm/qspinlock.h>
 
 #include "concord_policy.h"
+
+/*
+ * The SynCord branch of the kernel tree (syncord reads it from the tree's
+ * Module.symvers, else its release): none, when unknown, is fine for
+ * targets every branch has.
+ */
+#if defined(CONCORD_BRANCH_STOCK) + defined(CONCORD_BRANCH_SHFLLOCK) + defined(CONCORD_BRANCH_CNA) > 1
+#error "concord_policy.h names more than one SynCord branch"
+#endif
+
+#if defined(CONCORD_BRANCH_SHFLLOCK) || defined(CONCORD_BRANCH_CNA)
+/* The kernel exports bpf_prog_should_reorder (ShflLock's and CNA's comparator slot). */
+#define CONCORD_HAVE_REORDER_SLOTS 1
+#endif
+
+#ifdef CONCORD_TARGET_RENAME_LOCK
+/* The target takes its lock through bpf_queued_spin_lock/unlock, replaced here. */
+#define CONCORD_BPF_SPINLOCK 1
+#endif
 
 #define CONCORD_MAX_POLICY 5	/* MAX_POLICY of kernel/locking/qspinlock.c */
 #define CONCORD_SHADOW_ID(slot) (0x5c0d0000UL | (unsigned long)(slot))
@@ -78,6 +111,12 @@ extern void *bpf_prog_lock_to_enter_slowpath[CONCORD_MAX_POLICY];
 extern void *bpf_prog_lock_enable_fastpath[CONCORD_MAX_POLICY];
 extern void *bpf_prog_lock_bypass_acquire[CONCORD_MAX_POLICY];
 extern void *bpf_prog_lock_bypass_release[CONCORD_MAX_POLICY];
+#ifdef CONCORD_HAVE_REORDER_SLOTS
+extern void *bpf_prog_should_reorder[CONCORD_MAX_POLICY];
+#endif
+#ifdef CONCORD_BRANCH_SHFLLOCK
+extern void *bpf_prog_skip_reorder[CONCORD_MAX_POLICY];
+#endif
 #ifdef CONCORD_HAVE_RWSEM_SLOTS
 /* stock-syncord's kernel/locking/rwsem.c slots, which count as taken slots too */
 extern void *bpf_prog_lock_to_acquire_read[CONCORD_MAX_POLICY];
@@ -103,13 +142,14 @@ enum concord_hook {
 	HOOK_ENABLE_FASTPATH,
 	HOOK_BYPASS_ACQUIRE,
 	HOOK_BYPASS_RELEASE,
+	HOOK_SHOULD_REORDER,
 	NR_HOOKS,
 };
 
 static const char *const concord_hook_names[NR_HOOKS] = {
 	"lock_to_acquire", "lock_acquired", "lock_to_release", "lock_released",
 	"lock_to_enter_slowpath", "lock_enable_fastpath",
-	"lock_bypass_acquire", "lock_bypass_release",
+	"lock_bypass_acquire", "lock_bypass_release", "should_reorder",
 };
 
 #if defined(CONCORD_TARGET_RWSEM) && !defined(CONCORD_HAVE_RWSEM_SLOTS)
@@ -123,6 +163,7 @@ static void **const concord_slots[NR_HOOKS] = {
 	bpf_prog_lock_to_release_read, bpf_prog_lock_released_read,
 	NULL, NULL,
 	bpf_prog_lock_bypass_acquire_read, bpf_prog_lock_bypass_release_read,
+	NULL,
 };
 #else
 /* The spinlock slot array of each hook. */
@@ -131,6 +172,11 @@ static void **const concord_slots[NR_HOOKS] = {
 	bpf_prog_lock_to_release, bpf_prog_lock_released,
 	bpf_prog_lock_to_enter_slowpath, bpf_prog_lock_enable_fastpath,
 	bpf_prog_lock_bypass_acquire, bpf_prog_lock_bypass_release,
+#ifdef CONCORD_HAVE_REORDER_SLOTS
+	bpf_prog_should_reorder,
+#else
+	NULL,
+#endif
 };
 #endif
 
@@ -140,6 +186,12 @@ static void **const concord_all_slots[] = {
 	bpf_prog_lock_to_release, bpf_prog_lock_released,
 	bpf_prog_lock_to_enter_slowpath, bpf_prog_lock_enable_fastpath,
 	bpf_prog_lock_bypass_acquire, bpf_prog_lock_bypass_release,
+#ifdef CONCORD_HAVE_REORDER_SLOTS
+	bpf_prog_should_reorder,
+#endif
+#ifdef CONCORD_BRANCH_SHFLLOCK
+	bpf_prog_skip_reorder,
+#endif
 #ifdef CONCORD_HAVE_RWSEM_SLOTS
 	bpf_prog_lock_to_acquire_read, bpf_prog_lock_acquired_read,
 	bpf_prog_lock_to_release_read, bpf_prog_lock_released_read,
@@ -160,6 +212,7 @@ static const char *const concord_pins[NR_HOOKS] = {
 	[HOOK_ENABLE_FASTPATH] = CONCORD_PIN_ENABLE_FASTPATH,
 	[HOOK_BYPASS_ACQUIRE] = CONCORD_PIN_BYPASS_ACQUIRE,
 	[HOOK_BYPASS_RELEASE] = CONCORD_PIN_BYPASS_RELEASE,
+	[HOOK_SHOULD_REORDER] = CONCORD_PIN_SHOULD_REORDER,
 };
 
 /* The slot this module holds while its patch is enabled (0: none). */
@@ -176,7 +229,7 @@ struct concord_lock_data {
 	struct __aligned_u64_field per_cpu[];
 };
 
-static struct concord_lock_data *concord_data(void *lock, int policy_id)
+static __maybe_unused struct concord_lock_data *concord_data(void *lock, int policy_id)
 {
 	size_t size = sizeof(struct concord_lock_data) +
 		nr_cpu_ids * sizeof(struct __aligned_u64_field);
@@ -206,7 +259,7 @@ struct concord_args {
 	unsigned long tmp_reg;
 };
 
-static u32 concord_run_prog(struct bpf_prog *prog, void *lock,
+static u32 __maybe_unused concord_run_prog(struct bpf_prog *prog, void *lock,
 			    struct concord_lock_data *d, int cpu)
 {
 	struct concord_args args;
@@ -234,7 +287,7 @@ static struct bpf_prog *concord_prog(enum concord_hook hook, int policy_id)
 	return READ_ONCE(concord_slots[hook][policy_id]);
 }
 
-static u32 concord_run(enum concord_hook hook, void *lock, int policy_id, u32 dflt)
+static u32 __maybe_unused concord_run(enum concord_hook hook, void *lock, int policy_id, u32 dflt)
 {
 	struct concord_lock_data *d;
 	struct bpf_prog *prog;
@@ -251,7 +304,72 @@ static u32 concord_run(enum concord_hook hook, void *lock, int policy_id, u32 df
 	return ret;
 }
 
-#ifndef CONCORD_TARGET_RWSEM
+#ifdef CONCORD_HAVE_REORDER_SLOTS
+/*
+ * A should_reorder program's context (shfllock-syncord's and cna-syncord's
+ * struct lock_policy_args): arg5..arg8 are values, the waiters' NUMA nodes
+ * in the first two.
+ */
+struct concord_cmp_args {
+	void *lock;
+	unsigned long lock_ptr;
+	void *per_cpu_data;
+	unsigned long *arg[4];
+	unsigned long numa_node;
+	unsigned long next_numa_node;
+	unsigned long arg7;
+	unsigned long arg8;
+	unsigned long tmp_reg;
+};
+
+/*
+ * What per_cpu_data and arg1..arg4 of a should_reorder program point at:
+ * one block for this module's slot, for every lock (a comparison runs
+ * inside a spinlock's slow path: no allocation, no shadow lookup there).
+ */
+static struct {
+	unsigned long arg[4];
+	struct __aligned_u64_field per_cpu[NR_CPUS];
+} concord_cmp_data __maybe_unused;
+
+/*
+ * concord_run_cmp runs the should_reorder program prog for two waiters of
+ * lock, on NUMA nodes numa_node (the waiter deciding) and next_numa_node
+ * (the one it considers), and returns its verdict. The caller is inside the
+ * lock's slow path (preemption off, maybe an interrupt): this takes no lock
+ * and allocates nothing. The program reads the lock word through a copy: a
+ * spinlock is 4 bytes and the context's lock field is read 8 bytes wide.
+ */
+static __maybe_unused u32 concord_run_cmp(struct bpf_prog *prog, struct qspinlock *lock,
+			   unsigned long numa_node, unsigned long next_numa_node)
+{
+	unsigned long word = (u32)atomic_read(&lock->val);
+	struct concord_cmp_args args;
+	u32 ret;
+	int i;
+
+	BUILD_BUG_ON(sizeof(struct concord_cmp_args) != sizeof(struct concord_args));
+	BUILD_BUG_ON(offsetof(struct concord_cmp_args, numa_node) != 56);
+	BUILD_BUG_ON(offsetof(struct concord_cmp_args, next_numa_node) != 64);
+	BUILD_BUG_ON(offsetof(struct concord_cmp_args, tmp_reg) != offsetof(struct lock_policy_args, tmp_reg));
+	args.lock = &word;
+	args.lock_ptr = (unsigned long)lock;
+	args.per_cpu_data = &concord_cmp_data.per_cpu[raw_smp_processor_id() % NR_CPUS];
+	for (i = 0; i < 4; i++)
+		args.arg[i] = &concord_cmp_data.arg[i];
+	args.numa_node = numa_node;
+	args.next_numa_node = next_numa_node;
+	args.arg7 = 0;
+	args.arg8 = 0;
+	args.tmp_reg = 0;
+	rcu_read_lock();
+	ret = BPF_PROG_RUN(prog, &args);
+	rcu_read_unlock();
+	return ret;
+}
+#endif
+
+#ifdef CONCORD_BPF_SPINLOCK
 /* Replaces bpf_queued_spin_lock (kernel/locking/qspinlock.c). */
 static void concord_queued_spin_lock(struct qspinlock *lock, int policy_id)
 {
@@ -306,6 +424,30 @@ static void concord_d_move(struct dentry *dentry, struct dentry *target)
 }
 #endif
 
+
+/* ftrace_location() is not exported: found through kallsyms at init. */
+static unsigned long (*concord_ftrace_location)(unsigned long ip);
+
+/*
+ * The address of the function name when it starts with an ftrace call
+ * site (so klp can redirect it), else 0.
+ */
+static unsigned long __maybe_unused concord_ftrace_site(const char *name)
+{
+	unsigned long ip = kallsyms_lookup_name(name);
+
+	if (!ip || !concord_ftrace_location || concord_ftrace_location(ip) != ip)
+		return 0;
+	return ip;
+}
+
+#ifdef CONCORD_TARGET_ALL_SPINLOCKS
+#if defined(CONCORD_BRANCH_SHFLLOCK)
+#include "shuffle.c"
+#else
+#error "target all_spinlocks: the concord livepatch attaches it on shfllock-syncord only (concord_policy.h names no CONCORD_BRANCH_SHFLLOCK)"
+#endif
+#endif
 
 #ifdef CONCORD_TARGET_RWSEM
 /*
@@ -516,14 +658,12 @@ static void concord_pre_unpatch(struct klp_object *obj)
 		msleep(1);
 }
 
-static unsigned long (*concord_ftrace_location)(unsigned long ip);
-
 /* The body of name past its ftrace call site, or NULL. */
 static void *concord_orig(const char *name)
 {
-	unsigned long ip = kallsyms_lookup_name(name);
+	unsigned long ip = concord_ftrace_site(name);
 
-	if (!ip || concord_ftrace_location(ip) != ip) {
+	if (!ip) {
 		pr_err("concord: policy %s: %s is not an ftrace-able function here\n", CONCORD_POLICY, name);
 		return NULL;
 	}
@@ -532,7 +672,6 @@ static void *concord_orig(const char *name)
 
 static int concord_resolve(void)
 {
-	concord_ftrace_location = (void *)kallsyms_lookup_name("ftrace_location");
 	if (!concord_ftrace_location)
 		return -ENOENT;
 	if (!(orig_down_read = concord_orig("down_read")) ||
@@ -593,6 +732,15 @@ static int concord_pre_patch(struct klp_object *obj)
 		       CONCORD_POLICY, CONCORD_MAX_POLICY - 1);
 		return -EBUSY;
 	}
+#ifdef CONCORD_HAVE_REORDER_SLOTS
+	/* One should_reorder policy at a time: the last patch's comparator would hide the others'. */
+	for (i = 1; concord_pins[HOOK_SHOULD_REORDER][0] && i < CONCORD_MAX_POLICY; i++)
+		if (READ_ONCE(bpf_prog_should_reorder[i])) {
+			pr_err("concord: policy %s: another should_reorder policy holds slot %d (uninstall it first)\n",
+			       CONCORD_POLICY, i);
+			return -EBUSY;
+		}
+#endif
 	for (i = 0; i < NR_HOOKS; i++) {
 		if (!concord_pins[i][0])
 			continue;
@@ -647,9 +795,13 @@ static struct klp_func concord_funcs[] = {
 	{ .old_name = "down_write", .new_func = concord_down_write },
 	{ .old_name = "down_write_killable", .new_func = concord_down_write_killable },
 	{ .old_name = "down_write_trylock", .new_func = concord_down_write_trylock },
-#else
+#endif
+#ifdef CONCORD_BPF_SPINLOCK
 	{ .old_name = "bpf_queued_spin_lock", .new_func = concord_queued_spin_lock },
 	{ .old_name = "bpf_queued_spin_unlock", .new_func = concord_queued_spin_unlock },
+#endif
+#ifdef CONCORD_TARGET_FUNCS
+	CONCORD_TARGET_FUNCS
 #endif
 #ifdef CONCORD_TARGET_RENAME_LOCK
 	{ .old_name = "d_move", .new_func = concord_d_move },
@@ -679,6 +831,15 @@ static struct klp_patch concord_patch = {
 
 static int __init concord_init(void)
 {
+	concord_ftrace_location = (void *)kallsyms_lookup_name("ftrace_location");
+#ifdef CONCORD_TARGET_ALL_SPINLOCKS
+	{
+		int err = concord_target_init();
+
+		if (err)
+			return err;
+	}
+#endif
 #ifdef CONCORD_TARGET_RWSEM
 	if (concord_resolve()) {
 		pr_err("concord: policy %s: the rwsem entry points cannot be reached (is this a SynCord 5.4 kernel with ftrace?)\n",
