@@ -135,14 +135,16 @@ func TestSynCordCNA(t *testing.T) {
 }
 
 // TestSynCordShfllock boots shfllock-syncord: branch detection and
-// refusals, and amp through our concord livepatch.
+// refusals, amp and numa-grouping through our concord livepatch.
 func TestSynCordShfllock(t *testing.T) {
 	k := SynCordKernelFor(t, ShfllockSynCord)
 	files := map[string]string{}
 	buildPolicyOut(t, k, "amp", files)
+	buildPolicyOut(t, k, "numa-grouping", files)
 	vm := Boot(t, Config{Sockets: 2, Cores: 2, SynCord: k, Files: files, Append: noTimerCheck})
 	checkBranch(t, vm, k, map[string]string{"numa-grouping-cna": "cna-syncord", "bravo": "stock-syncord"})
 	checkAmpLivepatch(t, vm)
+	checkNumaGroupingLivepatch(t, vm)
 }
 
 // checkXDir runs bench xdir on the SynCord guest (tmpfs is enough to run;
