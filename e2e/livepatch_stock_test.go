@@ -17,7 +17,7 @@ import (
 // buildPolicyOut builds policy name (a built-in) with its concord livepatch
 // against k, as `syncord policy build NAME --livepatch --kdir KDIR` does,
 // and returns the guest files of OUT/<name> to put under /root/out/<name>.
-func buildPolicyOut(t *testing.T, k *SynCordKernel, name string, files map[string]string) {
+func buildPolicyOut(t testing.TB, k *SynCordKernel, name string, files map[string]string) {
 	t.Helper()
 	out := t.TempDir()
 	res, err := bpf.WriteBuiltin(name, out)

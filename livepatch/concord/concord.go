@@ -9,8 +9,9 @@
 // the .ko is self-contained: `insmod livepatch-concord.ko` needs no
 // parameters, and the installer's pin check reads the pin paths from the
 // module's strings. It attaches policies on rename_lock (d_move; lockstat,
-// amp), on rwsems (the read side; bravo) and, on shfllock-syncord, on every
-// spinlock (ShflLock's waiter shuffle; numa-grouping). The SynCord branch of
+// amp), on rwsems (the read side; bravo), on s_vfs_rename_mutex (lock_rename
+// and the rename syscalls; scl) and, on shfllock-syncord, on every spinlock
+// (ShflLock's waiter shuffle; numa-grouping). The SynCord branch of
 // the kernel tree (CheckTree) goes into concord_policy.h too, so the module
 // compiles the branch's code only. Each policy's module has its own name
 // (livepatch_concord_<policy>), so policies stack: up to four at once, each
@@ -33,6 +34,9 @@ import (
 	"slices"
 	"sort"
 	"strings"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
 
 	"github.com/syncord/syncord/bpf"
 	"github.com/syncord/syncord/kernel"
@@ -112,6 +116,11 @@ var supportedTargets = map[string]target{
 	// shfllock: module/shuffle.c replaces ShflLock's shuffle_waiters.
 	"all_spinlocks": {macro: "CONCORD_TARGET_ALL_SPINLOCKS", hooks: []string{"should_reorder"},
 		branches: []kernel.Branch{kernel.BranchShfllock}, lockFree: true},
+	// module/scl.c: around the real s_vfs_rename_mutex (lock_rename,
+	// unlock_rename, the rename syscalls); should_reorder only as
+	// keepsOrder says.
+	"s_vfs_rename": {macro: "CONCORD_TARGET_S_VFS_RENAME", hooks: []string{
+		"lock_to_acquire", "lock_acquired", "lock_to_release", "lock_released", "lock_to_enter_slowpath"}},
 }
 
 func branchNames(bs []kernel.Branch) string {
@@ -122,6 +131,14 @@ func branchNames(bs []kernel.Branch) string {
 	return strings.Join(s, " or ")
 }
 
+// keepsOrder are the targets whose lock keeps its own wait order: a
+// should_reorder program is accepted there only when it always returns
+// false (it never reorders, so not running it changes nothing), which
+// Build checks in the policy's object. s_vfs_rename_mutex is a kernel
+// mutex: reordering its waiters needs an admission queue in front of it,
+// which the module does not have.
+var keepsOrder = map[string]bool{"s_vfs_rename": true}
+
 // Config is what concord_policy.h says.
 type Config struct {
 	// Policy is the policy's name.
@@ -130,6 +147,10 @@ type Config struct {
 	Target string
 	// Pins maps each hook to the bpffs path of its program.
 	Pins map[string]string
+	// NeverReorders are should_reorder programs the module does not run
+	// because the target keeps its own wait order; Build checks that each
+	// always returns false.
+	NeverReorders []bpf.Program
 }
 
 // ConfigFor derives the module's configuration from a policy manifest and
@@ -153,6 +174,10 @@ func ConfigFor(m *bpf.Manifest) (*Config, error) {
 		}
 	}
 	for _, p := range m.Programs {
+		if p.Hook == "should_reorder" && keepsOrder[c.Target] {
+			c.NeverReorders = append(c.NeverReorders, p)
+			continue
+		}
 		known := false
 		for _, h := range tgt.hooks {
 			if h == p.Hook {
@@ -357,7 +382,9 @@ type Options struct {
 	Log io.Writer
 	// Object is the policy's compiled object (bpf.BuildResult.Object).
 	// A target whose hooks run inside every spinlock (all_spinlocks) needs
-	// it: Build refuses programs that could take a lock there.
+	// it: Build refuses programs that could take a lock there. So does a
+	// target that keeps its own wait order (s_vfs_rename): Build checks
+	// there that the policy's should_reorder program never reorders.
 	Object string
 }
 
@@ -379,6 +406,9 @@ type Result struct {
 func Build(ctx context.Context, m *bpf.Manifest, kdir, outDir string, o Options) (*Result, error) {
 	c, err := ConfigFor(m)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkNeverReorders(c, o.Object); err != nil {
 		return nil, err
 	}
 	t, err := CheckTree(kdir)
@@ -482,4 +512,47 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// checkNeverReorders refuses a should_reorder program that Config does not
+// run unless the object shows that it always returns false: its body is
+// "r0 = 0; exit".
+func checkNeverReorders(c *Config, object string) error {
+	if len(c.NeverReorders) == 0 {
+		return nil
+	}
+	if object == "" {
+		return fmt.Errorf("policy %s has a should_reorder program on %s: no object given to check that it never reorders (concord.Options.Object)", c.Policy, c.Target)
+	}
+	obj, err := os.ReadFile(object)
+	if err != nil {
+		return fmt.Errorf("policy %s: %w", c.Policy, err)
+	}
+	spec, err := ebpf.LoadCollectionSpecFromReader(bytes.NewReader(obj))
+	if err != nil {
+		return fmt.Errorf("policy %s: parse %s: %w", c.Policy, object, err)
+	}
+	for _, p := range c.NeverReorders {
+		ps := spec.Programs[p.Function]
+		if ps == nil {
+			for _, s := range spec.Programs {
+				if s.SectionName == p.Section {
+					ps = s
+				}
+			}
+		}
+		if ps == nil {
+			return fmt.Errorf("policy %s: %s has no program %s (section %s)", c.Policy, object, p.Function, p.Section)
+		}
+		if !returnsFalse(ps.Instructions) {
+			return fmt.Errorf("policy %s: its should_reorder program %s reorders waiters: %w on %s, whose mutex keeps its own wait order (it runs only a should_reorder that always returns false, like scl's; grouping waiters, as numa-scl does, needs an admission queue in front of s_vfs_rename_mutex, which the module does not have)", c.Policy, ps.Name, ErrUnsupported, c.Target)
+		}
+	}
+	return nil
+}
+
+// returnsFalse says whether insns are "r0 = 0; exit".
+func returnsFalse(insns asm.Instructions) bool {
+	return len(insns) == 2 && insns[0].OpCode.ALUOp() == asm.Mov && insns[0].OpCode.Source() == asm.ImmSource &&
+		insns[0].Dst == asm.R0 && insns[0].Constant == 0 && insns[1].OpCode.JumpOp() == asm.Exit
 }

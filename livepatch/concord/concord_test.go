@@ -54,8 +54,6 @@ func TestConfigForLockstat(t *testing.T) {
 func TestConfigForRefuses(t *testing.T) {
 	for name, want := range map[string]string{
 		"numa-grouping-cna": "targets all_spinlocks on cna-syncord: not supported by the concord livepatch yet (it attaches all_spinlocks on shfllock-syncord only)",
-		"scl":               "targets s_vfs_rename",
-		"numa-scl":          "targets s_vfs_rename",
 	} {
 		b, err := bpf.LookupBuiltin(name)
 		if err != nil {
@@ -242,5 +240,72 @@ func TestCheckLockFree(t *testing.T) {
 	err = CheckLockFree(&m, res.Object)
 	if err == nil || !strings.Contains(err.Error(), "uses map hash_map, a Hash map: its updates take a spinlock, and on target all_spinlocks") {
 		t.Errorf("lockstat as an all_spinlocks policy: %v", err)
+	}
+}
+
+// TestConfigForScl: scl attaches to s_vfs_rename with its acquired,
+// contended and release programs; its should_reorder is not run (the mutex
+// keeps its own order) and is left for Build's check.
+func TestConfigForScl(t *testing.T) {
+	b, err := bpf.LookupBuiltin("scl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := ConfigFor(b.Manifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := string(Header(c, &Tree{Branch: kernel.BranchShfllock}))
+	for _, want := range []string{
+		`#define CONCORD_TARGET "s_vfs_rename"`,
+		"#define CONCORD_TARGET_S_VFS_RENAME 1",
+		`#define CONCORD_PIN_ACQUIRED "/sys/fs/bpf/scl_acqed_lock"`,
+		`#define CONCORD_PIN_TO_ENTER_SLOWPATH "/sys/fs/bpf/scl_cont_lock"`,
+		`#define CONCORD_PIN_TO_RELEASE "/sys/fs/bpf/scl_release_lock"`,
+		`#define CONCORD_PIN_TO_ACQUIRE ""`,
+	} {
+		if !strings.Contains(h, want+"\n") {
+			t.Errorf("header lacks %q:\n%s", want, h)
+		}
+	}
+	if strings.Contains(h, "scl_cmp") || len(c.NeverReorders) != 1 || c.NeverReorders[0].Pin != "scl_cmp" {
+		t.Errorf("should_reorder: header\n%s\nNeverReorders %+v", h, c.NeverReorders)
+	}
+	m := &bpf.Manifest{Name: "x", Target: "s_vfs_rename", Programs: []bpf.Program{{Section: "lock_qspinlock_x", Function: "f", Pin: "f", Hook: "lock_bypass_acquire"}}}
+	if _, err := ConfigFor(m); !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), "hook lock_bypass_acquire of program f on s_vfs_rename") {
+		t.Errorf("bypass_acquire on s_vfs_rename: %v", err)
+	}
+}
+
+// TestNeverReorders: on s_vfs_rename scl's should_reorder ("return false")
+// passes, numa-scl's (it groups by NUMA node) is refused naming the
+// admission queue it would need, and without the object nothing passes.
+func TestNeverReorders(t *testing.T) {
+	for name, ok := range map[string]bool{"scl": true, "numa-scl": false} {
+		b, err := bpf.LookupBuiltin(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := ConfigFor(b.Manifest)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		obj := filepath.Join(t.TempDir(), b.Manifest.Object)
+		if err := os.WriteFile(obj, b.Object, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		err = checkNeverReorders(c, obj)
+		if ok && err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+		if !ok && (!errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), "admission queue") || !strings.Contains(err.Error(), "numa_scl_should_reorder")) {
+			t.Errorf("%s: %v, want a refusal naming the program and the admission queue", name, err)
+		}
+		if err := checkNeverReorders(c, ""); err == nil || !strings.Contains(err.Error(), "no object") {
+			t.Errorf("%s without object: %v", name, err)
+		}
+		if _, err := Build(context.Background(), b.Manifest, "/nonexistent-kdir", t.TempDir(), Options{Object: obj}); ok == errors.Is(err, ErrUnsupported) {
+			t.Errorf("Build %s: %v", name, err)
+		}
 	}
 }

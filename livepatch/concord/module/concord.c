@@ -24,6 +24,9 @@
  *  - d_move (target rename_lock): takes rename_lock through
  *    bpf_write_seqlock with this module's slot, preemption disabled as
  *    write_seqlock would.
+ *  - target s_vfs_rename (scl.c): lock_rename, unlock_rename and the
+ *    rename syscall entries run the slot's programs around the real
+ *    s_vfs_rename_mutex (see scl.c).
  *  - target rwsem (the slot's _read arrays of kernel/locking/rwsem.c):
  *    down_read, down_read_killable, down_read_trylock and up_read run
  *    bypass_acquire / acquired / bypass_release around the kernel's own
@@ -56,7 +59,8 @@
  * spinlock slow paths, where no shadow may be allocated: their per_cpu_data
  * and arg1..arg4 point into one static block of this module (its slot's),
  * arg5/arg6 are the two waiters' NUMA nodes as values (numa_node,
- * next_numa_node: the shfllock/cna context), arg7/arg8 are 0.
+ * next_numa_node: the shfllock/cna context), arg7/arg8 are 0. Target
+ * s_vfs_rename has the scl policies' context instead (scl.c).
  */
 #include <linux/module.h>
 #include <linux/kernel.h>
@@ -449,6 +453,10 @@ static unsigned long __maybe_unused concord_ftrace_site(const char *name)
 #endif
 #endif
 
+#ifdef CONCORD_TARGET_S_VFS_RENAME
+#include "scl.c"	/* lock_rename, unlock_rename and the rename syscalls */
+#endif
+
 #ifdef CONCORD_TARGET_RWSEM
 /*
  * The kernel's own rwsem entry points, reached past their ftrace call site
@@ -781,6 +789,9 @@ static void concord_post_unpatch(struct klp_object *obj)
 	synchronize_rcu();
 	concord_put_progs();
 	klp_shadow_free_all(CONCORD_SHADOW_ID(s), NULL);
+#ifdef CONCORD_TARGET_S_VFS_RENAME
+	concord_scl_free(s);
+#endif
 	WRITE_ONCE(slot, 0);
 	concord_update_num_policy();
 	pr_info("concord: policy %s left slot %d\n", CONCORD_POLICY, s);
@@ -846,6 +857,10 @@ static int __init concord_init(void)
 		       CONCORD_POLICY);
 		return -ENOENT;
 	}
+#endif
+#ifdef CONCORD_TARGET_S_VFS_RENAME
+	if (concord_scl_resolve(concord_funcs))
+		return -ENOENT;
 #endif
 #ifdef CONCORD_TARGET_RENAME_LOCK
 	concord___d_move = (void *)kallsyms_lookup_name("__d_move");
