@@ -69,12 +69,15 @@ image: build
 	bin/syncord-host image -o $(IMAGE) --cache .cache/image --unit dist/syncord-agent.service
 
 # Figures for the notes: Go benchmarks, then the drivers against minimal C
-# loops of the same system calls (gcc), run alternately in one session.
+# loops of the same system calls (gcc), run alternately in one session;
+# with ARTIFACT=<SynCord checkout or git mirror>, also the syncord binary
+# against the artifact's own will-it-scale and fxmark builds.
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./...
 
 bench-workloads:
 	$(GO) run ./bench/cmpref -rounds 7 -secs 2
+	$(if $(ARTIFACT),$(GO) run ./bench/cmpref -artifact $(ARTIFACT) -rounds 7 -secs 5)
 	$(GO) test ./workloads -run '^$$' -bench 'XDirVsC|MetisWrmem|LevelDBReadRandom' -benchtime 1x -timeout 30m
 
 install: build

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -130,9 +131,11 @@ type Run struct {
 	errMu    sync.Mutex
 	err      error
 	wg       sync.WaitGroup
-	prevProc int
 	stopOnce sync.Once
 	done     chan struct{}
+	// quiet is whether this run's tasks block the preemption signal
+	// (see Launch); began whether it counted in runState.
+	quiet, began bool
 	// procStop stops a processes-mode run (procs.go).
 	procStop func()
 }
@@ -217,8 +220,24 @@ func PinThread(cpu int) error {
 // a setup fails or ctx ends first, the tasks are aborted, waited for, and
 // the error returned. The caller must call Stop.
 //
-// GOMAXPROCS is raised to Tasks+2 for the run (and restored by Stop) so a
-// task spinning in raw system calls never starves the sampler.
+// While runs are active the process is kept quiet for the tasks (restored
+// by the last Stop):
+//   - GOMAXPROCS is raised to Tasks+2, so a task spinning in raw system
+//     calls never starves the sampler;
+//   - the garbage collector is off (debug.SetGCPercent(-1)): hot loops do
+//     not allocate, and no collection means no stop-the-world that would
+//     have to preempt a task;
+//   - each task's thread blocks SIGURG, the runtime's preemption signal,
+//     from before its body until it returns. The runtime's monitor
+//     (sysmon) sends it about 100 times a second to a goroutine that has
+//     run 10 ms, which a raw-syscall loop always has; the task cannot be
+//     preempted there anyway (the signal lands in the system call
+//     stub), so each was a signal delivery and a handler run taken from
+//     the task for nothing. With the signal blocked the first one stays
+//     pending, sysmon sends no more, and it is delivered when the body
+//     returns. Only the first of concurrent runs does this: a later one
+//     must not stop the world (a GOMAXPROCS change) while those tasks
+//     cannot be preempted.
 func Launch(ctx context.Context, cfg Config, body Body) (*Run, error) {
 	cpus, err := Plan(cfg)
 	if err != nil {
@@ -233,10 +252,8 @@ func Launch(ctx context.Context, cfg Config, body Body) (*Run, error) {
 		failed:   make(chan struct{}),
 		done:     make(chan struct{}),
 	}
-	r.prevProc = runtime.GOMAXPROCS(0)
-	if want := cfg.Tasks + 2; want > r.prevProc {
-		runtime.GOMAXPROCS(want)
-	}
+	r.quiet = beginRun(cfg.Tasks + 2)
+	r.began = true
 	for i := range r.tasks {
 		r.tasks[i] = Task{ID: i, CPU: cpus[i], Fast: numa.IsFast(cpus[i], cfg.CoresPerSocket), Count: &r.counters[i], run: r}
 	}
@@ -258,7 +275,12 @@ func Launch(ctx context.Context, cfg Config, body Body) (*Run, error) {
 					return
 				}
 			}
-			err := body(t)
+			var err error
+			if r.quiet {
+				err = quietBody(body, t)
+			} else {
+				err = body(t)
+			}
 			if t.cpu0 != 0 {
 				t.cpu = threadCPU() - t.cpu0
 			}
@@ -330,7 +352,70 @@ func (r *Run) Stop() error {
 			return
 		}
 		r.wg.Wait()
-		runtime.GOMAXPROCS(r.prevProc)
+		if r.began {
+			endRun()
+		}
 	})
 	return r.Err()
+}
+
+// runState is what Launch changed for the runs of this process.
+var runState struct {
+	mu        sync.Mutex
+	active    int // runs between Launch and Stop
+	prevProc  int // GOMAXPROCS before the first, 0 if unchanged
+	gcPercent int // GOGC before the first
+}
+
+// beginRun counts a run in and reports whether its tasks may block the
+// preemption signal: only when no other run is active. The first run
+// raises GOMAXPROCS to want and turns the collector off.
+func beginRun(want int) bool {
+	runState.mu.Lock()
+	defer runState.mu.Unlock()
+	runState.active++
+	if runState.active > 1 {
+		return false
+	}
+	runState.prevProc = 0
+	if prev := runtime.GOMAXPROCS(0); want > prev {
+		runtime.GOMAXPROCS(want)
+		runState.prevProc = prev
+	}
+	runState.gcPercent = debug.SetGCPercent(-1)
+	return true
+}
+
+// endRun counts a run out; the last one restores GOMAXPROCS and the
+// collector.
+func endRun() {
+	runState.mu.Lock()
+	defer runState.mu.Unlock()
+	runState.active--
+	if runState.active > 0 {
+		return
+	}
+	if runState.prevProc > 0 {
+		runtime.GOMAXPROCS(runState.prevProc)
+	}
+	debug.SetGCPercent(runState.gcPercent)
+}
+
+// quietBody runs body with the preemption signal blocked on the calling
+// (locked) thread, and unblocks it when body returns.
+func quietBody(body Body, t *Task) error {
+	var set unix.Sigset_t
+	sigaddset(&set, unix.SIGURG)
+	if err := unix.PthreadSigmask(unix.SIG_BLOCK, &set, nil); err != nil {
+		return body(t)
+	}
+	defer unix.PthreadSigmask(unix.SIG_UNBLOCK, &set, nil)
+	return body(t)
+}
+
+// sigaddset adds sig to set (the kernel's layout: bit sig-1).
+func sigaddset(set *unix.Sigset_t, sig unix.Signal) {
+	n := uint(sig - 1)
+	w := unsafe.Sizeof(set.Val[0]) * 8
+	set.Val[n/uint(w)] |= 1 << (n % uint(w))
 }

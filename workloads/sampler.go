@@ -38,11 +38,14 @@ func Reduce(deltas []uint64, fast []bool) Sample {
 
 // Sampler reads a Run's counters at a fixed interval and reduces the
 // deltas. Ticks are scheduled from the start time (no drift), except that
-// a late tick restarts the schedule (no near-empty catch-up samples).
+// a late tick restarts the schedule (no near-empty catch-up samples). It
+// sleeps on one timer, reset for every tick: Next does not allocate (the
+// collector is off while a run is active, see Launch).
 type Sampler struct {
 	run      *Run
 	interval time.Duration
 	next     time.Time
+	timer    *time.Timer
 	prev     []uint64
 	cur      []uint64
 	deltas   []uint64
@@ -53,6 +56,8 @@ type Sampler struct {
 // interval starting now.
 func NewSampler(r *Run, interval time.Duration) *Sampler {
 	s := &Sampler{run: r, interval: interval, next: time.Now().Add(interval)}
+	s.timer = time.NewTimer(interval)
+	s.timer.Stop()
 	s.prev = r.Counts(nil)
 	s.cur = make([]uint64, 0, len(s.prev))
 	s.deltas = make([]uint64, len(s.prev))
@@ -65,13 +70,15 @@ func NewSampler(r *Run, interval time.Duration) *Sampler {
 // Next waits for the end of the current interval and returns its sample.
 // It returns early with an error when ctx ends or a task fails.
 func (s *Sampler) Next(ctx context.Context) (Sample, error) {
-	timer := time.NewTimer(time.Until(s.next))
-	defer timer.Stop()
+	// Since Go 1.23 a Reset timer never delivers a stale tick.
+	s.timer.Reset(time.Until(s.next))
 	select {
-	case <-timer.C:
+	case <-s.timer.C:
 	case <-ctx.Done():
+		s.timer.Stop()
 		return Sample{}, ctx.Err()
 	case <-s.run.Failed():
+		s.timer.Stop()
 		return Sample{}, s.run.Err()
 	}
 	s.cur = s.run.Counts(s.cur)

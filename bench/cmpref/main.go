@@ -1,17 +1,33 @@
-// Command cmpref compares the Go workload drivers with minimal C loops
-// doing the same system calls (bench/ref.c, built here with gcc): for each
-// test and task count it runs C and Go alternately, several rounds, and
-// prints the median ops/s of each and the median of the per-round Go/C
-// ratios, for wall-clock ops/s, for operations per second of process CPU
-// time (every thread of the driver, runtime included) and per second of
-// the task threads' CPU time (the cost of one hot-loop iteration). The CPU
-// ratios are what other load on the machine does not distort.
+// Command cmpref compares the Go workload drivers with C, running both
+// alternately in pairs (C first in odd pairs, Go first in even ones: the
+// ratio of a pair cancels most slow drift of the machine) and printing the
+// medians and the median of the per-pair Go/C ratios, with the load
+// average seen during each row.
+//
+// Default mode: minimal C loops doing the same system calls (bench/ref.c,
+// built here with gcc; what CI can run), against the drivers called in
+// this process; ratios of wall-clock ops/s, of operations per second of
+// process CPU time (every thread of the driver, runtime included) and per
+// second of the task threads' CPU time (the cost of one hot-loop
+// iteration). The CPU ratios are what other load on the machine does not
+// distort.
 //
 //	go run ./bench/cmpref [-rounds 3] [-secs 3] [-tests lock1,page_fault1,futex1,MWRL] [-tasks 1,2]
 //
 // will-it-scale tests are measured over -secs after one warmup second
 // (the Go driver's 1 s samples, the C loop's counters); MWRL is fxmark's
 // works/sec over a -secs run, in a private directory on /dev/shm.
+//
+// Artifact mode (-artifact PATH, a SynCord checkout or a git mirror of
+// rs3lab/SynCord): the artifact's own will-it-scale, built with its
+// Makefile (-O2 -g -pg), run as ./build/<t>_threads -t N -s SECS -n CPS,
+// against the syncord binary (built from this module, or -syncord BIN)
+// run as syncord bench will-it-scale <t> -t N -s SECS -n CPS; MWRL is the
+// artifact's fxmark against syncord bench fxmark. Ratios of the printed
+// ops/s (the average line, works/sec) and of all samples' operations per
+// second of process CPU time (rusage of each command).
+//
+//	go run ./bench/cmpref -artifact /path/to/SynCord -rounds 7 -secs 5
 package main
 
 import (
@@ -43,20 +59,32 @@ func cpuNow() float64 {
 }
 
 func main() {
-	rounds := flag.Int("rounds", 3, "alternating rounds per configuration")
-	secs := flag.Int("secs", 3, "measured seconds per run")
+	rounds := flag.Int("rounds", 3, "alternating rounds (C/Go pairs) per configuration")
+	secs := flag.Int("secs", 3, "measured seconds per run (will-it-scale's -s, fxmark's --duration)")
 	testList := flag.String("tests", "lock1,page_fault1,futex1,MWRL", "tests to compare")
 	taskList := flag.String("tasks", "1,2", "task counts")
 	cps := flag.Int("n", 0, "cores per socket (default: online CPUs)")
 	src := flag.String("src", "", "path of ref.c (default: next to this package)")
+	art := flag.String("artifact", "", "compare with the artifact's own C: a SynCord checkout or git directory")
+	syncordBin := flag.String("syncord", "", "with -artifact: the syncord binary (default: built from this module)")
 	flag.Parse()
-	if err := run(*rounds, *secs, strings.Split(*testList, ","), *taskList, *cps, *src); err != nil {
+	if err := run(*rounds, *secs, strings.Split(*testList, ","), *taskList, *cps, *src, *art, *syncordBin); err != nil {
 		fmt.Fprintln(os.Stderr, "cmpref:", err)
 		os.Exit(1)
 	}
 }
 
-func run(rounds, secs int, tests []string, taskList string, cps int, src string) error {
+// load1 is the 1-minute load average.
+func load1() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return -1
+	}
+	f, _ := strconv.ParseFloat(strings.Fields(string(b))[0], 64)
+	return f
+}
+
+func run(rounds, secs int, tests []string, taskList string, cps int, src, art, syncordBin string) error {
 	var tasks []int
 	for _, f := range strings.Split(taskList, ",") {
 		n, err := strconv.Atoi(f)
@@ -65,6 +93,9 @@ func run(rounds, secs int, tests []string, taskList string, cps int, src string)
 		}
 		tasks = append(tasks, n)
 	}
+	if rounds <= 0 || secs <= 0 {
+		return fmt.Errorf("-rounds and -secs must be > 0")
+	}
 	online, err := workloads.OnlineCPUs("")
 	if err != nil {
 		return err
@@ -72,51 +103,78 @@ func run(rounds, secs int, tests []string, taskList string, cps int, src string)
 	if cps == 0 {
 		cps = online.Len()
 	}
-	if src == "" {
-		_, file, _, _ := runtime.Caller(0)
-		src = filepath.Join(filepath.Dir(file), "..", "ref.c")
-	}
 	tmp, err := os.MkdirTemp("", "cmpref.")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	bin := filepath.Join(tmp, "ref")
-	if out, err := exec.Command("gcc", "-O2", "-Wall", "-pthread", "-o", bin, src).CombinedOutput(); err != nil {
-		return fmt.Errorf("gcc %s: %v\n%s", src, err, out)
-	}
 	shm := "/dev/shm"
 	if st, err := os.Stat(shm); err != nil || !st.IsDir() {
 		shm = tmp
 	}
-	fmt.Printf("# Go driver vs C loop, %d rounds of %d s, alternating; cores per socket %d; %s\n", rounds, secs, cps, runtime.Version())
-	fmt.Printf("# Go/C ratios: wall-clock ops/s; ops per process CPU-second; ops per task-thread CPU-second (medians of pair ratios)\n")
-	fmt.Printf("%-12s %5s %12s %12s %6s %9s %9s\n", "test", "tasks", "C ops/s", "Go ops/s", "wall", "proc-CPU", "task-CPU")
+	// runOne runs one side of a pair.
+	var runOne func(goSide bool, test string, n int) (result, error)
+	cpuCols := "proc-CPU task-CPU"
+	if art != "" {
+		a, err := buildArtifact(art, tmp, tests, cps, syncordBin)
+		if err != nil {
+			return err
+		}
+		runOne = func(goSide bool, test string, n int) (result, error) { return a.run(goSide, test, n, secs, cps, shm) }
+		cpuCols = "proc-CPU"
+		fmt.Printf("# syncord (%s) vs the artifact's C (%s), %d alternating pairs of -s %d; cores per socket %d\n", runtime.Version(), art, rounds, secs, cps)
+		fmt.Printf("# Go/C: medians of pair ratios of the printed ops/s (wall) and of all samples' ops per process CPU-second\n")
+	} else {
+		if src == "" {
+			_, file, _, _ := runtime.Caller(0)
+			src = filepath.Join(filepath.Dir(file), "..", "ref.c")
+		}
+		bin := filepath.Join(tmp, "ref")
+		if out, err := exec.Command("gcc", "-O2", "-Wall", "-pthread", "-o", bin, src).CombinedOutput(); err != nil {
+			return fmt.Errorf("gcc %s: %v\n%s", src, err, out)
+		}
+		runOne = func(goSide bool, test string, n int) (result, error) {
+			if goSide {
+				return runGo(test, n, secs, cps, shm)
+			}
+			return runC(bin, test, n, secs, cps, shm)
+		}
+		fmt.Printf("# Go driver vs C loop, %d rounds of %d s, alternating; cores per socket %d; %s\n", rounds, secs, cps, runtime.Version())
+		fmt.Printf("# Go/C ratios: wall-clock ops/s; ops per process CPU-second; ops per task-thread CPU-second (medians of pair ratios)\n")
+	}
+	fmt.Printf("%-12s %5s %12s %12s %6s %s  %s\n", "test", "tasks", "C ops/s", "Go ops/s", "wall", cpuCols, "(wall pair ratios; load avg)")
 	for _, test := range tests {
 		for _, n := range tasks {
 			var cw, gw, rw, rc, rt []float64
+			lmin, lmax := load1(), load1()
 			for r := range rounds {
 				// Alternate which goes first; the ratio of each adjacent
 				// pair cancels most of the machine's drift.
 				var c, g result
 				var err error
 				if r%2 == 0 {
-					if c, err = runC(bin, test, n, secs, cps, shm); err == nil {
-						g, err = runGo(test, n, secs, cps, shm)
+					if c, err = runOne(false, test, n); err == nil {
+						g, err = runOne(true, test, n)
 					}
 				} else {
-					if g, err = runGo(test, n, secs, cps, shm); err == nil {
-						c, err = runC(bin, test, n, secs, cps, shm)
+					if g, err = runOne(true, test, n); err == nil {
+						c, err = runOne(false, test, n)
 					}
 				}
 				if err != nil {
 					return err
 				}
+				l := load1()
+				lmin, lmax = min(lmin, l), max(lmax, l)
 				cw, gw, rw = append(cw, c.wall), append(gw, g.wall), append(rw, g.wall/c.wall)
 				rc, rt = append(rc, g.cpu/c.cpu), append(rt, g.tcpu/c.tcpu)
 			}
-			fmt.Printf("%-12s %5d %12.0f %12.0f %6.3f %9.3f %9.3f  (task-CPU pair ratios %s)\n", test, n,
-				median(cw), median(gw), median(rw), median(rc), median(rt), fmtRatios(rt))
+			cpu := fmt.Sprintf("%8.3f", median(rc))
+			if art == "" {
+				cpu = fmt.Sprintf("%8.3f %8.3f", median(rc), median(rt))
+			}
+			fmt.Printf("%-12s %5d %12.0f %12.0f %6.3f %s  (%s; load %.2f-%.2f)\n", test, n,
+				median(cw), median(gw), median(rw), cpu, fmtRatios(rw), lmin, lmax)
 		}
 	}
 	return nil
