@@ -19,8 +19,11 @@ package main
 // and built there; nothing is written next to them.
 
 import (
+	"bufio"
 	"bytes"
+	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -29,6 +32,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // artifact holds the built binaries.
@@ -51,14 +56,14 @@ var fxmarkSources = []string{"fxmark.c", "bench.c", "util.c",
 // from src (a checkout or a git directory) into tmp and builds the tests
 // named (will-it-scale's threads builds; MWRL builds fxmark), and builds
 // syncord from this module unless syncordBin is set.
-func buildArtifact(src, tmp string, tests []string, cps int, syncordBin string) (*artifact, error) {
+func buildArtifact(ctx context.Context, src, tmp string, tests []string, cps int, syncordBin string) (*artifact, error) {
 	a := &artifact{wis: filepath.Join(tmp, "will-it-scale"), tmp: tmp}
 	dirs := []string{"benchmarks/will-it-scale", "benchmarks/fxmark/src"}
 	if isGitDir(src) {
 		// A mirror may lack blobs the build does not need (fxmark's bin/
 		// workloads), so only these two trees are archived.
 		for _, d := range dirs {
-			arch := exec.Command("git", "-C", src, "archive", "HEAD", d)
+			arch := exec.CommandContext(ctx, "git", "-C", src, "archive", "HEAD", d)
 			untar := exec.Command("tar", "-x", "-C", tmp)
 			var err error
 			if untar.Stdin, err = arch.StdoutPipe(); err != nil {
@@ -96,7 +101,7 @@ func buildArtifact(src, tmp string, tests []string, cps int, syncordBin string) 
 			continue
 		}
 		// The artifact's Makefile, its flags untouched.
-		mk := exec.Command("make", "wl="+t, "build_dir", t+"_threads")
+		mk := exec.CommandContext(ctx, "make", "wl="+t, "build_dir", t+"_threads")
 		mk.Dir = a.wis
 		if out, err := mk.CombinedOutput(); err != nil {
 			return nil, fmt.Errorf("make %s_threads in the artifact's will-it-scale: %v\n%s", t, err, out)
@@ -121,7 +126,7 @@ func buildArtifact(src, tmp string, tests []string, cps int, syncordBin string) 
 		// The Makefile's rule: $(CC) $< $(CFLAGS) -o $@ $(LIBS) $(TC).
 		args := []string{"fxmark.c", "-Wall", "-g", "-O3", "-D_GNU_SOURCE", "-o", a.fxmark}
 		args = append(args, fxmarkSources[1:]...)
-		cc := exec.Command("gcc", args...)
+		cc := exec.CommandContext(ctx, "gcc", args...)
 		cc.Dir = fx
 		if out, err := cc.CombinedOutput(); err != nil {
 			return nil, fmt.Errorf("build the artifact's fxmark: %v\n%s", err, out)
@@ -131,7 +136,7 @@ func buildArtifact(src, tmp string, tests []string, cps int, syncordBin string) 
 	if a.syncord == "" {
 		a.syncord = filepath.Join(tmp, "syncord")
 		_, file, _, _ := runtime.Caller(0)
-		gb := exec.Command("go", "build", "-o", a.syncord, "./cmd/syncord")
+		gb := exec.CommandContext(ctx, "go", "build", "-o", a.syncord, "./cmd/syncord")
 		gb.Dir = filepath.Join(filepath.Dir(file), "..", "..")
 		if out, err := gb.CombinedOutput(); err != nil {
 			return nil, fmt.Errorf("go build ./cmd/syncord: %v\n%s", err, out)
@@ -154,51 +159,123 @@ func contains(v []string, s string) bool {
 	return false
 }
 
-// command runs name with args in dir and returns its stdout and the CPU
-// seconds (user+system) of the process and its threads.
-func command(dir, name string, args ...string) (string, float64, error) {
-	cmd := exec.Command(name, args...)
+// command runs name with args in dir and returns its stdout lines, the
+// time each was read, and the CPU seconds (user+system) of the process
+// and its threads. stdout is a terminal when one can be had (as when a
+// user runs it: C's stdio writes each line as it is printed), else a pipe.
+func command(ctx context.Context, dir, name string, args ...string) ([]string, []time.Time, float64, error) {
+	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Dir = dir
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return "", 0, fmt.Errorf("%s %s: %v: %s", name, strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
+	var r io.ReadCloser
+	if m, s, err := openPTY(); err == nil {
+		cmd.Stdout = s
+		defer s.Close()
+		r = m
+	} else {
+		p, err := cmd.StdoutPipe()
+		if err != nil {
+			return nil, nil, 0, err
+		}
+		r = p
+	}
+	defer r.Close()
+	if err := cmd.Start(); err != nil {
+		return nil, nil, 0, err
+	}
+	if f, ok := cmd.Stdout.(*os.File); ok {
+		f.Close() // the child has it; EOF (EIO on a terminal) when it exits
+	}
+	var lines []string
+	var stamps []time.Time
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		lines = append(lines, strings.TrimRight(sc.Text(), "\r"))
+		stamps = append(stamps, time.Now())
+	}
+	if err := cmd.Wait(); err != nil {
+		return nil, nil, 0, fmt.Errorf("%s %s: %v: %s", name, strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
 	}
 	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
 	cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
-	return string(out), cpu, nil
+	return lines, stamps, cpu, nil
 }
 
-// wisOps parses will-it-scale's output: the average line's total, and the
-// operations of every sample (warmup included), for ops per CPU-second.
-func wisOps(out string) (avg, all float64, err error) {
-	for _, l := range strings.Split(out, "\n") {
+// openPTY opens a pseudo-terminal pair (master, slave).
+func openPTY() (*os.File, *os.File, error) {
+	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	fd := int(m.Fd())
+	if err := unix.IoctlSetPointerInt(fd, unix.TIOCSPTLCK, 0); err != nil {
+		m.Close()
+		return nil, nil, err
+	}
+	n, err := unix.IoctlGetInt(fd, unix.TIOCGPTN)
+	if err != nil {
+		m.Close()
+		return nil, nil, err
+	}
+	s, err := os.OpenFile("/dev/pts/"+strconv.Itoa(n), os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		m.Close()
+		return nil, nil, err
+	}
+	// No echo, no output translation: the child's lines as written.
+	if t, err := unix.IoctlGetTermios(int(s.Fd()), unix.TCGETS); err == nil {
+		t.Lflag &^= unix.ECHO
+		t.Oflag &^= unix.OPOST
+		unix.IoctlSetTermios(int(s.Fd()), unix.TCSETS, t)
+	}
+	return m, s, nil
+}
+
+// wisOps parses will-it-scale's output: the average line's total; the
+// operations of every sample (warmup included), for ops per CPU-second;
+// and the measured samples' operations over the time between the reads of
+// the sample line before "measurement" and of the last one (0 when the
+// lines came all at once, as from a buffered pipe).
+func wisOps(lines []string, stamps []time.Time) (avg, all, timed float64, err error) {
+	var t0 time.Time
+	var sum float64
+	measuring := false
+	lastSample := -1
+	for i, l := range lines {
 		switch {
 		case strings.HasPrefix(l, "min:"):
 			for _, f := range strings.Fields(l) {
 				if v, ok := strings.CutPrefix(f, "total:"); ok {
 					n, err := strconv.ParseFloat(v, 64)
 					if err != nil {
-						return 0, 0, fmt.Errorf("sample line %q: %v", l, err)
+						return 0, 0, 0, fmt.Errorf("sample line %q: %v", l, err)
 					}
 					all += n
+					if measuring {
+						sum += n
+					}
 				}
 			}
+			lastSample = i
+		case l == "measurement" && lastSample >= 0:
+			measuring, t0 = true, stamps[lastSample]
 		case strings.HasPrefix(l, "average:"):
 			f := strings.Split(l, ":")
 			if avg, err = strconv.ParseFloat(f[1], 64); err != nil {
-				return 0, 0, fmt.Errorf("average line %q: %v", l, err)
+				return 0, 0, 0, fmt.Errorf("average line %q: %v", l, err)
 			}
-			return avg, all, nil
+			if d := stamps[lastSample].Sub(t0).Seconds(); measuring && d > 0.5 {
+				timed = sum / d
+			}
+			return avg, all, timed, nil
 		}
 	}
-	return 0, 0, fmt.Errorf("no average line in %q", out)
+	return 0, 0, 0, fmt.Errorf("no average line in %q", strings.Join(lines, "\n"))
 }
 
 // fxOps parses fxmark's report line: works and works/sec.
-func fxOps(out string) (perSec, works float64, err error) {
-	lines := strings.Split(out, "\n")
+func fxOps(lines []string) (perSec, works float64, err error) {
 	for i, l := range lines {
 		if !strings.HasPrefix(l, "# ncpu secs works") || i+1 >= len(lines) {
 			continue
@@ -212,11 +289,11 @@ func fxOps(out string) (perSec, works float64, err error) {
 		}
 		return perSec, works, err
 	}
-	return 0, 0, fmt.Errorf("no fxmark report in %q", out)
+	return 0, 0, fmt.Errorf("no fxmark report in %q", strings.Join(lines, "\n"))
 }
 
 // run runs one side (goSide: syncord) of test with n tasks.
-func (a *artifact) run(goSide bool, test string, n, secs, cps int, shm string) (result, error) {
+func (a *artifact) run(ctx context.Context, goSide bool, test string, n, secs, cps int, shm string) (result, error) {
 	ns, ss, cs := strconv.Itoa(n), strconv.Itoa(secs), strconv.Itoa(cps)
 	if test == "MWRL" {
 		root, err := os.MkdirTemp(shm, "cmpref-mwrl.")
@@ -224,30 +301,32 @@ func (a *artifact) run(goSide bool, test string, n, secs, cps int, shm string) (
 			return result{}, err
 		}
 		defer os.RemoveAll(root)
-		var out string
+		var out []string
 		var cpu float64
 		if goSide {
-			out, cpu, err = command(a.tmp, a.syncord, "bench", "fxmark", "--type", "MWRL", "--ncore", ns, "--duration", ss, "--root", root, "-n", cs)
+			out, _, cpu, err = command(ctx, a.tmp, a.syncord, "bench", "fxmark", "--type", "MWRL", "--ncore", ns, "--duration", ss, "--root", root, "-n", cs)
 		} else {
-			out, cpu, err = command(a.tmp, a.fxmark, "--type", "MWRL", "--ncore", ns, "--duration", ss, "--root", root)
+			out, _, cpu, err = command(ctx, a.tmp, a.fxmark, "--type", "MWRL", "--ncore", ns, "--duration", ss, "--root", root)
 		}
 		if err != nil {
 			return result{}, err
 		}
 		ps, works, err := fxOps(out)
-		return result{wall: ps, cpu: works / cpu}, err
+		// fxmark times its own run: works/sec is wall time already.
+		return result{wall: ps, cpu: works / cpu, timed: ps}, err
 	}
-	var out string
+	var out []string
+	var stamps []time.Time
 	var cpu float64
 	var err error
 	if goSide {
-		out, cpu, err = command(a.tmp, a.syncord, "bench", "will-it-scale", test, "-t", ns, "-s", ss, "-n", cs)
+		out, stamps, cpu, err = command(ctx, a.tmp, a.syncord, "bench", "will-it-scale", test, "-t", ns, "-s", ss, "-n", cs)
 	} else {
-		out, cpu, err = command(a.tmp, filepath.Join(a.wis, "build", test+"_threads"), "-t", ns, "-s", ss, "-n", cs)
+		out, stamps, cpu, err = command(ctx, a.tmp, filepath.Join(a.wis, "build", test+"_threads"), "-t", ns, "-s", ss, "-n", cs)
 	}
 	if err != nil {
 		return result{}, err
 	}
-	avg, all, err := wisOps(out)
-	return result{wall: avg, cpu: all / cpu}, err
+	avg, all, timed, err := wisOps(out, stamps)
+	return result{wall: avg, cpu: all / cpu, timed: timed}, err
 }

@@ -36,11 +36,13 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"runtime"
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -49,8 +51,11 @@ import (
 )
 
 // result is one run: wall-clock ops/s, ops per second of process CPU
-// time and ops per second of the task threads' CPU time.
-type result struct{ wall, cpu, tcpu float64 }
+// time and ops per second of the task threads' CPU time; in artifact
+// mode timed is the measured samples' ops over the time their lines took
+// to arrive (will-it-scale's samples are sleep(1) plus the time to wake
+// and print, the Go driver's are 1 s on average).
+type result struct{ wall, cpu, tcpu, timed float64 }
 
 func cpuNow() float64 {
 	var ts unix.Timespec
@@ -68,7 +73,11 @@ func main() {
 	art := flag.String("artifact", "", "compare with the artifact's own C: a SynCord checkout or git directory")
 	syncordBin := flag.String("syncord", "", "with -artifact: the syncord binary (default: built from this module)")
 	flag.Parse()
-	if err := run(*rounds, *secs, strings.Split(*testList, ","), *taskList, *cps, *src, *art, *syncordBin); err != nil {
+	// Interrupted, the run in progress is killed and the temp directory
+	// (the builds, MWRL's roots) removed.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, *rounds, *secs, strings.Split(*testList, ","), *taskList, *cps, *src, *art, *syncordBin); err != nil {
 		fmt.Fprintln(os.Stderr, "cmpref:", err)
 		os.Exit(1)
 	}
@@ -84,7 +93,7 @@ func load1() float64 {
 	return f
 }
 
-func run(rounds, secs int, tests []string, taskList string, cps int, src, art, syncordBin string) error {
+func run(ctx context.Context, rounds, secs int, tests []string, taskList string, cps int, src, art, syncordBin string) error {
 	var tasks []int
 	for _, f := range strings.Split(taskList, ",") {
 		n, err := strconv.Atoi(f)
@@ -116,14 +125,17 @@ func run(rounds, secs int, tests []string, taskList string, cps int, src, art, s
 	var runOne func(goSide bool, test string, n int) (result, error)
 	cpuCols := "proc-CPU task-CPU"
 	if art != "" {
-		a, err := buildArtifact(art, tmp, tests, cps, syncordBin)
+		a, err := buildArtifact(ctx, art, tmp, tests, cps, syncordBin)
 		if err != nil {
 			return err
 		}
-		runOne = func(goSide bool, test string, n int) (result, error) { return a.run(goSide, test, n, secs, cps, shm) }
-		cpuCols = "proc-CPU"
+		runOne = func(goSide bool, test string, n int) (result, error) {
+			return a.run(ctx, goSide, test, n, secs, cps, shm)
+		}
+		cpuCols = "proc-CPU    timed"
 		fmt.Printf("# syncord (%s) vs the artifact's C (%s), %d alternating pairs of -s %d; cores per socket %d\n", runtime.Version(), art, rounds, secs, cps)
-		fmt.Printf("# Go/C: medians of pair ratios of the printed ops/s (wall) and of all samples' ops per process CPU-second\n")
+		fmt.Printf("# Go/C: medians of pair ratios of the printed ops/s (wall), of all samples' ops per process CPU-second, and of\n")
+		fmt.Printf("# the measured samples' ops per second between the arrivals of their lines (timed; fxmark: its works/sec)\n")
 	} else {
 		if src == "" {
 			_, file, _, _ := runtime.Caller(0)
@@ -135,9 +147,9 @@ func run(rounds, secs int, tests []string, taskList string, cps int, src, art, s
 		}
 		runOne = func(goSide bool, test string, n int) (result, error) {
 			if goSide {
-				return runGo(test, n, secs, cps, shm)
+				return runGo(ctx, test, n, secs, cps, shm)
 			}
-			return runC(bin, test, n, secs, cps, shm)
+			return runC(ctx, bin, test, n, secs, cps, shm)
 		}
 		fmt.Printf("# Go driver vs C loop, %d rounds of %d s, alternating; cores per socket %d; %s\n", rounds, secs, cps, runtime.Version())
 		fmt.Printf("# Go/C ratios: wall-clock ops/s; ops per process CPU-second; ops per task-thread CPU-second (medians of pair ratios)\n")
@@ -145,7 +157,7 @@ func run(rounds, secs int, tests []string, taskList string, cps int, src, art, s
 	fmt.Printf("%-12s %5s %12s %12s %6s %s  %s\n", "test", "tasks", "C ops/s", "Go ops/s", "wall", cpuCols, "(wall pair ratios; load avg)")
 	for _, test := range tests {
 		for _, n := range tasks {
-			var cw, gw, rw, rc, rt []float64
+			var cw, gw, rw, rc, rt, rs []float64
 			lmin, lmax := load1(), load1()
 			for r := range rounds {
 				// Alternate which goes first; the ratio of each adjacent
@@ -168,8 +180,15 @@ func run(rounds, secs int, tests []string, taskList string, cps int, src, art, s
 				lmin, lmax = min(lmin, l), max(lmax, l)
 				cw, gw, rw = append(cw, c.wall), append(gw, g.wall), append(rw, g.wall/c.wall)
 				rc, rt = append(rc, g.cpu/c.cpu), append(rt, g.tcpu/c.tcpu)
+				if g.timed > 0 && c.timed > 0 {
+					rs = append(rs, g.timed/c.timed)
+				}
 			}
-			cpu := fmt.Sprintf("%8.3f", median(rc))
+			timed := "       -"
+			if len(rs) > 0 {
+				timed = fmt.Sprintf("%8.3f", median(rs))
+			}
+			cpu := fmt.Sprintf("%8.3f %s", median(rc), timed)
 			if art == "" {
 				cpu = fmt.Sprintf("%8.3f %8.3f", median(rc), median(rt))
 			}
@@ -197,7 +216,7 @@ func median(v []float64) float64 {
 	return (v[len(v)/2-1] + v[len(v)/2]) / 2
 }
 
-func runC(bin, test string, n, secs, cps int, shm string) (result, error) {
+func runC(ctx context.Context, bin, test string, n, secs, cps int, shm string) (result, error) {
 	args := []string{test, strconv.Itoa(n), strconv.Itoa(secs), strconv.Itoa(cps)}
 	if test == "MWRL" {
 		root, err := os.MkdirTemp(shm, "cmpref-mwrl.")
@@ -207,7 +226,7 @@ func runC(bin, test string, n, secs, cps int, shm string) (result, error) {
 		defer os.RemoveAll(root)
 		args = append(args, root)
 	}
-	out, err := exec.Command(bin, args...).Output()
+	out, err := exec.CommandContext(ctx, bin, args...).Output()
 	if err != nil {
 		return result{}, fmt.Errorf("%s %s: %v", bin, strings.Join(args, " "), err)
 	}
@@ -218,8 +237,7 @@ func runC(bin, test string, n, secs, cps int, shm string) (result, error) {
 	return r, nil
 }
 
-func runGo(test string, n, secs, cps int, shm string) (result, error) {
-	ctx := context.Background()
+func runGo(ctx context.Context, test string, n, secs, cps int, shm string) (result, error) {
 	c0 := cpuNow()
 	if test == "MWRL" {
 		root, err := os.MkdirTemp(shm, "cmpref-mwrl.")
