@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/syncord/syncord/livepatch/concord"
 	"github.com/syncord/syncord/workloads"
 )
 
@@ -115,6 +116,46 @@ func checkSclLivepatch(t *testing.T, vm *VM) {
 	})
 }
 
+// checkNumaSclLivepatch installs numa-scl with our concord livepatch on
+// shfllock-syncord: its should_reorder program (group waiters of the same
+// NUMA node) runs in the module's admission queue in front of
+// s_vfs_rename_mutex, whose head compares the waiters behind it. The
+// witness is the kernel's bpf_stats run count of that program under xdir
+// (it needs the head and two waiters queued behind it: skip with the reason
+// when never), with lock_acquired and lock_to_release paired; uninstall
+// clean, dmesg without WARN or stall. Fairness is logged.
+func checkNumaSclLivepatch(t *testing.T, vm *VM) {
+	t.Run("numa-scl-livepatch", func(t *testing.T) {
+		vm.MustRun(t, "mkdir -p /mnt/xdir && mount -t ext4 /dev/vda /mnt/xdir")
+		defer vm.Run(t, "umount /mnt/xdir")
+		vm.MustRun(t, "syncord policy install /root/out/numa-scl --stats 2>&1")
+		if got := strings.TrimSpace(vm.MustRun(t, "cat /sys/kernel/livepatch/livepatch_concord_numa_scl/enabled /sys/module/livepatch_concord_numa_scl/parameters/slot")); got != "1\n1" {
+			t.Fatalf("enabled, slot = %q, want 1 1", got)
+		}
+		var runs map[string]uint64
+		for _, secs := range []int{3, 5} {
+			_, line := xdirFairness(t, vm, secs, "")
+			runs = hookRuns(t, vm, "numa-scl")
+			t.Logf("xdir %d s with numa-scl: %s; hook runs %v", secs, line, runs)
+			if runs["lock_acquired"] == 0 || runs["lock_to_release"] != runs["lock_acquired"] {
+				t.Fatalf("numa-scl: lock_acquired ran %d times, lock_to_release %d: want > 0 and equal", runs["lock_acquired"], runs["lock_to_release"])
+			}
+			if runs["should_reorder"] > 0 {
+				break
+			}
+		}
+		vm.MustRun(t, "syncord policy uninstall numa-scl 2>&1")
+		assertNoPolicyLeft(t, vm, "livepatch_concord_")
+		assertNoKernelProblem(t, vm)
+		if log := vm.MustRun(t, "dmesg"); kernelStall.MatchString(log) {
+			t.Fatalf("dmesg shows a stall:\n%s", log)
+		}
+		if runs["should_reorder"] == 0 {
+			t.Skip("skipping: the admission queue never held three waiters (head and two behind it), so numa-scl's should_reorder had nothing to compare")
+		}
+	})
+}
+
 // BenchmarkSynCordScl measures scl on the real shfllock-syncord kernel (2x2
 // TCG guest, one VM, the xdir image of TestSynCordShfllock):
 //   - install-s: syncord policy install of scl with its livepatch (load,
@@ -128,11 +169,16 @@ func checkSclLivepatch(t *testing.T, vm *VM) {
 //
 //	SYNCORD_E2E=1 go test ./e2e -run '^$' -bench SynCordScl -benchtime 5x
 //
-// SYNCORD_BENCH_SCL_BACKOFF=NS sets the module's max_backoff_ns.
+// SYNCORD_BENCH_SCL_BACKOFF=NS sets the module's max_backoff_ns;
+// SYNCORD_BENCH_SCL_POLICY=numa-scl measures numa-scl instead.
 func BenchmarkSynCordScl(b *testing.B) {
+	policy := "scl"
+	if p := os.Getenv("SYNCORD_BENCH_SCL_POLICY"); p != "" {
+		policy = p
+	}
 	k := SynCordKernelFor(b, ShfllockSynCord)
 	files := map[string]string{}
-	buildPolicyOut(b, k, "scl", files)
+	buildPolicyOut(b, k, policy, files)
 	vm := Boot(b, Config{Sockets: 2, Cores: 2, SynCord: k, Files: files, Append: noTimerCheck, Disks: []string{sclXDirImage(b)}})
 	vm.MustRun(b, "mkdir -p /mnt/xdir && mount -t ext4 /dev/vda /mnt/xdir")
 	defer vm.Run(b, "umount /mnt/xdir")
@@ -143,15 +189,15 @@ func BenchmarkSynCordScl(b *testing.B) {
 		vm.MustRun(b, "true")
 		rtt := time.Since(start)
 		start = time.Now()
-		vm.MustRun(b, "syncord policy install /root/out/scl >/dev/null 2>&1")
+		vm.MustRun(b, "syncord policy install /root/out/"+policy+" >/dev/null 2>&1")
 		installs = append(installs, (time.Since(start) - rtt).Seconds())
 		if ns := os.Getenv("SYNCORD_BENCH_SCL_BACKOFF"); ns != "" {
-			vm.MustRun(b, "echo "+ns+" >/sys/module/livepatch_concord_scl/parameters/max_backoff_ns")
+			vm.MustRun(b, "echo "+ns+" >/sys/module/"+concord.ModuleName(policy)+"/parameters/max_backoff_ns")
 		}
 		f, line := xdirFairness(b, vm, 3, "")
-		b.Logf("with scl: %s", line)
+		b.Logf("with %s: %s", policy, line)
 		with = append(with, f)
-		vm.MustRun(b, "syncord policy uninstall scl >/dev/null 2>&1")
+		vm.MustRun(b, "syncord policy uninstall "+policy+" >/dev/null 2>&1")
 		f, line = xdirFairness(b, vm, 3, "")
 		b.Logf("without: %s", line)
 		without = append(without, f)

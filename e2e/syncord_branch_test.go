@@ -135,19 +135,22 @@ func TestSynCordCNA(t *testing.T) {
 }
 
 // TestSynCordShfllock boots shfllock-syncord: branch detection and
-// refusals, amp and numa-grouping through our concord livepatch, and scl on
-// s_vfs_rename_mutex under xdir (ext4 image without dir_index at /dev/vda).
+// refusals, amp and numa-grouping through our concord livepatch, and scl
+// and numa-scl on s_vfs_rename_mutex under xdir (ext4 image without
+// dir_index at /dev/vda).
 func TestSynCordShfllock(t *testing.T) {
 	k := SynCordKernelFor(t, ShfllockSynCord)
 	files := map[string]string{}
 	buildPolicyOut(t, k, "amp", files)
 	buildPolicyOut(t, k, "numa-grouping", files)
 	buildPolicyOut(t, k, "scl", files)
+	buildPolicyOut(t, k, "numa-scl", files)
 	vm := Boot(t, Config{Sockets: 2, Cores: 2, SynCord: k, Files: files, Append: noTimerCheck, Disks: []string{sclXDirImage(t)}})
 	checkBranch(t, vm, k, map[string]string{"numa-grouping-cna": "cna-syncord", "bravo": "stock-syncord"})
 	checkAmpLivepatch(t, vm)
 	checkNumaGroupingLivepatch(t, vm)
 	checkSclLivepatch(t, vm)
+	checkNumaSclLivepatch(t, vm)
 }
 
 // checkXDir runs bench xdir on the SynCord guest (tmpfs is enough to run;

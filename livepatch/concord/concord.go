@@ -117,8 +117,8 @@ var supportedTargets = map[string]target{
 	"all_spinlocks": {macro: "CONCORD_TARGET_ALL_SPINLOCKS", hooks: []string{"should_reorder"},
 		branches: []kernel.Branch{kernel.BranchShfllock}, lockFree: true},
 	// module/scl.c: around the real s_vfs_rename_mutex (lock_rename,
-	// unlock_rename, the rename syscalls); should_reorder only as
-	// keepsOrder says.
+	// unlock_rename, the rename syscalls); should_reorder as keepsOrder
+	// says.
 	"s_vfs_rename": {macro: "CONCORD_TARGET_S_VFS_RENAME", hooks: []string{
 		"lock_to_acquire", "lock_acquired", "lock_to_release", "lock_released", "lock_to_enter_slowpath"}},
 }
@@ -131,12 +131,11 @@ func branchNames(bs []kernel.Branch) string {
 	return strings.Join(s, " or ")
 }
 
-// keepsOrder are the targets whose lock keeps its own wait order: a
-// should_reorder program is accepted there only when it always returns
-// false (it never reorders, so not running it changes nothing), which
-// Build checks in the policy's object. s_vfs_rename_mutex is a kernel
-// mutex: reordering its waiters needs an admission queue in front of it,
-// which the module does not have.
+// keepsOrder are the targets whose lock keeps its own wait order, FIFO: a
+// should_reorder program runs there in an admission queue the module puts
+// in front of the lock (module/scl.c), unless the policy's object shows it
+// always returns false (it never reorders: the module leaves it out, and
+// the queue with it). Build decides (placeReorders).
 var keepsOrder = map[string]bool{"s_vfs_rename": true}
 
 // Config is what concord_policy.h says.
@@ -147,10 +146,10 @@ type Config struct {
 	Target string
 	// Pins maps each hook to the bpffs path of its program.
 	Pins map[string]string
-	// NeverReorders are should_reorder programs the module does not run
-	// because the target keeps its own wait order; Build checks that each
-	// always returns false.
-	NeverReorders []bpf.Program
+	// MaybeReorders are should_reorder programs on a target that keeps
+	// its own wait order (keepsOrder): Build adds one to Pins unless the
+	// object shows it always returns false.
+	MaybeReorders []bpf.Program
 }
 
 // ConfigFor derives the module's configuration from a policy manifest and
@@ -175,7 +174,13 @@ func ConfigFor(m *bpf.Manifest) (*Config, error) {
 	}
 	for _, p := range m.Programs {
 		if p.Hook == "should_reorder" && keepsOrder[c.Target] {
-			c.NeverReorders = append(c.NeverReorders, p)
+			if len(c.MaybeReorders) > 0 {
+				return nil, fmt.Errorf("policy %s: hook %s has two programs (%s and %s); a slot holds one program per hook", m.Name, p.Hook, c.MaybeReorders[0].Pin, p.Pin)
+			}
+			if strings.ContainsAny(p.Pin, "\"\\/\n") || p.Pin == "" {
+				return nil, fmt.Errorf("policy %s: pin name %q cannot go into the module", m.Name, p.Pin)
+			}
+			c.MaybeReorders = append(c.MaybeReorders, p)
 			continue
 		}
 		known := false
@@ -408,7 +413,7 @@ func Build(ctx context.Context, m *bpf.Manifest, kdir, outDir string, o Options)
 	if err != nil {
 		return nil, err
 	}
-	if err := checkNeverReorders(c, o.Object); err != nil {
+	if err := placeReorders(c, o.Object); err != nil {
 		return nil, err
 	}
 	t, err := CheckTree(kdir)
@@ -514,15 +519,15 @@ func sortedKeys[V any](m map[string]V) []string {
 	return out
 }
 
-// checkNeverReorders refuses a should_reorder program that Config does not
-// run unless the object shows that it always returns false: its body is
-// "r0 = 0; exit".
-func checkNeverReorders(c *Config, object string) error {
-	if len(c.NeverReorders) == 0 {
+// placeReorders puts each should_reorder program of c.MaybeReorders into
+// c.Pins unless the object shows that it always returns false: its body is
+// "r0 = 0; exit" (then the module runs no admission queue for it).
+func placeReorders(c *Config, object string) error {
+	if len(c.MaybeReorders) == 0 {
 		return nil
 	}
 	if object == "" {
-		return fmt.Errorf("policy %s has a should_reorder program on %s: no object given to check that it never reorders (concord.Options.Object)", c.Policy, c.Target)
+		return fmt.Errorf("policy %s has a should_reorder program on %s: no object given to check whether it reorders (concord.Options.Object)", c.Policy, c.Target)
 	}
 	obj, err := os.ReadFile(object)
 	if err != nil {
@@ -532,7 +537,7 @@ func checkNeverReorders(c *Config, object string) error {
 	if err != nil {
 		return fmt.Errorf("policy %s: parse %s: %w", c.Policy, object, err)
 	}
-	for _, p := range c.NeverReorders {
+	for _, p := range c.MaybeReorders {
 		ps := spec.Programs[p.Function]
 		if ps == nil {
 			for _, s := range spec.Programs {
@@ -545,7 +550,7 @@ func checkNeverReorders(c *Config, object string) error {
 			return fmt.Errorf("policy %s: %s has no program %s (section %s)", c.Policy, object, p.Function, p.Section)
 		}
 		if !returnsFalse(ps.Instructions) {
-			return fmt.Errorf("policy %s: its should_reorder program %s reorders waiters: %w on %s, whose mutex keeps its own wait order (it runs only a should_reorder that always returns false, like scl's; grouping waiters, as numa-scl does, needs an admission queue in front of s_vfs_rename_mutex, which the module does not have)", c.Policy, ps.Name, ErrUnsupported, c.Target)
+			c.Pins[p.Hook] = "/sys/fs/bpf/" + p.Pin
 		}
 	}
 	return nil

@@ -3,6 +3,7 @@ package concord
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -244,8 +245,8 @@ func TestCheckLockFree(t *testing.T) {
 }
 
 // TestConfigForScl: scl attaches to s_vfs_rename with its acquired,
-// contended and release programs; its should_reorder is not run (the mutex
-// keeps its own order) and is left for Build's check.
+// contended and release programs; its should_reorder is left for Build to
+// place (the mutex keeps its own order).
 func TestConfigForScl(t *testing.T) {
 	b, err := bpf.LookupBuiltin("scl")
 	if err != nil {
@@ -268,8 +269,8 @@ func TestConfigForScl(t *testing.T) {
 			t.Errorf("header lacks %q:\n%s", want, h)
 		}
 	}
-	if strings.Contains(h, "scl_cmp") || len(c.NeverReorders) != 1 || c.NeverReorders[0].Pin != "scl_cmp" {
-		t.Errorf("should_reorder: header\n%s\nNeverReorders %+v", h, c.NeverReorders)
+	if strings.Contains(h, "scl_cmp") || len(c.MaybeReorders) != 1 || c.MaybeReorders[0].Pin != "scl_cmp" {
+		t.Errorf("should_reorder: header\n%s\nMaybeReorders %+v", h, c.MaybeReorders)
 	}
 	m := &bpf.Manifest{Name: "x", Target: "s_vfs_rename", Programs: []bpf.Program{{Section: "lock_qspinlock_x", Function: "f", Pin: "f", Hook: "lock_bypass_acquire"}}}
 	if _, err := ConfigFor(m); !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), "hook lock_bypass_acquire of program f on s_vfs_rename") {
@@ -277,11 +278,12 @@ func TestConfigForScl(t *testing.T) {
 	}
 }
 
-// TestNeverReorders: on s_vfs_rename scl's should_reorder ("return false")
-// passes, numa-scl's (it groups by NUMA node) is refused naming the
-// admission queue it would need, and without the object nothing passes.
-func TestNeverReorders(t *testing.T) {
-	for name, ok := range map[string]bool{"scl": true, "numa-scl": false} {
+// TestPlaceReorders: on s_vfs_rename scl's should_reorder ("return false")
+// stays out of the module (no admission queue: the mutex's order is FIFO),
+// numa-scl's (it groups by NUMA node) goes in, and without the object
+// neither is decided.
+func TestPlaceReorders(t *testing.T) {
+	for name, pin := range map[string]string{"scl": "", "numa-scl": "/sys/fs/bpf/scl_cmp"} {
 		b, err := bpf.LookupBuiltin(name)
 		if err != nil {
 			t.Fatal(err)
@@ -290,22 +292,22 @@ func TestNeverReorders(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
+		if err := placeReorders(c, ""); err == nil || !strings.Contains(err.Error(), "no object") {
+			t.Errorf("%s without object: %v", name, err)
+		}
 		obj := filepath.Join(t.TempDir(), b.Manifest.Object)
 		if err := os.WriteFile(obj, b.Object, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		err = checkNeverReorders(c, obj)
-		if ok && err != nil {
+		if err := placeReorders(c, obj); err != nil {
 			t.Errorf("%s: %v", name, err)
 		}
-		if !ok && (!errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), "admission queue") || !strings.Contains(err.Error(), "numa_scl_should_reorder")) {
-			t.Errorf("%s: %v, want a refusal naming the program and the admission queue", name, err)
+		h := string(Header(c, &Tree{Branch: kernel.BranchShfllock}))
+		if !strings.Contains(h, fmt.Sprintf("#define CONCORD_PIN_SHOULD_REORDER %q\n", pin)) {
+			t.Errorf("%s: want should_reorder pin %q:\n%s", name, pin, h)
 		}
-		if err := checkNeverReorders(c, ""); err == nil || !strings.Contains(err.Error(), "no object") {
-			t.Errorf("%s without object: %v", name, err)
-		}
-		if _, err := Build(context.Background(), b.Manifest, "/nonexistent-kdir", t.TempDir(), Options{Object: obj}); ok == errors.Is(err, ErrUnsupported) {
-			t.Errorf("Build %s: %v", name, err)
+		if _, err := Build(context.Background(), b.Manifest, "/nonexistent-kdir", t.TempDir(), Options{Object: obj}); err == nil || !strings.Contains(err.Error(), "kernel build tree") {
+			t.Errorf("Build %s: %v, want the tree checked next", name, err)
 		}
 	}
 }

@@ -48,8 +48,15 @@
  *
  * Task shadows of exited tasks stay until the unpatch frees every shadow; a
  * task_struct reused by a new task is recognised by its start_time.
- * should_reorder is never run here: the mutex keeps its own wait order
- * (concord.go accepts only a should_reorder that always returns false).
+ *
+ * should_reorder (numa-scl): a kernel mutex's wait list cannot be
+ * reordered from outside, so when the slot has a should_reorder program the
+ * contended path goes through an admission queue per superblock in front of
+ * the mutex (concord_scl_queue_lock: on-stack MCS nodes, preemption on),
+ * whose head groups the waiters behind it with the program before it takes
+ * the mutex. A should_reorder that always returns false (scl's) is not
+ * pinned into the module at all (concord.go checks its object): the mutex's
+ * own order is FIFO already.
  */
 #include <linux/fs.h>
 #include <linux/mutex.h>
@@ -64,11 +71,22 @@ static unsigned long max_backoff_ns = 10 * NSEC_PER_MSEC;
 module_param(max_backoff_ns, ulong, 0644);
 MODULE_PARM_DESC(max_backoff_ns, "bound of one back-off in to_enter_slowpath (ns; the module clamps the lock_hold it shows the program)");
 
+/*
+ * A waiter of the admission queue (numa-scl): on its task's stack, so a
+ * waiter may be preempted and migrate (no per-CPU node as in a spinlock).
+ */
+struct concord_scl_node {
+	struct concord_scl_node *next;
+	int locked;		/* set by the previous head: this one is head */
+	int nid;		/* NUMA node when it queued */
+};
+
 /* Per superblock (and slot): SCL's per-lock accounting. */
 struct concord_scl_sb {
 	unsigned long tot_lock_hold;
 	atomic_long_t num_threads;
 	spinlock_t acct;	/* serialises to_release */
+	struct concord_scl_node *tail;	/* admission queue (numa-scl) */
 };
 
 /* Per task (and slot). */
@@ -140,16 +158,18 @@ static struct concord_scl_task *concord_scl_task(struct concord_scl_sb *l, int i
  * owner (a copy: m is not dereferenced, a wrapper runs after the rename's
  * references to the superblock are gone); preemption is off (or acct held).
  */
-static void concord_scl_run(enum concord_hook hook, int id, unsigned long m, unsigned long owner,
-			    struct concord_scl_task *t, struct concord_scl_sb *l)
+static u32 concord_scl_run_nodes(enum concord_hook hook, int id, unsigned long m, unsigned long owner,
+				 struct concord_scl_task *t, struct concord_scl_sb *l,
+				 unsigned long numa_node, unsigned long next_numa_node)
 {
 	struct bpf_prog *prog = concord_prog(hook, id);
 	struct concord_scl_cell *cell;
 	struct concord_scl_args a;
 	unsigned long capture = 0, hold, n, cap;
+	u32 ret;
 
 	if (!prog)
-		return;
+		return 0;
 	BUILD_BUG_ON(sizeof(struct concord_scl_args) != sizeof(struct lock_policy_args));
 	BUILD_BUG_ON(offsetof(struct concord_scl_args, tmp_reg) != offsetof(struct lock_policy_args, tmp_reg));
 	BUILD_BUG_ON(offsetof(struct concord_scl_args, num_threads) != 72);
@@ -169,14 +189,21 @@ static void concord_scl_run(enum concord_hook hook, int id, unsigned long m, uns
 		a.lock_hold = &hold;	/* a clamped copy: see the top of this file */
 	}
 	a.tot_lock_hold = &l->tot_lock_hold;
-	a.numa_node = numa_node_id();
-	a.next_numa_node = 0;
+	a.numa_node = numa_node;
+	a.next_numa_node = next_numa_node;
 	a.num_threads = n;
 	a.arg8 = 0;
 	a.tmp_reg = 0;
 	rcu_read_lock();
-	BPF_PROG_RUN(prog, &a);
+	ret = BPF_PROG_RUN(prog, &a);
 	rcu_read_unlock();
+	return ret;
+}
+
+static void concord_scl_run(enum concord_hook hook, int id, unsigned long m, unsigned long owner,
+			    struct concord_scl_task *t, struct concord_scl_sb *l)
+{
+	concord_scl_run_nodes(hook, id, m, owner, t, l, numa_node_id(), 0);
 }
 
 static void concord_scl_run_preempt_off(enum concord_hook hook, int id, struct mutex *m,
@@ -185,6 +212,80 @@ static void concord_scl_run_preempt_off(enum concord_hook hook, int id, struct m
 	preempt_disable();
 	concord_scl_run(hook, id, (unsigned long)m, atomic_long_read(&m->owner), t, l);
 	preempt_enable();
+}
+
+/* Waiters one shuffle looks at (each comparison runs the program once). */
+#define CONCORD_SCL_SHUFFLE_MAX 16
+
+/*
+ * The head of the admission queue groups the waiters behind it: each one
+ * the slot's should_reorder program accepts (numa_node: the head's node,
+ * next_numa_node: the waiter's) moves up to right behind the head's group,
+ * in queue order, as ShflLock's shuffle does. Only the head relinks, and
+ * never the tail or its link (an enqueuer writes only the old tail's next),
+ * so the waiters, spinning on their own node, need no lock.
+ */
+static void concord_scl_shuffle(int id, struct mutex *m, struct concord_scl_task *t,
+				struct concord_scl_sb *l, struct concord_scl_node *head)
+{
+	struct concord_scl_node *last = head, *prev = head, *cur, *next;
+	int n = 0;
+	u32 group;
+
+	cur = READ_ONCE(head->next);
+	while (cur && (next = READ_ONCE(cur->next)) && n++ < CONCORD_SCL_SHUFFLE_MAX) {
+		preempt_disable();
+		group = concord_scl_run_nodes(HOOK_SHOULD_REORDER, id, (unsigned long)m,
+					      atomic_long_read(&m->owner), t, l, head->nid, cur->nid);
+		preempt_enable();
+		if (group) {
+			if (prev != last) {	/* move cur behind last */
+				WRITE_ONCE(prev->next, next);
+				WRITE_ONCE(cur->next, last->next);
+				WRITE_ONCE(last->next, cur);
+				last = cur;
+				cur = next;
+				continue;
+			}
+			last = cur;
+		}
+		prev = cur;
+		cur = next;
+	}
+}
+
+/*
+ * Takes the mutex through the admission queue: an MCS queue of on-stack
+ * nodes in front of the mutex, for a policy with a should_reorder program
+ * (a kernel mutex's wait list cannot be reordered from outside). Waiters
+ * spin with preemption on (cond_resched); the head groups the waiters
+ * behind it, takes the mutex (sleeping in mutex_lock) and then hands the
+ * queue on.
+ */
+static void concord_scl_queue_lock(int id, struct mutex *m, struct concord_scl_task *t,
+				   struct concord_scl_sb *l)
+{
+	struct concord_scl_node node = { .next = NULL, .locked = 0, .nid = numa_node_id() };
+	struct concord_scl_node *prev, *next;
+
+	prev = xchg(&l->tail, &node);
+	if (prev) {
+		WRITE_ONCE(prev->next, &node);
+		while (!smp_load_acquire(&node.locked)) {
+			cond_resched();
+			cpu_relax();
+		}
+	}
+	concord_scl_shuffle(id, m, t, l, &node);
+	mutex_lock(m);
+	next = READ_ONCE(node.next);
+	if (!next) {
+		if (cmpxchg(&l->tail, &node, NULL) == &node)
+			return;
+		while (!(next = READ_ONCE(node.next)))
+			cpu_relax();
+	}
+	smp_store_release(&next->locked, 1);
 }
 
 /* s_vfs_rename_mutex of sb through the slot's hooks. */
@@ -203,9 +304,13 @@ static void concord_scl_mutex_lock(struct super_block *sb)
 		return;
 	}
 	concord_scl_run_preempt_off(HOOK_TO_ACQUIRE, id, &sb->s_vfs_rename_mutex, t, l);
-	if (!mutex_trylock(&sb->s_vfs_rename_mutex)) {
+	/* no barging past an admission queue */
+	if (READ_ONCE(l->tail) || !mutex_trylock(&sb->s_vfs_rename_mutex)) {
 		concord_scl_run_preempt_off(HOOK_TO_ENTER_SLOWPATH, id, &sb->s_vfs_rename_mutex, t, l);
-		mutex_lock(&sb->s_vfs_rename_mutex);
+		if (concord_prog(HOOK_SHOULD_REORDER, id))
+			concord_scl_queue_lock(id, &sb->s_vfs_rename_mutex, t, l);
+		else
+			mutex_lock(&sb->s_vfs_rename_mutex);
 	}
 	concord_scl_run_preempt_off(HOOK_ACQUIRED, id, &sb->s_vfs_rename_mutex, t, l);
 	t->held = l;
