@@ -158,3 +158,31 @@ func BenchmarkSynCordNumaGrouping(b *testing.B) {
 	b.ReportMetric(median(uninstalls), "uninstall-s")
 	b.ReportMetric(0, "ns/op")
 }
+
+// checkNumaGroupingWithAmp stacks numa-grouping on amp: amp takes slot 1
+// (rename_lock through our bpf_queued_spin_lock), numa-grouping slot 2
+// (every spinlock's shuffle, rename_lock's too); MWRL's renames stay exact
+// under both, amp leaves first (the lower patch) and numa-grouping keeps
+// the kernel working on its own, then leaves too: nothing is left.
+func checkNumaGroupingWithAmp(t *testing.T, vm *VM) {
+	t.Run("numa-grouping-with-amp", func(t *testing.T) {
+		vm.MustRun(t, "syncord policy install /root/out/amp --stats 2>&1 && syncord policy install /root/out/numa-grouping --stats 2>&1")
+		if got := strings.Fields(vm.MustRun(t, "cat /sys/module/livepatch_concord_amp/parameters/slot /sys/module/livepatch_concord_numa_grouping/parameters/slot")); len(got) != 2 || got[0] != "1" || got[1] != "2" {
+			t.Fatalf("slots of amp, numa-grouping = %v, want 1 2", got)
+		}
+		renames := mwrlExact(t, vm, "/tmp/nga", 8, 4)
+		amp, ng := hookRuns(t, vm, "amp")["lock_to_enter_slowpath"], hookRuns(t, vm, "numa-grouping")["should_reorder"]
+		vm.MustRun(t, "syncord policy uninstall amp 2>&1")
+		if out := vm.MustRun(t, "cat /proc/modules"); strings.Contains(out, "livepatch_concord_amp") || !strings.Contains(out, "livepatch_concord_numa_grouping") {
+			t.Fatalf("after uninstalling amp:\n%s", out)
+		}
+		renames += mwrlExact(t, vm, "/tmp/nga", 8, 1)
+		vm.MustRun(t, "syncord policy uninstall numa-grouping 2>&1")
+		assertNoPolicyLeft(t, vm, "livepatch_concord_")
+		assertNoKernelProblem(t, vm)
+		if log := vm.MustRun(t, "dmesg"); kernelStall.MatchString(log) {
+			t.Fatalf("dmesg shows a stall:\n%s", log)
+		}
+		t.Logf("stacked: %d exact MWRL renames; amp's to_enter_slowpath ran %d times, numa-grouping's should_reorder %d", renames, amp, ng)
+	})
+}

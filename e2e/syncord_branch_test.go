@@ -149,6 +149,7 @@ func TestSynCordShfllock(t *testing.T) {
 	checkBranch(t, vm, k, map[string]string{"numa-grouping-cna": "cna-syncord", "bravo": "stock-syncord"})
 	checkAmpLivepatch(t, vm)
 	checkNumaGroupingLivepatch(t, vm)
+	checkNumaGroupingWithAmp(t, vm)
 	checkSclLivepatch(t, vm)
 	checkNumaSclLivepatch(t, vm)
 }
