@@ -3,6 +3,7 @@ package workloads
 import (
 	"context"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -237,7 +238,8 @@ func PinThread(cpu int) error {
 //     pending, sysmon sends no more, and it is delivered when the body
 //     returns. Only the first of concurrent runs does this: a later one
 //     must not stop the world (a GOMAXPROCS change) while those tasks
-//     cannot be preempted.
+//     cannot be preempted. Nor does a process with a memory limit
+//     (GOMEMLIMIT), which can collect with the collector off.
 func Launch(ctx context.Context, cfg Config, body Body) (*Run, error) {
 	cpus, err := Plan(cfg)
 	if err != nil {
@@ -368,8 +370,9 @@ var runState struct {
 }
 
 // beginRun counts a run in and reports whether its tasks may block the
-// preemption signal: only when no other run is active. The first run
-// raises GOMAXPROCS to want and turns the collector off.
+// preemption signal: only when no other run is active and no memory limit
+// is set. The first run raises GOMAXPROCS to want and turns the collector
+// off.
 func beginRun(want int) bool {
 	runState.mu.Lock()
 	defer runState.mu.Unlock()
@@ -383,7 +386,9 @@ func beginRun(want int) bool {
 		runState.prevProc = prev
 	}
 	runState.gcPercent = debug.SetGCPercent(-1)
-	return true
+	// A memory limit (GOMEMLIMIT) still starts collections with the
+	// collector off; then the tasks must stay preemptible.
+	return debug.SetMemoryLimit(-1) == math.MaxInt64
 }
 
 // endRun counts a run out; the last one restores GOMAXPROCS and the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"runtime/metrics"
 	"strconv"
 	"strings"
@@ -167,5 +168,24 @@ func TestSamplerNextDoesNotAllocate(t *testing.T) {
 	})
 	if allocs != 0 {
 		t.Errorf("Sampler.Next allocates %.1f times per tick, want 0", allocs)
+	}
+}
+
+// With a memory limit the collector can run even when off, so the tasks
+// stay preemptible.
+func TestLaunchMemoryLimitKeepsTasksPreemptible(t *testing.T) {
+	prev := debug.SetMemoryLimit(1 << 40)
+	defer debug.SetMemoryLimit(prev)
+	blk, pnd := make([]uint64, 1), make([]uint64, 1)
+	run, err := Launch(context.Background(), Config{Tasks: 1, CoresPerSocket: 1}, spinBody(blk, pnd, t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(20 * time.Millisecond)
+	if err := run.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if blk[0]&urgBit != 0 {
+		t.Errorf("task blocked SIGURG with a memory limit set")
 	}
 }
