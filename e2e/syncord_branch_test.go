@@ -125,6 +125,7 @@ func TestSynCordCNA(t *testing.T) {
 	k := SynCordKernelFor(t, CNASynCord)
 	files := map[string]string{}
 	buildPolicyOut(t, k, "lockstat", files)
+	buildPolicyOut(t, k, "numa-grouping-cna", files)
 	vm := Boot(t, Config{Sockets: 2, Cores: 2, SynCord: k, Files: files, Append: noTimerCheck})
 	if log := vm.MustRun(t, "dmesg | grep -c 'Enabling CNA spinlock' || true"); strings.TrimSpace(log) != "1" {
 		t.Errorf("dmesg lacks \"Enabling CNA spinlock\" (CNA not active?)")
@@ -132,6 +133,7 @@ func TestSynCordCNA(t *testing.T) {
 	checkBranch(t, vm, k, map[string]string{"numa-grouping": "shfllock-syncord", "amp": "shfllock-syncord", "bravo": "stock-syncord"})
 	checkXDir(t, vm, false)
 	checkLockstatCNA(t, vm)
+	checkNumaGroupingCNA(t, vm)
 }
 
 // TestSynCordShfllock boots shfllock-syncord: branch detection and

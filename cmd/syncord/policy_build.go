@@ -54,8 +54,9 @@ SynCord kernels of ../shared/kernels). The module is configured for this
 policy: its pins, its target lock, and its own module name
 livepatch_concord_<policy>, so that policies stack. It attaches policies on
 rename_lock (lockstat, amp), rwsem (bravo, stock-syncord) and all_spinlocks
-on shfllock-syncord (numa-grouping; its programs must take no lock: hash and
-queue maps are refused); other targets are refused with a reason. The
+on shfllock-syncord (numa-grouping) and cna-syncord (numa-grouping-cna); an
+all_spinlocks program must take no lock: hash and queue maps are refused.
+Other targets are refused with a reason. The
 kernel's branch is read from KDIR (Module.symvers, else the release).`
 
 // policyBuildCmd is `syncord policy build`; the policy command (policy.go)

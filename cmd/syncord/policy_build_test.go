@@ -97,7 +97,7 @@ func TestPolicyBuildErrors(t *testing.T) {
 		{"not a kernel tree", []string{"--out", t.TempDir(), "--livepatch", "--kdir", t.TempDir(), "lockstat"}, 1, "not a prepared build tree"},
 		{"not syncord", []string{"--out", t.TempDir(), "--livepatch", "--kdir", plain, "lockstat"}, 1, "not a SynCord kernel tree"},
 		{"missing compiler", []string{"--out", t.TempDir(), "--livepatch", "--kdir", syncord, "--cc", "/nonexistent/gcc-11", "lockstat"}, 1, "compiler /nonexistent/gcc-11"},
-		{"target not on this branch", []string{"--out", t.TempDir(), "--livepatch", "--kdir", syncord, "numa-grouping"}, 1, "targets all_spinlocks, which the concord livepatch attaches on shfllock-syncord only: kernel 5.4.0-stock-syncord"},
+		{"target not on this branch", []string{"--out", t.TempDir(), "--livepatch", "--kdir", syncord, "numa-grouping"}, 1, "targets all_spinlocks, which the concord livepatch attaches on shfllock-syncord or cna-syncord only: kernel 5.4.0-stock-syncord"},
 		// scl's and numa-scl's objects reach the should_reorder check (else "no object given"), so the tree is next.
 		{"scl checks the tree", []string{"--out", t.TempDir(), "--livepatch", "--kdir", "/nonexistent/kdir", "scl"}, 1, "kernel build tree"},
 		{"numa-scl checks the tree", []string{"--out", t.TempDir(), "--livepatch", "--kdir", "/nonexistent/kdir", "numa-scl"}, 1, "kernel build tree"},

@@ -10,8 +10,9 @@
 // parameters, and the installer's pin check reads the pin paths from the
 // module's strings. It attaches policies on rename_lock (d_move; lockstat,
 // amp), on rwsems (the read side; bravo), on s_vfs_rename_mutex (lock_rename
-// and the rename syscalls; scl) and, on shfllock-syncord, on every spinlock
-// (ShflLock's waiter shuffle; numa-grouping). The SynCord branch of
+// and the rename syscalls; scl) and on every spinlock: ShflLock's waiter
+// shuffle on shfllock-syncord (numa-grouping), CNA's slow path on
+// cna-syncord (numa-grouping-cna). The SynCord branch of
 // the kernel tree (CheckTree) goes into concord_policy.h too, so the module
 // compiles the branch's code only. Each policy's module has its own name
 // (livepatch_concord_<policy>), so policies stack: up to four at once, each
@@ -113,9 +114,10 @@ var supportedTargets = map[string]target{
 		"lock_to_enter_slowpath", "lock_enable_fastpath", "lock_bypass_acquire", "lock_bypass_release"}},
 	"rwsem": {macro: "CONCORD_TARGET_RWSEM", hooks: []string{"lock_acquired", "lock_bypass_acquire", "lock_bypass_release"},
 		branches: []kernel.Branch{kernel.BranchStock}},
-	// shfllock: module/shuffle.c replaces ShflLock's shuffle_waiters.
+	// shfllock: module/shuffle.c replaces ShflLock's shuffle_waiters;
+	// cna: module/cna.c replaces CNA's slow path.
 	"all_spinlocks": {macro: "CONCORD_TARGET_ALL_SPINLOCKS", hooks: []string{"should_reorder"},
-		branches: []kernel.Branch{kernel.BranchShfllock}, lockFree: true},
+		branches: []kernel.Branch{kernel.BranchShfllock, kernel.BranchCNA}, lockFree: true},
 	// module/scl.c: around the real s_vfs_rename_mutex (lock_rename,
 	// unlock_rename, the rename syscalls); should_reorder as keepsOrder
 	// says.
@@ -501,8 +503,8 @@ func checkTreeBranch(m *bpf.Manifest, c *Config, t *Tree) error {
 		if t.Branch != "" {
 			is = string(t.Branch) + " (" + t.BranchFrom + ")"
 		}
-		return fmt.Errorf("policy %s targets %s, which the concord livepatch attaches on %s only: kernel %s at %s is %s: %w there (build against the %s kernel's tree)",
-			c.Policy, c.Target, branchNames(tgt.branches), t.Release, t.Dir, is, ErrUnsupported, tgt.branches[0])
+		return fmt.Errorf("policy %s targets %s, which the concord livepatch attaches on %s only: kernel %s at %s is %s: %w there (build against the tree of a %s kernel)",
+			c.Policy, c.Target, branchNames(tgt.branches), t.Release, t.Dir, is, ErrUnsupported, branchNames(tgt.branches))
 	}
 	if len(m.Branches) > 0 && t.Branch != "" && !slices.Contains(m.Branches, string(t.Branch)) {
 		return fmt.Errorf("policy %s needs a %s kernel (its manifest says so): kernel %s at %s is %s (%s): %w", c.Policy, strings.Join(m.Branches, " or "), t.Release, t.Dir, t.Branch, t.BranchFrom, bpf.ErrWrongBranch)

@@ -53,19 +53,11 @@ func TestConfigForLockstat(t *testing.T) {
 // refused at build time, with the reason, instead of a module that would
 // never run the policy.
 func TestConfigForRefuses(t *testing.T) {
-	for name, want := range map[string]string{
-		"numa-grouping-cna": "targets all_spinlocks on cna-syncord: not supported by the concord livepatch yet (it attaches all_spinlocks on shfllock-syncord only)",
-	} {
-		b, err := bpf.LookupBuiltin(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, err = ConfigFor(b.Manifest)
-		if !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), want) {
-			t.Errorf("%s: %v, want %q and ErrUnsupported", name, err, want)
-		}
+	m := &bpf.Manifest{Name: "x", Target: "all_spinlocks", Branches: []string{"stock-syncord"}, Programs: []bpf.Program{{Section: "lock_qspinlock_cmp", Function: "f", Pin: "f", Hook: "should_reorder"}}}
+	if _, err := ConfigFor(m); !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), "it attaches all_spinlocks on shfllock-syncord or cna-syncord only") {
+		t.Errorf("all_spinlocks on stock-syncord: %v", err)
 	}
-	m := &bpf.Manifest{Name: "x", Target: "rwsem", Programs: []bpf.Program{{Section: "lock_rwsem_x", Function: "f", Pin: "f", Hook: "lock_to_enter_slowpath"}}}
+	m = &bpf.Manifest{Name: "x", Target: "rwsem", Programs: []bpf.Program{{Section: "lock_rwsem_x", Function: "f", Pin: "f", Hook: "lock_to_enter_slowpath"}}}
 	if _, err := ConfigFor(m); !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), "hook lock_to_enter_slowpath of program f on rwsem") {
 		t.Errorf("to_enter_slowpath on rwsem: %v", err)
 	}
@@ -102,6 +94,24 @@ func TestSourceMatchesHooks(t *testing.T) {
 	if !strings.Contains(string(source), `#include "shuffle.c"`) || !strings.Contains(string(mustRead("module/shuffle.c")), `"shuffle_waiters.constprop.0"`) {
 		t.Error("concord.c does not include shuffle.c, or shuffle.c does not replace shuffle_waiters.constprop.0")
 	}
+	// cna.c replaces CNA's slow path of the cna-syncord build it was
+	// checked against (System.map: 0x3c0 bytes), and its test-only knob
+	// defaults to the kernel's ordering ratio (SHUFFLE_REDUCTION_PROB_ARG 7).
+	cna := string(mustRead("module/cna.c"))
+	for _, want := range []string{
+		`#define CONCORD_CNA_SLOWPATH "__cna_queued_spin_lock_slowpath"`,
+		"#define CONCORD_CNA_SLOWPATH_SIZE 0x3c0\n",
+		"static unsigned int reorder_prob_bits = 7;\n",
+		"#define CONCORD_TARGET_FUNCS",
+		"static int concord_target_init(void)",
+	} {
+		if !strings.Contains(cna, want) {
+			t.Errorf("cna.c lacks %q", want)
+		}
+	}
+	if !strings.Contains(string(source), "#elif defined(CONCORD_BRANCH_CNA)\n#include \"cna.c\"") {
+		t.Error("concord.c does not include cna.c for CONCORD_BRANCH_CNA")
+	}
 }
 
 // TestConfigForNumaGrouping: numa-grouping attaches on shfllock-syncord:
@@ -135,6 +145,37 @@ func TestConfigForNumaGrouping(t *testing.T) {
 	// A tree of unknown branch names none.
 	if h := string(Header(c, &Tree{})); strings.Contains(h, "CONCORD_BRANCH") {
 		t.Errorf("header of a tree of unknown branch:\n%s", h)
+	}
+}
+
+// TestConfigForNumaGroupingCNA: numa-grouping-cna attaches on
+// cna-syncord: its header selects the all_spinlocks target (cna.c through
+// the branch macro) and the pin of its should_reorder program.
+func TestConfigForNumaGroupingCNA(t *testing.T) {
+	b, err := bpf.LookupBuiltin("numa-grouping-cna")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := ConfigFor(b.Manifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := string(Header(c, &Tree{Branch: kernel.BranchCNA}))
+	for _, want := range []string{
+		`#define CONCORD_POLICY "numa-grouping-cna"`,
+		`#define CONCORD_TARGET "all_spinlocks"`,
+		"#define CONCORD_TARGET_ALL_SPINLOCKS 1",
+		`#define CONCORD_BRANCH "cna-syncord"`,
+		"#define CONCORD_BRANCH_CNA 1",
+		`#define CONCORD_PIN_SHOULD_REORDER "/sys/fs/bpf/numa-grouping-cna"`,
+		`#define CONCORD_PIN_TO_ENTER_SLOWPATH ""`,
+	} {
+		if !strings.Contains(h, want+"\n") {
+			t.Errorf("header lacks %q:\n%s", want, h)
+		}
+	}
+	if strings.Contains(h, "CONCORD_BRANCH_SHFLLOCK") || strings.Contains(h, "CONCORD_HAVE_RWSEM_SLOTS") {
+		t.Errorf("cna header:\n%s", h)
 	}
 }
 
@@ -198,6 +239,10 @@ func TestBuildBranchRefusals(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	ngc, err := bpf.LookupBuiltin("numa-grouping-cna")
+	if err != nil {
+		t.Fatal(err)
+	}
 	lockstat, _ := bpf.LookupBuiltin("lockstat")
 	for _, c := range []struct {
 		name   string
@@ -207,8 +252,9 @@ func TestBuildBranchRefusals(t *testing.T) {
 		want   string
 		is     error
 	}{
-		{"numa-grouping on stock", ng.Manifest, kernel.BranchStock, "x.o", "targets all_spinlocks, which the concord livepatch attaches on shfllock-syncord only: kernel 5.4.0-stock-syncord at", ErrUnsupported},
-		{"numa-grouping on cna", ng.Manifest, kernel.BranchCNA, "x.o", "is cna-syncord (Module.symvers exports __cna_queued_spin_lock_slowpath)", ErrUnsupported},
+		{"numa-grouping on stock", ng.Manifest, kernel.BranchStock, "x.o", "targets all_spinlocks, which the concord livepatch attaches on shfllock-syncord or cna-syncord only: kernel 5.4.0-stock-syncord at", ErrUnsupported},
+		{"numa-grouping-cna on shfllock", ngc.Manifest, kernel.BranchShfllock, "x.o", "policy numa-grouping-cna needs a cna-syncord kernel (its manifest says so): kernel 5.4.0-shfllock-syncord", bpf.ErrWrongBranch},
+		{"numa-grouping on cna", ng.Manifest, kernel.BranchCNA, "x.o", "policy numa-grouping needs a shfllock-syncord kernel (its manifest says so): kernel 5.4.0-cna-syncord at", bpf.ErrWrongBranch},
 		{"numa-grouping without object", ng.Manifest, kernel.BranchShfllock, "", "needs the policy's object", nil},
 		{"manifest branch", &bpf.Manifest{Name: "x", Object: "x.o", Branches: []string{"stock-syncord"}, Programs: lockstat.Manifest.Programs}, kernel.BranchShfllock, "", "policy x needs a stock-syncord kernel (its manifest says so): kernel 5.4.0-shfllock-syncord", bpf.ErrWrongBranch},
 	} {

@@ -48,7 +48,9 @@
  *    in its own file, chosen by the CONCORD_BRANCH_* macro of
  *    concord_policy.h: shuffle.c on shfllock-syncord (ShflLock's waiter
  *    shuffle, whose grouping decision runs the slot's should_reorder
- *    program through concord_run_cmp). Such a file provides
+ *    program through concord_run_cmp), cna.c on cna-syncord (CNA's whole
+ *    slow path, whose "move the next waiter to the secondary queue"
+ *    decision runs it). Such a file provides
  *    concord_target_init() (refuses a kernel it does not know) and
  *    CONCORD_TARGET_FUNCS (its klp_func entries).
  *
@@ -448,8 +450,10 @@ static unsigned long __maybe_unused concord_ftrace_site(const char *name)
 #ifdef CONCORD_TARGET_ALL_SPINLOCKS
 #if defined(CONCORD_BRANCH_SHFLLOCK)
 #include "shuffle.c"
+#elif defined(CONCORD_BRANCH_CNA)
+#include "cna.c"
 #else
-#error "target all_spinlocks: the concord livepatch attaches it on shfllock-syncord only (concord_policy.h names no CONCORD_BRANCH_SHFLLOCK)"
+#error "target all_spinlocks: the concord livepatch attaches it on shfllock-syncord and cna-syncord only (concord_policy.h names neither CONCORD_BRANCH_SHFLLOCK nor CONCORD_BRANCH_CNA)"
 #endif
 #endif
 
