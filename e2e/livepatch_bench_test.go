@@ -33,9 +33,25 @@ import (
 // interpreter; SYNCORD_BENCH_JIT=1 turns the JIT on in the guest before
 // anything is loaded.
 func BenchmarkSynCordLivepatch(b *testing.B) {
-	k := SynCordKernelFor(b, StockSynCord)
+	benchPolicyLivepatch(b, StockSynCord, "lockstat")
+}
+
+// BenchmarkSynCordCNALivepatch is BenchmarkSynCordLivepatch for
+// numa-grouping-cna on cna-syncord (CNA active: 2 nodes): the module
+// replaces the slow path of every spinlock, with the kernel's ordering
+// ratio (reorder_prob_bits 7), so mwrl-ratio is the cost of our slow path
+// and the klp redirection for every contended spinlock, plus the program
+// run on 1 in 128 head waits.
+//
+//	SYNCORD_E2E=1 go test ./e2e -run '^$' -bench SynCordCNALivepatch -benchtime 5x
+func BenchmarkSynCordCNALivepatch(b *testing.B) {
+	benchPolicyLivepatch(b, CNASynCord, "numa-grouping-cna")
+}
+
+func benchPolicyLivepatch(b *testing.B, branch, policy string) {
+	k := SynCordKernelFor(b, branch)
 	out := b.TempDir()
-	res, err := bpf.WriteBuiltin("lockstat", out)
+	res, err := bpf.WriteBuiltin(policy, out)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -43,16 +59,16 @@ func BenchmarkSynCordLivepatch(b *testing.B) {
 	var ko *concord.Result
 	for i := 0; i < 3; i++ {
 		start := time.Now()
-		ko, err = concord.Build(context.Background(), res.Manifest, k.KDIR, filepath.Join(out, "lockstat", "LivePatchGen"), concord.Options{CC: "gcc-11"})
+		ko, err = concord.Build(context.Background(), res.Manifest, k.KDIR, filepath.Join(out, policy, "LivePatchGen"), concord.Options{CC: "gcc-11", Object: res.Object})
 		if err != nil {
 			b.Fatal(err)
 		}
 		builds = append(builds, time.Since(start).Seconds())
 	}
 	files := map[string]string{
-		"/root/out/lockstat/eBPFGen/" + filepath.Base(res.Object): res.Object,
-		"/root/out/lockstat/eBPFGen/" + bpf.ManifestName:          res.ManifestPath,
-		"/root/out/lockstat/LivePatchGen/" + concord.ModuleFile:   ko.Module,
+		"/root/out/" + policy + "/eBPFGen/" + filepath.Base(res.Object): res.Object,
+		"/root/out/" + policy + "/eBPFGen/" + bpf.ManifestName:          res.ManifestPath,
+		"/root/out/" + policy + "/LivePatchGen/" + concord.ModuleFile:   ko.Module,
 	}
 	vm := Boot(b, Config{Sockets: 2, Cores: 2, SynCord: k, Files: files, Append: noTimerCheck})
 	if os.Getenv("SYNCORD_BENCH_JIT") == "1" {
@@ -78,10 +94,10 @@ func BenchmarkSynCordLivepatch(b *testing.B) {
 		vm.MustRun(b, "true")
 		rtt := time.Since(start)
 		start = time.Now()
-		vm.MustRun(b, "syncord policy install /root/out/lockstat >/dev/null 2>&1")
+		vm.MustRun(b, "syncord policy install /root/out/"+policy+" >/dev/null 2>&1")
 		installs = append(installs, (time.Since(start) - rtt).Seconds())
 		with = append(with, mwrl())
-		vm.MustRun(b, "syncord policy uninstall lockstat >/dev/null 2>&1")
+		vm.MustRun(b, "syncord policy uninstall "+policy+" >/dev/null 2>&1")
 		without = append(without, mwrl())
 	}
 	b.ReportMetric(median(builds), "build-s")

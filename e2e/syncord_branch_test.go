@@ -136,6 +136,32 @@ func TestSynCordCNA(t *testing.T) {
 	checkNumaGroupingCNA(t, vm)
 }
 
+// TestSynCordCNAInactive boots cna-syncord on one NUMA node, where the
+// kernel keeps the plain qspinlock slow path (no "Enabling CNA spinlock"):
+// numa-grouping-cna's module refuses to load, saying why, and the install
+// is rolled back completely.
+func TestSynCordCNAInactive(t *testing.T) {
+	k := SynCordKernelFor(t, CNASynCord)
+	files := map[string]string{}
+	buildPolicyOut(t, k, "numa-grouping-cna", files)
+	vm := Boot(t, Config{Sockets: 1, Cores: 2, SynCord: k, Files: files, Append: noTimerCheck})
+	if n := strings.TrimSpace(vm.MustRun(t, "dmesg | grep -c 'Enabling CNA spinlock' || true")); n != "0" {
+		t.Fatalf("CNA is active on one node (dmesg says so %s times)", n)
+	}
+	out, code := vm.Run(t, "syncord policy install /root/out/numa-grouping-cna --stats 2>&1")
+	if code == 0 || !strings.Contains(out, "finit_module") {
+		t.Fatalf("install of numa-grouping-cna without CNA: exit %d\n%s", code, out)
+	}
+	if log := vm.MustRun(t, "dmesg | tail -5"); !strings.Contains(log, "concord: policy numa-grouping-cna: CNA is not active on this boot") {
+		t.Fatalf("dmesg does not say why the module refused:\n%s", log)
+	}
+	assertNoPolicyLeft(t, vm, "livepatch_concord_")
+	if got := strings.TrimSpace(vm.MustRun(t, "cat /proc/sys/kernel/bpf_stats_enabled; ls /run/syncord/policies 2>/dev/null | wc -l")); got != "0\n0" {
+		t.Fatalf("after the refused install: bpf_stats_enabled, records = %q, want 0 0", got)
+	}
+	assertNoKernelProblem(t, vm)
+}
+
 // TestSynCordShfllock boots shfllock-syncord: branch detection and
 // refusals, amp and numa-grouping through our concord livepatch, and scl
 // and numa-scl on s_vfs_rename_mutex under xdir (ext4 image without
