@@ -48,7 +48,10 @@ func BenchmarkSynCordCNALivepatch(b *testing.B) {
 	benchPolicyLivepatch(b, CNASynCord, "numa-grouping-cna")
 }
 
-func benchPolicyLivepatch(b *testing.B, branch, policy string) {
+// benchBuildBoot builds policy's concord livepatch against branch's
+// kernel three times (returning the seconds each build took) and boots one
+// 2x2 VM with the policy at /root/out/<policy>.
+func benchBuildBoot(b *testing.B, branch, policy string) (*VM, []float64) {
 	k := SynCordKernelFor(b, branch)
 	out := b.TempDir()
 	res, err := bpf.WriteBuiltin(policy, out)
@@ -70,7 +73,11 @@ func benchPolicyLivepatch(b *testing.B, branch, policy string) {
 		"/root/out/" + policy + "/eBPFGen/" + bpf.ManifestName:          res.ManifestPath,
 		"/root/out/" + policy + "/LivePatchGen/" + concord.ModuleFile:   ko.Module,
 	}
-	vm := Boot(b, Config{Sockets: 2, Cores: 2, SynCord: k, Files: files, Append: noTimerCheck})
+	return Boot(b, Config{Sockets: 2, Cores: 2, SynCord: k, Files: files, Append: noTimerCheck}), builds
+}
+
+func benchPolicyLivepatch(b *testing.B, branch, policy string) {
+	vm, builds := benchBuildBoot(b, branch, policy)
 	if os.Getenv("SYNCORD_BENCH_JIT") == "1" {
 		vm.MustRun(b, "echo 1 >/proc/sys/net/core/bpf_jit_enable")
 	}

@@ -1,17 +1,12 @@
 package e2e
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/syncord/syncord/bpf"
-	"github.com/syncord/syncord/livepatch/concord"
 )
 
 // kernelStall matches the kernel's lockup and RCU stall reports.
@@ -119,28 +114,7 @@ func checkNumaGroupingLivepatch(t *testing.T, vm *VM) {
 //
 //     SYNCORD_E2E=1 go test ./e2e -run '^$' -bench SynCordNumaGrouping -benchtime 7x
 func BenchmarkSynCordNumaGrouping(b *testing.B) {
-	k := SynCordKernelFor(b, ShfllockSynCord)
-	out := b.TempDir()
-	res, err := bpf.WriteBuiltin("numa-grouping", out)
-	if err != nil {
-		b.Fatal(err)
-	}
-	var builds []float64
-	var ko *concord.Result
-	for i := 0; i < 3; i++ {
-		start := time.Now()
-		ko, err = concord.Build(context.Background(), res.Manifest, k.KDIR, filepath.Join(out, "numa-grouping", "LivePatchGen"), concord.Options{CC: "gcc-11", Object: res.Object})
-		if err != nil {
-			b.Fatal(err)
-		}
-		builds = append(builds, time.Since(start).Seconds())
-	}
-	files := map[string]string{
-		"/root/out/numa-grouping/eBPFGen/" + filepath.Base(res.Object): res.Object,
-		"/root/out/numa-grouping/eBPFGen/" + bpf.ManifestName:          res.ManifestPath,
-		"/root/out/numa-grouping/LivePatchGen/" + concord.ModuleFile:   ko.Module,
-	}
-	vm := Boot(b, Config{Sockets: 2, Cores: 2, SynCord: k, Files: files, Append: noTimerCheck})
+	vm, builds := benchBuildBoot(b, ShfllockSynCord, "numa-grouping")
 	var installs, uninstalls []float64
 	for b.Loop() {
 		start := time.Now()

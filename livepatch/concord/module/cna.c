@@ -350,9 +350,8 @@ release:
 /* Resolves the kernel's CNA state; refuses a kernel this code does not fit. */
 static int concord_target_init(void)
 {
-	char sym[KSYM_SYMBOL_LEN], want[KSYM_SYMBOL_LEN];
 	unsigned long slowpath;
-	int cpu;
+	int cpu, err;
 
 	BUILD_BUG_ON(sizeof(struct concord_cna_node) != 32);
 	BUILD_BUG_ON(offsetof(struct concord_cna_node, locked) != 8);
@@ -363,25 +362,15 @@ static int concord_target_init(void)
 	BUILD_BUG_ON(offsetof(struct concord_cna_node, start_time) != 0x18);
 	BUILD_BUG_ON(_Q_PENDING_BITS != 8);	/* the byte-wide pending/tail stores below */
 
-	slowpath = kallsyms_lookup_name(CONCORD_CNA_SLOWPATH);
+	slowpath = concord_replaceable(CONCORD_CNA_SLOWPATH, CONCORD_CNA_SLOWPATH_SIZE, "cna-syncord", &err);
+	if (!slowpath)
+		return err;
 	concord_cna_qnodes = (struct concord_cna_node __percpu *)kallsyms_lookup_name("qnodes");
 	concord_cna_threshold_ns = (unsigned long *)kallsyms_lookup_name("numa_spinlock_threshold_ns");
-	if (!slowpath || !concord_cna_qnodes || !concord_cna_threshold_ns) {
-		pr_err("concord: policy %s: kallsyms has no %s, qnodes or numa_spinlock_threshold_ns: not cna-syncord (target %s is attached there only with this build)\n",
-		       CONCORD_POLICY, CONCORD_CNA_SLOWPATH, CONCORD_TARGET);
+	if (!concord_cna_qnodes || !concord_cna_threshold_ns) {
+		pr_err("concord: policy %s: kallsyms has no qnodes or numa_spinlock_threshold_ns: not cna-syncord (target %s is attached there only)\n",
+		       CONCORD_POLICY, CONCORD_TARGET);
 		return -ENOENT;
-	}
-	if (concord_ftrace_site(CONCORD_CNA_SLOWPATH) != slowpath) {
-		pr_err("concord: policy %s: %s has no ftrace call site, klp cannot replace it (a kernel without DYNAMIC_FTRACE_WITH_REGS?)\n",
-		       CONCORD_POLICY, CONCORD_CNA_SLOWPATH);
-		return -EINVAL;
-	}
-	sprint_symbol(sym, slowpath);
-	snprintf(want, sizeof(want), "%s+0x0/%#x", CONCORD_CNA_SLOWPATH, CONCORD_CNA_SLOWPATH_SIZE);
-	if (strcmp(sym, want)) {
-		pr_err("concord: policy %s: the kernel's slow path is %s, not %s: compiled differently than the cna-syncord kernel this module's copy of it was checked against\n",
-		       CONCORD_POLICY, sym, want);
-		return -EINVAL;
 	}
 	if (pv_ops.lock.queued_spin_lock_slowpath != (void *)slowpath ||
 	    per_cpu_ptr(concord_cna_qnodes, 0)->encoded_tail != concord_cna_encode(0, 0)) {

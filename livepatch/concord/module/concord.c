@@ -447,6 +447,43 @@ static unsigned long __maybe_unused concord_ftrace_site(const char *name)
 	return ip;
 }
 
+/*
+ * The address of the kernel function name, which this module replaces with
+ * code written for one build of it, when klp can replace it and the build
+ * is that one: it exists (else the kernel is not branch), starts with an
+ * ftrace call site, and is size bytes long (sprint_symbol's
+ * "name+0x0/size"). Otherwise the kernel log says why, *err is init's
+ * error, and it returns 0.
+ */
+static unsigned long __maybe_unused concord_replaceable(const char *name, unsigned long size,
+							 const char *branch, int *err)
+{
+	char buf[KSYM_SYMBOL_LEN], *sz;
+	unsigned long ip = kallsyms_lookup_name(name), got;
+
+	if (!ip) {
+		pr_err("concord: policy %s: this kernel has no %s: not %s (target %s is attached there only)\n",
+		       CONCORD_POLICY, name, branch, CONCORD_TARGET);
+		*err = -ENOENT;
+		return 0;
+	}
+	if (concord_ftrace_site(name) != ip) {
+		pr_err("concord: policy %s: %s has no ftrace call site, klp cannot replace it (a kernel without DYNAMIC_FTRACE_WITH_REGS?)\n",
+		       CONCORD_POLICY, name);
+		*err = -EINVAL;
+		return 0;
+	}
+	sprint_symbol(buf, ip);
+	sz = strrchr(buf, '/');
+	if (!sz || kstrtoul(sz + 1, 16, &got) || got != size) {
+		pr_err("concord: policy %s: %s is %s, not of size %#lx: compiled differently than in the %s kernel this module's copy of it was written for; refusing\n",
+		       CONCORD_POLICY, name, buf, size, branch);
+		*err = -EINVAL;
+		return 0;
+	}
+	return ip;
+}
+
 #ifdef CONCORD_TARGET_ALL_SPINLOCKS
 #if defined(CONCORD_BRANCH_SHFLLOCK)
 #include "shuffle.c"

@@ -188,9 +188,7 @@ out:
  */
 static int concord_target_init(void)
 {
-	char buf[KSYM_SYMBOL_LEN], *sz;
-	unsigned long ip, size;
-	int cpu;
+	int cpu, err;
 
 	BUILD_BUG_ON(offsetof(struct concord_shfl_node, next) != 0);
 	BUILD_BUG_ON(offsetof(struct concord_shfl_node, lstatus) != 8);
@@ -203,24 +201,9 @@ static int concord_target_init(void)
 	BUILD_BUG_ON(offsetof(struct concord_shfl_node, last_visited) != 0x20);
 	BUILD_BUG_ON(sizeof(struct concord_shfl_node) != 40);
 
-	ip = kallsyms_lookup_name(CONCORD_SHFL_SYMBOL);
-	if (!ip) {
-		pr_err("concord: policy %s: this kernel has no %s: not shfllock-syncord (target %s is attached there only)\n",
-		       CONCORD_POLICY, CONCORD_SHFL_SYMBOL, CONCORD_TARGET);
-		return -ENOENT;
-	}
-	if (concord_ftrace_site(CONCORD_SHFL_SYMBOL) != ip) {
-		pr_err("concord: policy %s: %s has no ftrace call site, klp cannot replace it (a kernel without DYNAMIC_FTRACE_WITH_REGS?)\n",
-		       CONCORD_POLICY, CONCORD_SHFL_SYMBOL);
-		return -EINVAL;
-	}
-	sprint_symbol(buf, ip);	/* "shuffle_waiters.constprop.0+0x0/0x190" */
-	sz = strrchr(buf, '/');
-	if (!sz || kstrtoul(sz + 1, 16, &size) || size != CONCORD_SHFL_SIZE) {
-		pr_err("concord: policy %s: %s is %s, not of size %#x: shuffle_waiters was compiled differently than in the shfllock-syncord kernel this module knows (its argument order may differ); refusing\n",
-		       CONCORD_POLICY, CONCORD_SHFL_SYMBOL, buf, CONCORD_SHFL_SIZE);
-		return -EINVAL;
-	}
+	/* Another size may mean another argument order of the clone. */
+	if (!concord_replaceable(CONCORD_SHFL_SYMBOL, CONCORD_SHFL_SIZE, "shfllock-syncord", &err))
+		return err;
 	for_each_possible_cpu(cpu)
 		per_cpu(concord_shfl_seed, cpu) = get_random_u32() | 1;
 	return 0;
