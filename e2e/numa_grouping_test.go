@@ -1,12 +1,18 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/syncord/syncord/bpf"
+	"github.com/syncord/syncord/livepatch/concord"
 )
 
 // kernelStall matches the kernel's lockup and RCU stall reports.
@@ -133,16 +139,59 @@ func BenchmarkSynCordNumaGrouping(b *testing.B) {
 	b.ReportMetric(0, "ns/op")
 }
 
+// buildNumaGrouping2 builds numa-grouping again as policy numa-grouping2
+// (its own pin and module, livepatch_concord_numa_grouping2): a second
+// all_spinlocks policy.
+func buildNumaGrouping2(t *testing.T, k *SynCordKernel, files map[string]string) {
+	t.Helper()
+	out := t.TempDir()
+	res, err := bpf.WriteBuiltin("numa-grouping", out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := *res.Manifest
+	m.Name = "numa-grouping2"
+	m.Programs = append([]bpf.Program(nil), m.Programs...)
+	m.Programs[0].Pin = "numa-grouping2"
+	dir := filepath.Join(out, "numa-grouping2", "eBPFGen")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := bpf.WriteManifest(dir, &m); err != nil {
+		t.Fatal(err)
+	}
+	ko, err := concord.Build(context.Background(), &m, k.KDIR, filepath.Join(out, "numa-grouping2", "LivePatchGen"), concord.Options{CC: "gcc-11", Object: res.Object})
+	if err != nil {
+		t.Fatalf("build the concord livepatch of numa-grouping2: %v", err)
+	}
+	files["/root/out/numa-grouping2/eBPFGen/"+filepath.Base(res.Object)] = res.Object
+	files["/root/out/numa-grouping2/eBPFGen/"+bpf.ManifestName] = filepath.Join(dir, bpf.ManifestName)
+	files["/root/out/numa-grouping2/LivePatchGen/"+concord.ModuleFile] = ko.Module
+}
+
 // checkNumaGroupingWithAmp stacks numa-grouping on amp: amp takes slot 1
 // (rename_lock through our bpf_queued_spin_lock), numa-grouping slot 2
-// (every spinlock's shuffle, rename_lock's too); MWRL's renames stay exact
-// under both, amp leaves first (the lower patch) and numa-grouping keeps
-// the kernel working on its own, then leaves too: nothing is left.
+// (every spinlock's shuffle, rename_lock's too); a second all_spinlocks
+// policy (numa-grouping2) is refused while numa-grouping is there, leaving
+// nothing behind; MWRL's renames stay exact under both, amp leaves first
+// (the lower patch) and numa-grouping keeps the kernel working on its own,
+// then leaves too: nothing is left.
 func checkNumaGroupingWithAmp(t *testing.T, vm *VM) {
 	t.Run("numa-grouping-with-amp", func(t *testing.T) {
 		vm.MustRun(t, "syncord policy install /root/out/amp --stats 2>&1 && syncord policy install /root/out/numa-grouping --stats 2>&1")
 		if got := strings.Fields(vm.MustRun(t, "cat /sys/module/livepatch_concord_amp/parameters/slot /sys/module/livepatch_concord_numa_grouping/parameters/slot")); len(got) != 2 || got[0] != "1" || got[1] != "2" {
 			t.Fatalf("slots of amp, numa-grouping = %v, want 1 2", got)
+		}
+		const snapshot = "ls -A /sys/fs/bpf; echo --; ls -A /run/syncord/policies 2>/dev/null; echo --; cut -d' ' -f1 /proc/modules | sort; echo --; ls /sys/kernel/livepatch"
+		before := vm.MustRun(t, snapshot)
+		if out, code := vm.Run(t, "syncord policy install /root/out/numa-grouping2 2>&1"); code == 0 {
+			t.Fatalf("a second all_spinlocks policy installed beside numa-grouping:\n%s", out)
+		}
+		if log := vm.MustRun(t, "dmesg"); !strings.Contains(log, "concord: policy numa-grouping2: module livepatch_concord_numa_grouping already replaces the function concord_shuffle_waiters replaces on target all_spinlocks") {
+			t.Fatalf("dmesg lacks the refusal of numa-grouping2:\n%s", log)
+		}
+		if after := vm.MustRun(t, snapshot); after != before {
+			t.Fatalf("the refused numa-grouping2 left something behind:\nbefore:\n%s\nafter:\n%s", before, after)
 		}
 		renames := mwrlExact(t, vm, "/tmp/nga", 8, 4)
 		amp, ng := hookRuns(t, vm, "amp")["lock_to_enter_slowpath"], hookRuns(t, vm, "numa-grouping")["should_reorder"]

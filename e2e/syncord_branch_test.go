@@ -171,6 +171,7 @@ func TestSynCordShfllock(t *testing.T) {
 	files := map[string]string{}
 	buildPolicyOut(t, k, "amp", files)
 	buildPolicyOut(t, k, "numa-grouping", files)
+	buildNumaGrouping2(t, k, files)
 	buildPolicyOut(t, k, "scl", files)
 	buildPolicyOut(t, k, "numa-scl", files)
 	vm := Boot(t, Config{Sockets: 2, Cores: 2, SynCord: k, Files: files, Append: noTimerCheck, Disks: []string{sclXDirImage(t)}})

@@ -383,5 +383,8 @@ static int concord_target_init(void)
 	return 0;
 }
 
+/* concord_cna_slowpath runs this module's slot: one such module at a time. */
+#define CONCORD_TARGET_EXCLUSIVE "concord_cna_slowpath"
+
 #define CONCORD_TARGET_FUNCS \
 	{ .old_name = CONCORD_CNA_SLOWPATH, .new_func = concord_cna_slowpath },

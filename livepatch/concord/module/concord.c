@@ -735,6 +735,46 @@ static int concord_resolve(void)
 }
 #endif
 
+#ifdef CONCORD_TARGET_EXCLUSIVE
+/*
+ * A target file defines CONCORD_TARGET_EXCLUSIVE as the name of its
+ * replacement function when that replacement runs its own module's slot
+ * (shuffle.c: concord_shuffle_waiters): two such modules would stack, and
+ * the last one's would hide the other's policy. So a second module that
+ * defines the same function is refused while the first is loaded.
+ */
+struct concord_sym_owner {
+	const char *name;
+	char owner[MODULE_NAME_LEN];
+};
+
+static int concord_find_owner(void *data, const char *name, struct module *mod,
+			      unsigned long addr)
+{
+	struct concord_sym_owner *o = data;
+
+	if (!mod || mod == THIS_MODULE || strcmp(name, o->name))
+		return 0;
+	strscpy(o->owner, mod->name, sizeof(o->owner));
+	return 1;
+}
+
+/* True (and says so) when another loaded module defines CONCORD_TARGET_EXCLUSIVE. */
+static bool concord_exclusive_owner(void)
+{
+	struct concord_sym_owner o = { .name = CONCORD_TARGET_EXCLUSIVE };
+
+	mutex_lock(&module_mutex);
+	kallsyms_on_each_symbol(concord_find_owner, &o);
+	mutex_unlock(&module_mutex);
+	if (!o.owner[0])
+		return false;
+	pr_err("concord: policy %s: module %s already replaces the function %s replaces on target %s (one such policy at a time: uninstall it first)\n",
+	       CONCORD_POLICY, o.owner, CONCORD_TARGET_EXCLUSIVE, CONCORD_TARGET);
+	return true;
+}
+#endif
+
 static bool concord_slot_free(int s)
 {
 	int i;
@@ -781,14 +821,9 @@ static int concord_pre_patch(struct klp_object *obj)
 		       CONCORD_POLICY, CONCORD_MAX_POLICY - 1);
 		return -EBUSY;
 	}
-#ifdef CONCORD_HAVE_REORDER_SLOTS
-	/* One should_reorder policy at a time: the last patch's comparator would hide the others'. */
-	for (i = 1; concord_pins[HOOK_SHOULD_REORDER][0] && i < CONCORD_MAX_POLICY; i++)
-		if (READ_ONCE(bpf_prog_should_reorder[i])) {
-			pr_err("concord: policy %s: another should_reorder policy holds slot %d (uninstall it first)\n",
-			       CONCORD_POLICY, i);
-			return -EBUSY;
-		}
+#ifdef CONCORD_TARGET_EXCLUSIVE
+	if (concord_exclusive_owner())
+		return -EBUSY;
 #endif
 	for (i = 0; i < NR_HOOKS; i++) {
 		if (!concord_pins[i][0])

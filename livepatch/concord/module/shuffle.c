@@ -209,5 +209,8 @@ static int concord_target_init(void)
 	return 0;
 }
 
+/* concord_shuffle_waiters runs this module's slot: one such module at a time. */
+#define CONCORD_TARGET_EXCLUSIVE "concord_shuffle_waiters"
+
 #define CONCORD_TARGET_FUNCS \
 	{ .old_name = CONCORD_SHFL_SYMBOL, .new_func = concord_shuffle_waiters },
