@@ -484,6 +484,38 @@ func checkNumaGroupingCNA(t *testing.T, vm *VM) {
 		}
 		vm.MustRun(t, "syncord policy uninstall numa-grouping-cna 2>&1")
 		assertNoPolicyLeft(t, vm, mod)
+		// Both klp transitions again, each while 3 s MWRL runs follow
+		// each other until it is done: during a transition tasks in the
+		// kernel's slow path and tasks in ours queue on the same locks, so
+		// the two must agree bit for bit.
+		for _, op := range []string{
+			"syncord policy install /root/out/numa-grouping-cna --module-params reorder_prob_bits=0",
+			"syncord policy uninstall numa-grouping-cna",
+		} {
+			out := vm.MustRun(t, `rm -rf /tmp/ngc-tr && mkdir /tmp/ngc-tr
+(i=0; while [ ! -e /tmp/ngc-tr/stop ]; do `+mwrlCmd("/tmp/ngc-tr/d", 4, 3)+` >/tmp/ngc-tr/$i.json 2>/tmp/ngc-tr/err || { echo $i >/tmp/ngc-tr/failed; break; }; i=$((i+1)); done) &
+sleep 2
+`+op+` >/tmp/ngc-tr/out 2>&1
+r=$?
+touch /tmp/ngc-tr/stop
+wait
+cat /tmp/ngc-tr/out
+exit $r`)
+			if failed, code := vm.Run(t, "cat /tmp/ngc-tr/failed && cat /tmp/ngc-tr/err"); code == 0 {
+				t.Fatalf("MWRL failed during %q: %s\n%s", op, failed, out)
+			}
+			var works uint64
+			runs := strings.Fields(vm.MustRun(t, "ls /tmp/ngc-tr/*.json"))
+			for _, f := range runs {
+				works += mwrlCheck(t, vm.MustRun(t, "cat "+f), 4)
+			}
+			if len(runs) < 2 {
+				t.Fatalf("only %d MWRL runs across %q", len(runs), op)
+			}
+			t.Logf("%q under %d MWRL runs: %d exact renames", op, len(runs), works)
+		}
+		vm.MustRun(t, "rm -rf /tmp/ngc-tr")
+		assertNoPolicyLeft(t, vm, mod)
 		assertNoKernelProblem(t, vm)
 		if log := vm.MustRun(t, "dmesg"); kernelStall.MatchString(log) {
 			t.Fatalf("dmesg shows a lockup or stall:\n%s", log)

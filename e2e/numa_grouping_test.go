@@ -26,7 +26,21 @@ var kernelStall = regexp.MustCompile(`soft lockup|hard LOCKUP|self-detected stal
 // the workers'. It returns the total.
 func mwrlExact(t *testing.T, vm *VM, dir string, n, secs int) uint64 {
 	t.Helper()
-	out := vm.MustRun(t, fmt.Sprintf("rm -rf %s && mkdir -p %s && syncord bench fxmark --type MWRL --ncore %d --duration %d --root %s --no-affinity --json", dir, dir, n, secs, dir))
+	out := vm.MustRun(t, mwrlCmd(dir, n, secs))
+	works := mwrlCheck(t, out, n)
+	vm.MustRun(t, "rm -rf "+dir)
+	return works
+}
+
+// mwrlCmd is the guest command of mwrlExact: its JSON report on stdout.
+func mwrlCmd(dir string, n, secs int) string {
+	return fmt.Sprintf("rm -rf %s && mkdir -p %s && syncord bench fxmark --type MWRL --ncore %d --duration %d --root %s --no-affinity --json", dir, dir, n, secs, dir)
+}
+
+// mwrlCheck checks the JSON report of an MWRL run of n workers as
+// mwrlExact does and returns its works.
+func mwrlCheck(t *testing.T, out string, n int) uint64 {
+	t.Helper()
 	var res struct {
 		Works   float64 `json:"works"`
 		Workers []struct {
@@ -46,7 +60,6 @@ func mwrlExact(t *testing.T, vm *VM, dir string, n, secs int) uint64 {
 	if len(res.Workers) != n || sum != res.Works || res.Works <= 0 {
 		t.Fatalf("MWRL: %d workers, works %v, sum of the workers' %v:\n%s", len(res.Workers), res.Works, sum, out)
 	}
-	vm.MustRun(t, "rm -rf "+dir)
 	return uint64(res.Works)
 }
 
