@@ -38,6 +38,7 @@ func (b *Builtin) Policy(params map[string]uint64) *Policy {
 		Map:      b.Manifest.Map,
 		Params:   params,
 		Branches: b.Manifest.branches(),
+		Target:   b.Manifest.TargetOrDefault(),
 	}
 }
 

@@ -102,6 +102,7 @@ func (m *Manifest) Policy(dir string, params map[string]uint64) *Policy {
 		Map:        m.Map,
 		Params:     params,
 		Branches:   m.branches(),
+		Target:     m.TargetOrDefault(),
 	}
 }
 

@@ -94,6 +94,10 @@ type Policy struct {
 	// Branches are the SynCord kernel branches the policy works on; empty
 	// means any (see NeededBranches).
 	Branches []kernel.Branch
+	// Target is the kernel lock the policy's livepatch attaches it to (see
+	// Targets and Manifest.TargetOrDefault); "" when unknown. Install
+	// allows one livepatched policy per target at a time.
+	Target string
 }
 
 // HasLockPrograms reports whether any program needs a SynCord kernel.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -31,6 +32,40 @@ func buildPolicyOut(t testing.TB, k *SynCordKernel, name string, files map[strin
 	files["/root/out/"+name+"/eBPFGen/"+filepath.Base(res.Object)] = res.Object
 	files["/root/out/"+name+"/eBPFGen/"+bpf.ManifestName] = res.ManifestPath
 	files["/root/out/"+name+"/LivePatchGen/"+concord.ModuleFile] = ko.Module
+}
+
+// buildRenamedPolicy builds built-in policy name again as policy newName:
+// its manifest renamed, each program pin's name prefix name (or none)
+// replaced by newName, the map kept, and its own concord module
+// (livepatch_concord_<newName>) on the same target. The guest files go under
+// /root/out/<newName>.
+func buildRenamedPolicy(t *testing.T, k *SynCordKernel, name, newName string, files map[string]string) {
+	t.Helper()
+	out := t.TempDir()
+	res, err := bpf.WriteBuiltin(name, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := *res.Manifest
+	m.Name = newName
+	m.Programs = append([]bpf.Program(nil), m.Programs...)
+	for i := range m.Programs {
+		m.Programs[i].Pin = newName + strings.TrimPrefix(m.Programs[i].Pin, name)
+	}
+	dir := filepath.Join(out, newName, "eBPFGen")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := bpf.WriteManifest(dir, &m); err != nil {
+		t.Fatal(err)
+	}
+	ko, err := concord.Build(context.Background(), &m, k.KDIR, filepath.Join(out, newName, "LivePatchGen"), concord.Options{CC: "gcc-11", Object: res.Object})
+	if err != nil {
+		t.Fatalf("build the concord livepatch of %s: %v", newName, err)
+	}
+	files["/root/out/"+newName+"/eBPFGen/"+filepath.Base(res.Object)] = res.Object
+	files["/root/out/"+newName+"/eBPFGen/"+bpf.ManifestName] = filepath.Join(dir, bpf.ManifestName)
+	files["/root/out/"+newName+"/LivePatchGen/"+concord.ModuleFile] = ko.Module
 }
 
 // noTimerCheck keeps a busy host from failing the boot: under TCG the
@@ -75,6 +110,7 @@ func TestSynCordStockLivepatch(t *testing.T) {
 	files := map[string]string{}
 	buildPolicyOut(t, k, "lockstat", files)
 	buildPolicyOut(t, k, "bravo", files)
+	buildRenamedPolicy(t, k, "lockstat", "lockstat2", files)
 	vm := Boot(t, Config{Sockets: 2, Cores: 2, SynCord: k, Files: files, Append: noTimerCheck})
 
 	t.Run("lockstat", func(t *testing.T) {
@@ -230,6 +266,37 @@ func TestSynCordStockLivepatch(t *testing.T) {
 		vm.MustRun(t, "syncord policy install /root/out/lockstat 2>&1")
 		if got := strings.TrimSpace(vm.MustRun(t, "cat /sys/module/livepatch_concord_lockstat/parameters/slot")); got != "1" {
 			t.Fatalf("lockstat after the faults took slot %s, want 1", got)
+		}
+		vm.MustRun(t, "syncord policy uninstall lockstat 2>&1")
+		assertNoPolicyLeft(t, vm, "livepatch_concord_")
+		assertNoKernelProblem(t, vm)
+	})
+
+	// One livepatched policy per lock target: a second rename_lock policy
+	// (lockstat2, lockstat built again under another name) beside lockstat
+	// is refused by syncord from its records, and by the module itself
+	// when inserted by hand; nothing is left, lockstat keeps counting.
+	t.Run("one-per-target", func(t *testing.T) {
+		vm.MustRun(t, "syncord policy install /root/out/lockstat 2>&1")
+		const snapshot = "ls -A /sys/fs/bpf; echo --; ls -A /run/syncord/policies 2>/dev/null; echo --; cut -d' ' -f1 /proc/modules | sort; echo --; ls /sys/kernel/livepatch"
+		before := vm.MustRun(t, snapshot)
+		const refusal = "policy lockstat already holds target rename_lock through livepatch_concord_lockstat: one policy per lock target at a time (the newer livepatch would hide the older one's programs); uninstall lockstat first"
+		if out, code := vm.Run(t, "syncord policy install /root/out/lockstat2 2>&1"); code == 0 || !strings.Contains(out, refusal) {
+			t.Fatalf("lockstat2 beside lockstat: exit %d, want the refusal %q:\n%s", code, refusal, out)
+		}
+		if out, code := vm.Run(t, "busybox insmod /root/out/lockstat2/LivePatchGen/livepatch-concord.ko 2>&1"); code == 0 {
+			t.Fatalf("lockstat2's module inserted by hand beside lockstat:\n%s", out)
+		}
+		if log := vm.MustRun(t, "dmesg"); !strings.Contains(log, "concord: policy lockstat2: module livepatch_concord_lockstat already replaces the function concord_d_move replaces on target rename_lock") {
+			t.Fatalf("dmesg lacks the module's refusal of lockstat2:\n%s", log)
+		}
+		if after := vm.MustRun(t, snapshot); after != before {
+			t.Fatalf("the refused lockstat2 left something behind:\nbefore:\n%s\nafter:\n%s", before, after)
+		}
+		prev, _ := renameLockRow(t, vm)
+		vm.MustRun(t, "cd /tmp && touch ra && i=0; while [ $i -lt 50 ]; do mv ra rb; mv rb ra; i=$((i+1)); done")
+		if now, js := renameLockRow(t, vm); now.Acquisitions < prev.Acquisitions+100 {
+			t.Fatalf("lockstat stopped counting after lockstat2 was refused (100 renames):\n%s", js)
 		}
 		vm.MustRun(t, "syncord policy uninstall lockstat 2>&1")
 		assertNoPolicyLeft(t, vm, "livepatch_concord_")

@@ -97,6 +97,9 @@ func (r *Runtime) Install(ctx context.Context, req InstallRequest) (rec *Record,
 			return nil, fmt.Errorf("install policy %s: %w", p.Name, err)
 		}
 		r.progress("livepatch %s: module %s, looks up %s", filepath.Base(req.Livepatch), mod.info.Name, listOrNone(mod.lookups))
+		if err := r.checkTarget(p); err != nil {
+			return nil, fmt.Errorf("install policy %s: %w", p.Name, err)
+		}
 	}
 	planned := p.PinPaths(r.cfg.BPFFS)
 	for _, path := range planned {
@@ -121,6 +124,9 @@ func (r *Runtime) Install(ctx context.Context, req InstallRequest) (rec *Record,
 	rec = &Record{
 		Name: p.Name, Source: req.Source, Phase: PhasePinning, Params: p.Params,
 		BPFFS: r.cfg.BPFFS, Pins: planned, Programs: progs, Stats: stats, ModulePath: req.Livepatch, Kernel: info.Release, Started: time.Now().UTC(),
+	}
+	if mod != nil {
+		rec.Target = p.Target
 	}
 	recorded := false
 	defer func() {
@@ -331,6 +337,63 @@ func (r *Runtime) checkModule(path string, info *kernel.Info) (*moduleInfo, erro
 		}
 	}
 	return &moduleInfo{info: mi, lookups: kmod.Strings(image, ModuleBPFPrefix)}, nil
+}
+
+// checkTarget refuses a livepatch for p when an installed policy's
+// livepatch holds the same lock target: both would replace the same kernel
+// functions, each running its own slot's programs, so the newer patch would
+// hide the older policy (lockstat would stop counting; a bravo reader
+// bypassed through one module would be released through the other's
+// up_read). The concord module refuses that too (CONCORD_TARGET_EXCLUSIVE),
+// but only once the pins are made and the module is in; this says it first
+// and names the policy to uninstall.
+func (r *Runtime) checkTarget(p *bpf.Policy) error {
+	if p.Target == "" {
+		return nil
+	}
+	recs, err := r.store.list()
+	if err != nil {
+		return err
+	}
+	for _, o := range recs {
+		if o.ModulePath == "" && o.Module == "" {
+			continue // pins only: attached to no lock
+		}
+		if recordTarget(o) != p.Target {
+			continue
+		}
+		mod := o.Module
+		if mod == "" {
+			mod = filepath.Base(o.ModulePath)
+		}
+		return fmt.Errorf("policy %s already holds target %s through %s: one policy per lock target at a time (the newer livepatch would hide the older one's programs); uninstall %s first", o.Name, p.Target, mod, o.Name)
+	}
+	return nil
+}
+
+// concordDescription is how a concord module's MODULE_DESCRIPTION starts;
+// it ends " on <target>".
+const concordDescription = "syncord concord livepatch: runs lock policy "
+
+// recordTarget is the record's target; for a record written before targets
+// were recorded, the target named in its concord module's description, if
+// the module file is still there, else "" (unknown: does not block).
+func recordTarget(rec *Record) string {
+	if rec.Target != "" || rec.ModulePath == "" {
+		return rec.Target
+	}
+	mi, err := kmod.ReadInfo(rec.ModulePath)
+	if err != nil {
+		return ""
+	}
+	d := mi.Modinfo["description"]
+	if !strings.HasPrefix(d, concordDescription) {
+		return ""
+	}
+	if i := strings.LastIndex(d, " on "); i >= 0 {
+		return d[i+len(" on "):]
+	}
+	return ""
 }
 
 // checkLookups refuses the module when a bpffs path it names is not there.

@@ -343,3 +343,80 @@ func TestJitOff(t *testing.T) {
 		t.Fatal("bpf_jit_enable 1: want no note")
 	}
 }
+
+// One livepatched policy per lock target: a livepatch for a target an
+// installed policy's livepatch holds is refused before anything is pinned
+// or inserted, naming that policy; another target, or a holder without a
+// livepatch, does not block; the target is recorded.
+func TestInstallOneLivepatchPerTarget(t *testing.T) {
+	bpffs := privateBPFFS(t)
+	proc, sys := fixtureRoots(t)
+	state := t.TempDir()
+	k := newFakeKernel(t, proc, sys, bpffs)
+	var log lines
+	rt := New(Config{BPFFS: bpffs, ProcRoot: proc, SysRoot: sys, StateDir: state, Modules: k, Progress: log.add})
+	// lockstat, installed earlier with its livepatch on rename_lock; and
+	// a pins-only policy of the same target (no livepatch: holds no lock).
+	holder := &Record{Name: "lockstat", Source: "/root/out/lockstat", Phase: PhaseInstalled, Module: "livepatch_concord_lockstat", ModulePath: "/root/out/lockstat/LivePatchGen/livepatch-concord.ko", Patch: "livepatch_concord_lockstat", Target: "rename_lock"}
+	pinsOnly := &Record{Name: "amp", Source: "amp", Phase: PhaseInstalled}
+	for _, r := range []*Record{holder, pinsOnly} {
+		if err := rt.store.save(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, target := range []string{"rename_lock", "all_spinlocks"} {
+		res := testPolicy(t)
+		res.Policy.Target = target
+		rec, err := rt.Install(context.Background(), InstallRequest{Policy: res.Policy, Source: testPolicyDir, Livepatch: testModule})
+		if target == "rename_lock" {
+			const want = "install policy syncord-test: policy lockstat already holds target rename_lock through livepatch_concord_lockstat: one policy per lock target at a time (the newer livepatch would hide the older one's programs); uninstall lockstat first"
+			if err == nil || err.Error() != want {
+				t.Fatalf("Install on lockstat's target = %v, want %q", err, want)
+			}
+			if got := bpffsEntries(t, bpffs); len(got) != 0 || k.loads != 0 || !reflect.DeepEqual(recordFiles(t, state), []string{"amp.json", "lockstat.json"}) {
+				t.Fatalf("refused install left pins %v, %d module loads, records %v", got, k.loads, recordFiles(t, state))
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("Install on target %s beside lockstat on rename_lock: %v\n%s", target, err, log.String())
+		}
+		if rec.Target != target {
+			t.Fatalf("record target %q, want %q", rec.Target, target)
+		}
+		saved, err := rt.store.load("syncord-test")
+		if err != nil || saved.Target != target {
+			t.Fatalf("saved record %+v (%v), want target %s", saved, err, target)
+		}
+		if _, err := rt.Uninstall(context.Background(), "syncord-test", UninstallOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Pins only: no target recorded, nothing blocked.
+	res := testPolicy(t)
+	res.Policy.Target = "rename_lock"
+	rec, err := rt.Install(context.Background(), InstallRequest{Policy: res.Policy, Source: testPolicyDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Target != "" {
+		t.Fatalf("pins-only install recorded target %q", rec.Target)
+	}
+	if _, err := rt.Uninstall(context.Background(), "syncord-test", UninstallOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A record written before targets were recorded takes its target from its
+// concord module's description, else has none (does not block).
+func TestRecordTargetFallback(t *testing.T) {
+	if got := recordTarget(&Record{Target: "rwsem", ModulePath: testModule}); got != "rwsem" {
+		t.Errorf("recorded target: %q", got)
+	}
+	if got := recordTarget(&Record{ModulePath: testModule}); got != "" {
+		t.Errorf("a module that is not concord's gave target %q", got)
+	}
+	if got := recordTarget(&Record{ModulePath: filepath.Join(t.TempDir(), "gone.ko")}); got != "" {
+		t.Errorf("a missing module gave target %q", got)
+	}
+}

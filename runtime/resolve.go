@@ -80,6 +80,9 @@ func Resolve(arg string, params map[string]uint64) (*Resolved, error) {
 		return nil, fmt.Errorf("policy %s: source directory without %s (run syncord policy build %s first)", arg, filepath.Base(obj), arg)
 	}
 	p := &bpf.Policy{Name: src.Name, ObjectPath: obj, Programs: src.Programs(), Params: params}
+	if p.HasLockPrograms() {
+		p.Target = bpf.DefaultTarget(p.Programs)
+	}
 	if src.MapFile != "" {
 		p.Map = &bpf.MapPin{Name: bpf.DefaultMapPin}
 	}

@@ -67,6 +67,11 @@ type Record struct {
 	Module     string `json:"module,omitempty"`
 	ModulePath string `json:"module_path,omitempty"`
 	Patch      string `json:"patch,omitempty"`
+	// Target is the kernel lock the livepatch attaches the policy to (its
+	// manifest's target: rename_lock, rwsem, s_vfs_rename, all_spinlocks);
+	// empty without --livepatch. One livepatched policy per target at a
+	// time (see Install).
+	Target string `json:"target,omitempty"`
 	// Kernel is the release the policy was installed on.
 	Kernel string `json:"kernel"`
 	// PID of the process that wrote the record last.

@@ -140,6 +140,11 @@ module is pinned, insert the module, wait for the livepatch transition, and
 record the install under --state-dir. Any failure undoes every earlier step:
 no pin and no module are left behind. Progress goes to stderr.
 
+One livepatch per lock target (the manifest's target: rename_lock, rwsem,
+s_vfs_rename, all_spinlocks): a policy whose target an installed policy's
+livepatch holds is refused before anything is pinned (the newer livepatch
+would hide the older one's programs); uninstall that policy first.
+
 --stats turns kernel.bpf_stats_enabled on, so the kernel counts each hook
 program's runs and run time (syncord policy status shows them); the record
 keeps the value before, and the uninstall of the last policy installed with

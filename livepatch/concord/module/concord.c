@@ -406,6 +406,12 @@ static void concord_queued_spin_unlock(struct qspinlock *lock, int policy_id)
 #endif
 
 #ifdef CONCORD_TARGET_RENAME_LOCK
+/*
+ * concord_d_move runs this module's slot: a second rename_lock module's
+ * d_move would hide this one's programs. One such module at a time.
+ */
+#define CONCORD_TARGET_EXCLUSIVE "concord_d_move"
+
 /* __d_move is static in fs/dcache.c: found through kallsyms at init. */
 static void (*concord___d_move)(struct dentry *dentry, struct dentry *target,
 				bool exchange);
@@ -634,6 +640,13 @@ static bool concord_revoke(struct rw_semaphore *sem, bool wait)
 	return true;
 }
 
+/*
+ * concord_down_read (and up_read) run this module's slot: with two rwsem
+ * modules, a reader bypassed through one's down_read would be released
+ * through the other's up_read. One such module at a time.
+ */
+#define CONCORD_TARGET_EXCLUSIVE "concord_down_read"
+
 static void concord_down_read(struct rw_semaphore *sem)
 {
 	if (concord_read_bypass(sem))
@@ -735,13 +748,21 @@ static int concord_resolve(void)
 }
 #endif
 
+#ifndef CONCORD_TARGET_EXCLUSIVE
+#error "the target defines no CONCORD_TARGET_EXCLUSIVE (one module per target: see below)"
+#endif
+
 #ifdef CONCORD_TARGET_EXCLUSIVE
 /*
- * A target file defines CONCORD_TARGET_EXCLUSIVE as the name of its
- * replacement function when that replacement runs its own module's slot
- * (shuffle.c: concord_shuffle_waiters): two such modules would stack, and
- * the last one's would hide the other's policy. So a second module that
- * defines the same function is refused while the first is loaded.
+ * Every target defines CONCORD_TARGET_EXCLUSIVE as the name of a
+ * replacement function that runs its own module's slot (rename_lock:
+ * concord_d_move; rwsem: concord_down_read; s_vfs_rename (scl.c):
+ * concord_lock_rename; all_spinlocks: concord_shuffle_waiters in shuffle.c,
+ * concord_cna_slowpath in cna.c): two such modules would stack, and the
+ * last one's would hide the other's policy. So a second module that
+ * defines the same function is refused while the first is loaded (syncord
+ * policy install refuses it earlier, from its records; this is the
+ * backstop for a module inserted by hand).
  */
 struct concord_sym_owner {
 	const char *name;

@@ -429,6 +429,9 @@ static long concord_scl_syscall(concord_syscall_t orig, const struct pt_regs *re
 	}
 CONCORD_SCL_SYSCALLS(CONCORD_SCL_WRAP)
 
+/* concord_lock_rename runs this module's slot: one s_vfs_rename module at a time. */
+#define CONCORD_TARGET_EXCLUSIVE "concord_lock_rename"
+
 #define CONCORD_SCL_FUNC(name, optional) { .old_name = #name, .new_func = concord_##name },
 #define CONCORD_TARGET_FUNCS \
 	{ .old_name = "lock_rename", .new_func = concord_lock_rename }, \
