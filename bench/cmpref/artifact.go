@@ -160,10 +160,10 @@ func contains(v []string, s string) bool {
 }
 
 // command runs name with args in dir and returns its stdout lines, the
-// time each was read, and the CPU seconds (user+system) of the process
-// and its threads. stdout is a terminal when one can be had (as when a
+// time each was read, the CPU seconds (user+system) of the process and
+// its threads, and the seconds it ran. stdout is a terminal when one can be had (as when a
 // user runs it: C's stdio writes each line as it is printed), else a pipe.
-func command(ctx context.Context, dir, name string, args ...string) ([]string, []time.Time, float64, error) {
+func command(ctx context.Context, dir, name string, args ...string) ([]string, []time.Time, float64, float64, error) {
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Dir = dir
 	var stderr bytes.Buffer
@@ -176,13 +176,14 @@ func command(ctx context.Context, dir, name string, args ...string) ([]string, [
 	} else {
 		p, err := cmd.StdoutPipe()
 		if err != nil {
-			return nil, nil, 0, err
+			return nil, nil, 0, 0, err
 		}
 		r = p
 	}
 	defer r.Close()
+	start := time.Now()
 	if err := cmd.Start(); err != nil {
-		return nil, nil, 0, err
+		return nil, nil, 0, 0, err
 	}
 	if f, ok := cmd.Stdout.(*os.File); ok {
 		f.Close() // the child has it; EOF (EIO on a terminal) when it exits
@@ -195,11 +196,11 @@ func command(ctx context.Context, dir, name string, args ...string) ([]string, [
 		stamps = append(stamps, time.Now())
 	}
 	if err := cmd.Wait(); err != nil {
-		return nil, nil, 0, fmt.Errorf("%s %s: %v: %s", name, strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
+		return nil, nil, 0, 0, fmt.Errorf("%s %s: %v: %s", name, strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
 	}
 	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
 	cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
-	return lines, stamps, cpu, nil
+	return lines, stamps, cpu, time.Since(start).Seconds(), nil
 }
 
 // openPTY opens a pseudo-terminal pair (master, slave).
@@ -302,31 +303,31 @@ func (a *artifact) run(ctx context.Context, goSide bool, test string, n, secs, c
 		}
 		defer os.RemoveAll(root)
 		var out []string
-		var cpu float64
+		var cpu, ran float64
 		if goSide {
-			out, _, cpu, err = command(ctx, a.tmp, a.syncord, "bench", "fxmark", "--type", "MWRL", "--ncore", ns, "--duration", ss, "--root", root, "-n", cs)
+			out, _, cpu, ran, err = command(ctx, a.tmp, a.syncord, "bench", "fxmark", "--type", "MWRL", "--ncore", ns, "--duration", ss, "--root", root, "-n", cs)
 		} else {
-			out, _, cpu, err = command(ctx, a.tmp, a.fxmark, "--type", "MWRL", "--ncore", ns, "--duration", ss, "--root", root)
+			out, _, cpu, ran, err = command(ctx, a.tmp, a.fxmark, "--type", "MWRL", "--ncore", ns, "--duration", ss, "--root", root)
 		}
 		if err != nil {
 			return result{}, err
 		}
 		ps, works, err := fxOps(out)
 		// fxmark times its own run: works/sec is wall time already.
-		return result{wall: ps, cpu: works / cpu, timed: ps}, err
+		return result{wall: ps, cpu: works / cpu, timed: ps, share: cpu / ran}, err
 	}
 	var out []string
 	var stamps []time.Time
-	var cpu float64
+	var cpu, ran float64
 	var err error
 	if goSide {
-		out, stamps, cpu, err = command(ctx, a.tmp, a.syncord, "bench", "will-it-scale", test, "-t", ns, "-s", ss, "-n", cs)
+		out, stamps, cpu, ran, err = command(ctx, a.tmp, a.syncord, "bench", "will-it-scale", test, "-t", ns, "-s", ss, "-n", cs)
 	} else {
-		out, stamps, cpu, err = command(ctx, a.tmp, filepath.Join(a.wis, "build", test+"_threads"), "-t", ns, "-s", ss, "-n", cs)
+		out, stamps, cpu, ran, err = command(ctx, a.tmp, filepath.Join(a.wis, "build", test+"_threads"), "-t", ns, "-s", ss, "-n", cs)
 	}
 	if err != nil {
 		return result{}, err
 	}
 	avg, all, timed, err := wisOps(out, stamps)
-	return result{wall: avg, cpu: all / cpu, timed: timed}, err
+	return result{wall: avg, cpu: all / cpu, timed: timed, share: cpu / ran}, err
 }

@@ -54,8 +54,9 @@ import (
 // time and ops per second of the task threads' CPU time; in artifact
 // mode timed is the measured samples' ops over the time their lines took
 // to arrive (will-it-scale's samples are sleep(1) plus the time to wake
-// and print, the Go driver's are 1 s on average).
-type result struct{ wall, cpu, tcpu, timed float64 }
+// and print, the Go driver's are 1 s on average) and share the CPU
+// seconds the process got per second it ran.
+type result struct{ wall, cpu, tcpu, timed, share float64 }
 
 func cpuNow() float64 {
 	var ts unix.Timespec
@@ -132,10 +133,11 @@ func run(ctx context.Context, rounds, secs int, tests []string, taskList string,
 		runOne = func(goSide bool, test string, n int) (result, error) {
 			return a.run(ctx, goSide, test, n, secs, cps, shm)
 		}
-		cpuCols = "proc-CPU    timed"
+		cpuCols = "proc-CPU    timed   share"
 		fmt.Printf("# syncord (%s) vs the artifact's C (%s), %d alternating pairs of -s %d; cores per socket %d\n", runtime.Version(), art, rounds, secs, cps)
 		fmt.Printf("# Go/C: medians of pair ratios of the printed ops/s (wall), of all samples' ops per process CPU-second, and of\n")
-		fmt.Printf("# the measured samples' ops per second between the arrivals of their lines (timed; fxmark: its works/sec)\n")
+		fmt.Printf("# the measured samples' ops per second between the arrivals of their lines (timed; fxmark: its works/sec),\n")
+		fmt.Printf("# and of the CPU the process got per second it ran (share; wall ~ proc-CPU x share)\n")
 	} else {
 		if src == "" {
 			_, file, _, _ := runtime.Caller(0)
@@ -157,7 +159,7 @@ func run(ctx context.Context, rounds, secs int, tests []string, taskList string,
 	fmt.Printf("%-12s %5s %12s %12s %6s %s  %s\n", "test", "tasks", "C ops/s", "Go ops/s", "wall", cpuCols, "(wall pair ratios; load avg)")
 	for _, test := range tests {
 		for _, n := range tasks {
-			var cw, gw, rw, rc, rt, rs []float64
+			var cw, gw, rw, rc, rt, rs, rh []float64
 			lmin, lmax := load1(), load1()
 			for r := range rounds {
 				// Alternate which goes first; the ratio of each adjacent
@@ -180,6 +182,7 @@ func run(ctx context.Context, rounds, secs int, tests []string, taskList string,
 				lmin, lmax = min(lmin, l), max(lmax, l)
 				cw, gw, rw = append(cw, c.wall), append(gw, g.wall), append(rw, g.wall/c.wall)
 				rc, rt = append(rc, g.cpu/c.cpu), append(rt, g.tcpu/c.tcpu)
+				rh = append(rh, g.share/c.share)
 				if g.timed > 0 && c.timed > 0 {
 					rs = append(rs, g.timed/c.timed)
 				}
@@ -188,7 +191,7 @@ func run(ctx context.Context, rounds, secs int, tests []string, taskList string,
 			if len(rs) > 0 {
 				timed = fmt.Sprintf("%8.3f", median(rs))
 			}
-			cpu := fmt.Sprintf("%8.3f %s", median(rc), timed)
+			cpu := fmt.Sprintf("%8.3f %s %7.3f", median(rc), timed, median(rh))
 			if art == "" {
 				cpu = fmt.Sprintf("%8.3f %8.3f", median(rc), median(rt))
 			}
