@@ -15,5 +15,12 @@
 // /sys, /proc, the state directory) is configurable.
 //
 // The control protocol of the agent and its transports are in
-// runtime/control.
+// runtime/control, a package of its own because both sides share it: the
+// agent (cmd/syncord) serves it in the guest and syncord-host, the e2e
+// harness and experiment runs speak it from the host. Keeping the frames,
+// transports and client there, with no import of this package, lets the
+// host binary link the protocol without the install machinery (bpf, kmod,
+// livepatch, cilium/ebpf) it never runs, and gives both ends one
+// definition of the wire format (runtime/control/doc.go), so they cannot
+// drift apart.
 package runtime
