@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/syncord/syncord/internal/pseudofs"
 	"github.com/syncord/syncord/kmod"
 	"github.com/syncord/syncord/runtime"
 )
@@ -123,7 +124,7 @@ func checkProcModules(t *testing.T, vm *VM) {
 	if err := os.WriteFile(filepath.Join(dir, "modules"), data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	m, ok, err := kmod.NewProc(dir).Module("livepatch-test")
+	m, ok, err := kmod.NewProc(pseudofs.FS(dir)).Module("livepatch-test")
 	if err != nil {
 		t.Fatalf("parse the guest's /proc/modules: %v\n%s", err, data)
 	}

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/syncord/syncord/internal/pseudofs"
@@ -18,7 +17,7 @@ const BPFStatsSysctl = "kernel.bpf_stats_enabled"
 // kernel.bpf_stats_enabled (before Linux 5.1).
 var ErrNoBPFStats = errors.New("kernel.bpf_stats_enabled not available (needs Linux 5.1 or later)")
 
-func (fs FS) bpfStatsPath() string { return filepath.Join(fs.proc, "sys/kernel/bpf_stats_enabled") }
+func (fs FS) bpfStatsPath() string { return fs.proc.Path("sys/kernel/bpf_stats_enabled") }
 
 // BPFStats reads /proc/sys/kernel/bpf_stats_enabled: "0" or "1" as the
 // kernel prints it (trimmed).

@@ -9,7 +9,7 @@ import (
 
 func TestBPFStats(t *testing.T) {
 	root := writeTree(t, map[string]string{"sys/kernel/bpf_stats_enabled": "0\n"})
-	fs := NewFS(root, filepath.Join(root, "nosys"))
+	fs := testFS(root, filepath.Join(root, "nosys"))
 	if on, err := fs.BPFStatsEnabled(); err != nil || on {
 		t.Fatalf("BPFStatsEnabled = %v, %v; want false", on, err)
 	}
@@ -25,7 +25,7 @@ func TestBPFStats(t *testing.T) {
 	if err := fs.SetBPFStats("2"); err == nil {
 		t.Fatal("SetBPFStats(2) succeeded")
 	}
-	none := NewFS(t.TempDir(), t.TempDir())
+	none := testFS(t.TempDir(), t.TempDir())
 	if _, err := none.BPFStatsEnabled(); !errors.Is(err, ErrNoBPFStats) {
 		t.Fatalf("no sysctl: %v, want ErrNoBPFStats", err)
 	}

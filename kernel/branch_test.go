@@ -73,7 +73,7 @@ func TestProbeBranch(t *testing.T) {
 				files["proc/kallsyms"] = tt.kallsyms
 			}
 			root := writeTree(t, files)
-			info, err := NewFS(filepath.Join(root, "proc"), filepath.Join(root, "sys")).Probe()
+			info, err := testFS(filepath.Join(root, "proc"), filepath.Join(root, "sys")).Probe()
 			if err != nil {
 				t.Fatal(err)
 			}

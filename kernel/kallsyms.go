@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sort"
 )
 
@@ -26,7 +25,7 @@ type Symbols struct {
 // CAP_SYSLOG (kptr_restrict); that is an error here, since every lookup
 // would then be wrong.
 func (fs FS) Kallsyms() (*Symbols, error) {
-	path := filepath.Join(fs.proc, "kallsyms")
+	path := fs.proc.Path("kallsyms")
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w (needs CONFIG_KALLSYMS)", path, err)

@@ -4,6 +4,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/syncord/syncord/internal/pseudofs"
 )
 
 func writeTree(t *testing.T, files map[string]string) string {
@@ -73,7 +75,7 @@ func TestProbe(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			root := writeTree(t, tc.files)
-			info, err := NewFS(filepath.Join(root, "proc"), filepath.Join(root, "sys")).Probe()
+			info, err := testFS(filepath.Join(root, "proc"), filepath.Join(root, "sys")).Probe()
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -87,14 +89,14 @@ func TestProbe(t *testing.T) {
 
 func TestProbeMissingRelease(t *testing.T) {
 	root := t.TempDir()
-	if _, err := NewFS(root, root).Probe(); err == nil {
+	if _, err := testFS(root, root).Probe(); err == nil {
 		t.Fatal("probe of an empty tree succeeded")
 	}
 }
 
 func TestKallsymsLookup(t *testing.T) {
 	root := writeTree(t, map[string]string{"proc/kallsyms": stockKallsyms})
-	syms, err := NewFS(filepath.Join(root, "proc"), root).Kallsyms()
+	syms, err := testFS(filepath.Join(root, "proc"), root).Kallsyms()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +130,7 @@ func TestKallsymsLookup(t *testing.T) {
 
 func TestKallsymsZeroAddresses(t *testing.T) {
 	root := writeTree(t, map[string]string{"proc/kallsyms": "0000000000000000 T _stext\n0000000000000000 D rename_lock\n"})
-	if _, err := NewFS(filepath.Join(root, "proc"), root).Kallsyms(); err == nil {
+	if _, err := testFS(filepath.Join(root, "proc"), root).Kallsyms(); err == nil {
 		t.Fatal("zeroed kallsyms accepted")
 	}
 }
@@ -142,4 +144,9 @@ func TestProbeLive(t *testing.T) {
 		t.Fatal("empty release")
 	}
 	t.Logf("running kernel: %+v", info)
+}
+
+// testFS reads the fixture roots proc and sys.
+func testFS(proc, sys string) FS {
+	return NewFS(pseudofs.Roots{Proc: pseudofs.FS(proc), Sys: pseudofs.FS(sys)})
 }

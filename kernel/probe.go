@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/syncord/syncord/internal/pseudofs"
@@ -63,20 +62,28 @@ func (i *Info) Kind() string {
 
 // FS reads kernel facts below a procfs and a sysfs root.
 type FS struct {
-	proc, sys string
+	proc, sys pseudofs.FS
 }
 
-// NewFS returns an FS reading procRoot (normally /proc) and sysRoot
-// (normally /sys).
-func NewFS(procRoot, sysRoot string) FS { return FS{proc: procRoot, sys: sysRoot} }
+// NewFS returns an FS reading roots (checked by pseudofs.NewRoots; an
+// empty root means the default).
+func NewFS(roots pseudofs.Roots) FS {
+	if roots.Proc == "" {
+		roots.Proc = pseudofs.DefaultProcMountPoint
+	}
+	if roots.Sys == "" {
+		roots.Sys = pseudofs.DefaultSysMountPoint
+	}
+	return FS{proc: roots.Proc, sys: roots.Sys}
+}
 
 // NewDefaultFS reads /proc and /sys.
-func NewDefaultFS() FS { return NewFS("/proc", "/sys") }
+func NewDefaultFS() FS { return NewFS(pseudofs.DefaultRoots()) }
 
 // Release reads /proc/sys/kernel/osrelease: the release as uname -r
 // prints it.
 func (fs FS) Release() (string, error) {
-	rel, err := pseudofs.Read(filepath.Join(fs.proc, "sys/kernel/osrelease"), 4096)
+	rel, err := fs.proc.Read("sys/kernel/osrelease", 4096)
 	if err != nil {
 		return "", err
 	}
@@ -92,7 +99,7 @@ func (fs FS) Probe() (*Info, error) {
 	}
 	info := &Info{Release: rel}
 	info.SynCordName = strings.HasSuffix(strings.TrimSuffix(info.Release, "+"), "-syncord")
-	if _, err := os.Stat(filepath.Join(fs.sys, "kernel/btf/vmlinux")); err == nil {
+	if _, err := os.Stat(fs.sys.Path("kernel/btf/vmlinux")); err == nil {
 		info.BTF = true
 	}
 	found, all, err := fs.findSymbols(append(append([]string(nil), SynCordSymbols...), branchSymbols...))
@@ -128,7 +135,7 @@ func (fs FS) Probe() (*Info, error) {
 // with their type letters, and whether it lists any variable (a kernel
 // with CONFIG_KALLSYMS_ALL).
 func (fs FS) findSymbols(names []string) (map[string]byte, bool, error) {
-	path := filepath.Join(fs.proc, "kallsyms")
+	path := fs.proc.Path("kallsyms")
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, false, err

@@ -2,6 +2,7 @@ package kmod
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -11,6 +12,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/syncord/syncord/internal/pseudofs"
 )
 
 func TestParseModules(t *testing.T) {
@@ -103,7 +106,7 @@ func TestProcModules(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(root, "modules"), data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	p := NewProc(root)
+	p := NewProc(pseudofs.FS(root))
 	mods, err := p.Modules()
 	if err != nil {
 		t.Fatal(err)
@@ -130,8 +133,27 @@ func TestProcModules(t *testing.T) {
 			t.Errorf("Module(%q) = %+v, %v; want found=%v state=%q", tc.query, m, ok, tc.found, tc.state)
 		}
 	}
-	if _, err := NewProc(t.TempDir()).Modules(); !errors.Is(err, fs.ErrNotExist) {
+	if _, err := NewProc(pseudofs.FS(t.TempDir())).Modules(); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("missing /proc/modules: err = %v, want ErrNotExist", err)
+	}
+}
+
+// TestProcModulesTooLarge: a /proc/modules longer than the bound is an
+// error, not a list silently cut at the bound (lines of 64 bytes end
+// exactly there, so a cut one parses cleanly).
+func TestProcModulesTooLarge(t *testing.T) {
+	root := t.TempDir()
+	line := fmt.Sprintf("%-29s 16384 0 - Live 0x0000000000000000\n", "m")
+	if len(line) != 64 {
+		t.Fatalf("line is %d bytes", len(line))
+	}
+	data := strings.Repeat(line, maxProcModules/64+1)
+	if err := os.WriteFile(filepath.Join(root, "modules"), []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mods, err := NewProc(pseudofs.FS(root)).Modules()
+	if !errors.Is(err, pseudofs.ErrTooLarge) {
+		t.Fatalf("Modules() of %d bytes = %d modules, %v; want ErrTooLarge", len(data), len(mods), err)
 	}
 }
 

@@ -4,11 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
-	"io"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/syncord/syncord/internal/pseudofs"
 )
 
 // State is a loaded module's state as /proc/modules shows it.
@@ -33,15 +32,16 @@ type Module struct {
 
 // Proc reads module state under a procfs root ("/proc" on a live system).
 type Proc struct {
-	root string
+	root pseudofs.FS
 }
 
-// NewProc returns a reader of procRoot ("" means "/proc").
-func NewProc(procRoot string) *Proc {
-	if procRoot == "" {
-		procRoot = "/proc"
+// NewProc returns a reader of the procfs mount point proc ("" means
+// "/proc"; pseudofs.Roots.Proc is checked).
+func NewProc(proc pseudofs.FS) *Proc {
+	if proc == "" {
+		proc = pseudofs.DefaultProcMountPoint
 	}
-	return &Proc{root: procRoot}
+	return &Proc{root: proc}
 }
 
 // maxProcModules bounds the one read of /proc/modules.
@@ -49,15 +49,10 @@ const maxProcModules = 4 << 20
 
 // Modules reads <proc>/modules.
 func (p *Proc) Modules() ([]Module, error) {
-	path := filepath.Join(p.root, "modules")
-	f, err := os.Open(path)
+	path := p.root.Path("modules")
+	data, err := pseudofs.Read(path, maxProcModules)
 	if err != nil {
 		return nil, fmt.Errorf("read loaded modules: %w", err)
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxProcModules))
-	if err != nil {
-		return nil, fmt.Errorf("read loaded modules %s: %w", path, err)
 	}
 	mods, err := parseModules(data)
 	if err != nil {

@@ -6,12 +6,13 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/syncord/syncord/internal/pseudofs"
 	"github.com/syncord/syncord/livepatch"
 )
 
 // Patches lists what /sys/kernel/livepatch holds (here a fixture tree).
 func ExampleFS_Patches() {
-	l := livepatch.New("testdata/two/sys")
+	l := livepatch.New(pseudofs.Roots{Sys: pseudofs.FS("testdata/two/sys")})
 	patches, err := l.Patches()
 	if err != nil {
 		fmt.Println(err)
@@ -27,7 +28,7 @@ func ExampleFS_Patches() {
 
 // Wait reports the tasks that keep a transition from finishing.
 func ExampleFS_Wait() {
-	l := livepatch.New("testdata/stuck/sys").WithProc("testdata/stuck/proc")
+	l := livepatch.New(pseudofs.Roots{Sys: pseudofs.FS("testdata/stuck/sys"), Proc: pseudofs.FS("testdata/stuck/proc")})
 	err := l.Wait(context.Background(), "livepatch_concord", 10*time.Millisecond, livepatch.WaitOptions{NudgeAfter: -1})
 	var te *livepatch.TransitionError
 	if errors.As(err, &te) {

@@ -22,24 +22,19 @@ var ErrNoPatch = errors.New("livepatch not loaded")
 // FS reads and drives <sys>/kernel/livepatch and reads the per-task
 // patch_state files under <proc>.
 type FS struct {
-	sys, proc string
+	sys, proc pseudofs.FS
 }
 
-// New returns an FS for sysRoot ("" means "/sys") and /proc.
-func New(sysRoot string) *FS {
-	if sysRoot == "" {
-		sysRoot = "/sys"
+// New returns an FS for roots (checked by pseudofs.NewRoots; an empty
+// root means the default, /sys or /proc).
+func New(roots pseudofs.Roots) *FS {
+	if roots.Sys == "" {
+		roots.Sys = pseudofs.DefaultSysMountPoint
 	}
-	return &FS{sys: sysRoot, proc: "/proc"}
-}
-
-// WithProc returns a copy of l that reads tasks under procRoot.
-func (l *FS) WithProc(procRoot string) *FS {
-	c := *l
-	if procRoot != "" {
-		c.proc = procRoot
+	if roots.Proc == "" {
+		roots.Proc = pseudofs.DefaultProcMountPoint
 	}
-	return &c
+	return &FS{sys: roots.Sys, proc: roots.Proc}
 }
 
 // Patch is one directory of /sys/kernel/livepatch.
@@ -54,7 +49,7 @@ type Patch struct {
 	Force  bool `json:"has_force"`
 }
 
-func (l *FS) dir() string { return filepath.Join(l.sys, "kernel", "livepatch") }
+func (l *FS) dir() string { return l.sys.Path("kernel", "livepatch") }
 
 func (l *FS) patchDir(p string) string { return filepath.Join(l.dir(), p) }
 

@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/syncord/syncord/internal/pseudofs"
 )
 
 // copyTree copies the fixture testdata/name into a temporary directory so a
@@ -50,7 +52,7 @@ func read(t *testing.T, path string) string {
 }
 
 func TestPatches(t *testing.T) {
-	l := New("testdata/two/sys")
+	l := New(pseudofs.Roots{Sys: pseudofs.FS("testdata/two/sys")})
 	got, err := l.Patches()
 	if err != nil {
 		t.Fatal(err)
@@ -80,7 +82,7 @@ func TestErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := tt.call(New(tt.sys))
+			err := tt.call(New(pseudofs.Roots{Sys: pseudofs.FS(tt.sys)}))
 			if !errors.Is(err, tt.want) {
 				t.Fatalf("err = %v, want %v", err, tt.want)
 			}
@@ -92,7 +94,7 @@ func TestErrors(t *testing.T) {
 		if err := os.WriteFile(p, []byte("2\n"), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := New(filepath.Join(root, "sys")).Enabled("livepatch_concord"); err == nil || !strings.Contains(err.Error(), "is not 0 or 1") {
+		if _, err := New(pseudofs.Roots{Sys: pseudofs.FS(filepath.Join(root, "sys"))}).Enabled("livepatch_concord"); err == nil || !strings.Contains(err.Error(), "is not 0 or 1") {
 			t.Fatalf("err = %v", err)
 		}
 	})
@@ -100,7 +102,7 @@ func TestErrors(t *testing.T) {
 
 func TestDisable(t *testing.T) {
 	root := copyTree(t, "two")
-	l := New(filepath.Join(root, "sys"))
+	l := New(pseudofs.Roots{Sys: pseudofs.FS(filepath.Join(root, "sys"))})
 	en := filepath.Join(root, "sys/kernel/livepatch/livepatch_concord/enabled")
 	if err := l.Disable("livepatch_concord"); err != nil {
 		t.Fatal(err)
@@ -124,7 +126,7 @@ func TestDisable(t *testing.T) {
 }
 
 func TestBlockingTasks(t *testing.T) {
-	l := New("testdata/stuck/sys").WithProc("testdata/stuck/proc")
+	l := New(pseudofs.Roots{Sys: pseudofs.FS("testdata/stuck/sys"), Proc: pseudofs.FS("testdata/stuck/proc")})
 	got, err := l.BlockingTasks(0)
 	if err != nil {
 		t.Fatal(err)
@@ -160,7 +162,7 @@ func TestWait(t *testing.T) {
 	fast := WaitOptions{Poll: time.Millisecond, NudgeAfter: -1}
 	t.Run("transition ends", func(t *testing.T) {
 		root := copyTree(t, "stuck")
-		l := New(filepath.Join(root, "sys")).WithProc(filepath.Join(root, "proc"))
+		l := New(pseudofs.Roots{Sys: pseudofs.FS(filepath.Join(root, "sys")), Proc: pseudofs.FS(filepath.Join(root, "proc"))})
 		tr := filepath.Join(root, "sys/kernel/livepatch/livepatch_concord/transition")
 		go func() {
 			time.Sleep(20 * time.Millisecond)
@@ -172,7 +174,7 @@ func TestWait(t *testing.T) {
 	})
 	t.Run("patch directory disappears", func(t *testing.T) {
 		root := copyTree(t, "stuck")
-		l := New(filepath.Join(root, "sys")).WithProc(filepath.Join(root, "proc"))
+		l := New(pseudofs.Roots{Sys: pseudofs.FS(filepath.Join(root, "sys")), Proc: pseudofs.FS(filepath.Join(root, "proc"))})
 		go func() {
 			time.Sleep(20 * time.Millisecond)
 			os.RemoveAll(filepath.Join(root, "sys/kernel/livepatch/livepatch_concord"))
@@ -183,7 +185,7 @@ func TestWait(t *testing.T) {
 	})
 	t.Run("timeout names blocking tasks", func(t *testing.T) {
 		root := copyTree(t, "stuck")
-		l := New(filepath.Join(root, "sys")).WithProc(filepath.Join(root, "proc"))
+		l := New(pseudofs.Roots{Sys: pseudofs.FS(filepath.Join(root, "sys")), Proc: pseudofs.FS(filepath.Join(root, "proc"))})
 		err := l.Wait(context.Background(), "livepatch_concord", 30*time.Millisecond, fast)
 		var te *TransitionError
 		if !errors.As(err, &te) {
@@ -203,7 +205,7 @@ func TestWait(t *testing.T) {
 	})
 	t.Run("context cancelled", func(t *testing.T) {
 		root := copyTree(t, "stuck")
-		l := New(filepath.Join(root, "sys")).WithProc(filepath.Join(root, "proc"))
+		l := New(pseudofs.Roots{Sys: pseudofs.FS(filepath.Join(root, "sys")), Proc: pseudofs.FS(filepath.Join(root, "proc"))})
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
 		err := l.Wait(ctx, "livepatch_concord", time.Minute, fast)
@@ -213,7 +215,7 @@ func TestWait(t *testing.T) {
 	})
 	t.Run("nudges through signal", func(t *testing.T) {
 		root := copyTree(t, "stuck")
-		l := New(filepath.Join(root, "sys")).WithProc(filepath.Join(root, "proc"))
+		l := New(pseudofs.Roots{Sys: pseudofs.FS(filepath.Join(root, "sys")), Proc: pseudofs.FS(filepath.Join(root, "proc"))})
 		dir := filepath.Join(root, "sys/kernel/livepatch/livepatch_concord")
 		var nudges atomic.Int32
 		opts := WaitOptions{Poll: time.Millisecond, NudgeAfter: 5 * time.Millisecond, Progress: func(msg string) {
@@ -230,7 +232,7 @@ func TestWait(t *testing.T) {
 	})
 	t.Run("no signal file is not an error", func(t *testing.T) {
 		root := copyTree(t, "two")
-		l := New(filepath.Join(root, "sys")).WithProc(t.TempDir())
+		l := New(pseudofs.Roots{Sys: pseudofs.FS(filepath.Join(root, "sys")), Proc: pseudofs.FS(t.TempDir())})
 		opts := WaitOptions{Poll: time.Millisecond, NudgeAfter: time.Millisecond}
 		err := l.Wait(context.Background(), "livepatch_amp", 20*time.Millisecond, opts)
 		var te *TransitionError
@@ -240,7 +242,7 @@ func TestWait(t *testing.T) {
 	})
 	t.Run("force only when asked", func(t *testing.T) {
 		root := copyTree(t, "stuck")
-		l := New(filepath.Join(root, "sys")).WithProc(filepath.Join(root, "proc"))
+		l := New(pseudofs.Roots{Sys: pseudofs.FS(filepath.Join(root, "sys")), Proc: pseudofs.FS(filepath.Join(root, "proc"))})
 		dir := filepath.Join(root, "sys/kernel/livepatch/livepatch_concord")
 		opts := WaitOptions{Poll: time.Millisecond, NudgeAfter: -1, Force: true, Progress: func(msg string) {
 			if strings.Contains(msg, "forcing") {

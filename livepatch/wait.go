@@ -30,7 +30,7 @@ func (t Task) String() string {
 // transition running for them), sorted by PID and TID. Tasks that exit
 // while being read are skipped.
 func (l *FS) BlockingTasks(target int) ([]Task, error) {
-	procs, err := os.ReadDir(l.proc)
+	procs, err := os.ReadDir(string(l.proc))
 	if err != nil {
 		return nil, fmt.Errorf("list tasks: %w", err)
 	}
@@ -40,7 +40,7 @@ func (l *FS) BlockingTasks(target int) ([]Task, error) {
 		if err != nil {
 			continue
 		}
-		tdir := filepath.Join(l.proc, pe.Name(), "task")
+		tdir := l.proc.Path(pe.Name(), "task")
 		tasks, err := os.ReadDir(tdir)
 		if err != nil {
 			continue // exited

@@ -3,15 +3,14 @@ package numa
 import (
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
-	"os"
-	"path/filepath"
 	"strings"
+
+	"github.com/syncord/syncord/internal/pseudofs"
 )
 
 // DefaultRoot is where sysfs is mounted on a live system.
-const DefaultRoot = "/sys"
+const DefaultRoot = pseudofs.DefaultSysMountPoint
 
 // maxFileSize bounds every pseudo-file read. sysfs attributes are at most a
 // page; binary cpumap/cpulist attributes of machines with thousands of CPUs
@@ -20,7 +19,7 @@ const maxFileSize = 1 << 20
 
 // FS reads CPU and NUMA topology from a sysfs tree rooted at Root.
 type FS struct {
-	root string
+	root pseudofs.FS
 	// rec, when set, is told every file read and every node link found, so
 	// a capture can copy exactly what the reader uses.
 	rec recorder
@@ -33,31 +32,33 @@ type recorder interface {
 }
 
 // NewFS returns an FS reading the sysfs tree at root (for example "/sys" or a
-// fixture under testdata). root must be an existing directory.
+// fixture under testdata). root must be an existing directory
+// (pseudofs.NewSysFS checks it).
 func NewFS(root string) (*FS, error) {
-	st, err := os.Stat(root)
+	sys, err := pseudofs.NewSysFS(root)
 	if err != nil {
-		return nil, fmt.Errorf("sysfs root %s: %w (is sysfs mounted? try: mount -t sysfs sysfs /sys)", root, errors.Unwrap(err))
+		return nil, err
 	}
-	if !st.IsDir() {
-		return nil, fmt.Errorf("sysfs root %s is not a directory", root)
-	}
-	return &FS{root: filepath.Clean(root)}, nil
+	return New(sys), nil
 }
+
+// New returns an FS reading the sysfs mount point sys, already checked
+// (pseudofs.Roots.Sys).
+func New(sys pseudofs.FS) *FS { return &FS{root: sys} }
 
 // NewDefaultFS returns an FS reading the live sysfs at /sys.
 func NewDefaultFS() (*FS, error) { return NewFS(DefaultRoot) }
 
 // Root is the directory the FS reads.
-func (fs *FS) Root() string { return fs.root }
+func (fs *FS) Root() string { return string(fs.root) }
 
 // path returns the absolute path of rel (a slash path relative to the root).
-func (fs *FS) path(rel string) string { return fs.root + "/" + rel }
+func (fs *FS) path(rel string) string { return string(fs.root) + "/" + rel }
 
-// read reads the pseudo-file rel with one bounded read loop (no stat-based
+// read reads the pseudo-file rel with one bounded read (no stat-based
 // sizing: sysfs reports 4096 for every attribute).
 func (fs *FS) read(rel string) ([]byte, error) {
-	data, err := readBounded(fs.path(rel))
+	data, err := pseudofs.Read(fs.path(rel), maxFileSize)
 	if err != nil {
 		return nil, err
 	}
@@ -65,31 +66,6 @@ func (fs *FS) read(rel string) ([]byte, error) {
 		fs.rec.file(rel, data)
 	}
 	return data, nil
-}
-
-func readBounded(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	buf := make([]byte, 0, 512)
-	for {
-		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
-		}
-		n, err := f.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
-		if len(buf) > maxFileSize {
-			return nil, fmt.Errorf("read %s: larger than %d bytes, not a sysfs attribute", path, maxFileSize)
-		}
-		if err == io.EOF {
-			return buf, nil
-		}
-		if err != nil {
-			return nil, fmt.Errorf("read %s: %w", path, errors.Unwrap(err))
-		}
-	}
 }
 
 // parseErr names the file a parse error came from.

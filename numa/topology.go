@@ -111,6 +111,16 @@ func (fs *FS) Topology() (*Topology, error) {
 	return t, nil
 }
 
+// OnlineCPUs reads /sys/devices/system/cpu/online: the CPUs the kernel
+// schedules on now.
+func (fs *FS) OnlineCPUs() (CPUSet, error) {
+	set, err := readParsed(fs, cpuDir+"/online", parseCPUListFile)
+	if err != nil {
+		return nil, fs.hint(err)
+	}
+	return set, nil
+}
+
 // hint adds a remedy to a failure to read the first file.
 func (fs *FS) hint(err error) error {
 	if isNotExist(err) {

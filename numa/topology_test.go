@@ -352,18 +352,22 @@ func TestNewFSErrors(t *testing.T) {
 	}
 }
 
-func TestReadBoundedRejectsHugeFiles(t *testing.T) {
-	p := filepath.Join(t.TempDir(), "big")
+func TestReadRejectsHugeFiles(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "big")
 	if err := os.WriteFile(p, make([]byte, maxFileSize+1), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := readBounded(p); err == nil || !strings.Contains(err.Error(), p) {
-		t.Fatalf("readBounded(%d bytes) error = %v, want a bound error naming the file", maxFileSize+1, err)
+	fs, err := NewFS(dir)
+	if err != nil {
+		t.Fatal(err)
 	}
-	exact := filepath.Join(t.TempDir(), "exact")
-	os.WriteFile(exact, make([]byte, 5000), 0o644)
-	if b, err := readBounded(exact); err != nil || len(b) != 5000 {
-		t.Fatalf("readBounded(5000 bytes) = %d bytes, %v", len(b), err)
+	if _, err := fs.read("big"); err == nil || !strings.Contains(err.Error(), p) {
+		t.Fatalf("read(%d bytes) error = %v, want a bound error naming the file", maxFileSize+1, err)
+	}
+	os.WriteFile(filepath.Join(dir, "exact"), make([]byte, 5000), 0o644)
+	if b, err := fs.read("exact"); err != nil || len(b) != 5000 {
+		t.Fatalf("read(5000 bytes) = %d bytes, %v", len(b), err)
 	}
 }
 

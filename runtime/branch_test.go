@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/syncord/syncord/bpf"
+	"github.com/syncord/syncord/internal/pseudofs"
 )
 
 // TestInstallWrongBranch: on a stock-syncord kernel (fixture: its real
@@ -25,7 +26,7 @@ func TestInstallWrongBranch(t *testing.T) {
 	write(t, filepath.Join(proc, "kallsyms"), string(ks))
 	bpffs := filepath.Join(t.TempDir(), "bpffs") // not mounted: nothing may try to
 	state := t.TempDir()
-	rt := New(Config{BPFFS: bpffs, ProcRoot: proc, SysRoot: sys, StateDir: state})
+	rt := New(Config{BPFFS: bpffs, Roots: pseudofs.Roots{Proc: pseudofs.FS(proc), Sys: pseudofs.FS(sys)}, StateDir: state})
 	for name, need := range map[string]string{"amp": "shfllock-syncord", "numa-grouping-cna": "cna-syncord", "scl": "shfllock-syncord"} {
 		res, err := Resolve(name, nil)
 		if err != nil {

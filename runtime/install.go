@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/syncord/syncord/bpf"
+	"github.com/syncord/syncord/internal/pseudofs"
 	"github.com/syncord/syncord/kernel"
 	"github.com/syncord/syncord/kmod"
 	"github.com/syncord/syncord/livepatch"
@@ -41,7 +42,7 @@ type InstallRequest struct {
 	// ForceTransition writes the livepatch's force file when the
 	// transition does not finish in time. Unsafe.
 	ForceTransition bool
-	// Stats turns kernel.bpf_stats_enabled on (below Config.ProcRoot) so
+	// Stats turns kernel.bpf_stats_enabled on (below Config.Roots.Proc) so
 	// the kernel counts the programs' runs and run time; the record keeps
 	// the previous value, which the uninstall of the last policy that
 	// asked for stats restores.
@@ -87,7 +88,7 @@ func (r *Runtime) Install(ctx context.Context, req InstallRequest) (rec *Record,
 		return nil, err
 	}
 	r.progress("kernel %s (%s)", info.Release, info.Kind())
-	if jitOff(r.cfg.ProcRoot) {
+	if jitOff(r.cfg.Roots.Proc) {
 		r.progress("note: net.core.bpf_jit_enable is 0: the policy's programs will run in the BPF interpreter, several times slower on every hooked lock (echo 1 > /proc/sys/net/core/bpf_jit_enable before installing to JIT them)")
 	}
 	var mod *moduleInfo
@@ -260,7 +261,7 @@ func (r *Runtime) Install(ctx context.Context, req InstallRequest) (rec *Record,
 			return rec, fmt.Errorf("install policy %s: livepatch %s is not enabled after its transition (%v; see dmesg)", p.Name, patch, err)
 		}
 	} else if mod.info.Livepatch {
-		return rec, fmt.Errorf("install policy %s: module %s is loaded but %s is missing (see dmesg)", p.Name, modName, filepath.Join(r.cfg.SysRoot, "kernel/livepatch", patch))
+		return rec, fmt.Errorf("install policy %s: module %s is loaded but %s is missing (see dmesg)", p.Name, modName, r.cfg.Roots.Sys.Path("kernel/livepatch", patch))
 	}
 	if err := r.step("transition"); err != nil {
 		return rec, err
@@ -490,7 +491,7 @@ func listOrNone(s []string) string {
 // jitOff reports whether <proc>/sys/net/core/bpf_jit_enable says 0: the
 // SynCord kernels (no CONFIG_BPF_JIT_ALWAYS_ON) boot that way, and a
 // program loaded then stays interpreted.
-func jitOff(proc string) bool {
-	b, err := os.ReadFile(filepath.Join(proc, "sys/net/core/bpf_jit_enable"))
+func jitOff(proc pseudofs.FS) bool {
+	b, err := proc.Read("sys/net/core/bpf_jit_enable", 64)
 	return err == nil && strings.TrimSpace(string(b)) == "0"
 }

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/syncord/syncord/bpf"
+	"github.com/syncord/syncord/internal/pseudofs"
 	"github.com/syncord/syncord/kernel"
 )
 
@@ -69,7 +70,7 @@ func TestInstallPinsAndUninstall(t *testing.T) {
 	}
 	state := t.TempDir()
 	var log lines
-	rt := New(Config{BPFFS: bpffs, ProcRoot: proc, SysRoot: sys, StateDir: state, Progress: log.add})
+	rt := New(Config{BPFFS: bpffs, Roots: pseudofs.Roots{Proc: pseudofs.FS(proc), Sys: pseudofs.FS(sys)}, StateDir: state, Progress: log.add})
 	res := testPolicy(t)
 	rec, err := rt.Install(context.Background(), InstallRequest{Policy: res.Policy, Source: testPolicyDir})
 	if err != nil {
@@ -117,7 +118,7 @@ func TestInstallWithLivepatch(t *testing.T) {
 	state := t.TempDir()
 	k := newFakeKernel(t, proc, sys, bpffs)
 	var log lines
-	rt := New(Config{BPFFS: bpffs, ProcRoot: proc, SysRoot: sys, StateDir: state, Modules: k, Progress: log.add})
+	rt := New(Config{BPFFS: bpffs, Roots: pseudofs.Roots{Proc: pseudofs.FS(proc), Sys: pseudofs.FS(sys)}, StateDir: state, Modules: k, Progress: log.add})
 	res := testPolicy(t)
 	rec, err := rt.Install(context.Background(), InstallRequest{Policy: res.Policy, Source: testPolicyDir, Livepatch: testModule})
 	if err != nil {
@@ -188,7 +189,7 @@ func TestInstallRollback(t *testing.T) {
 			state := t.TempDir()
 			k := newFakeKernel(t, proc, sys, bpffs)
 			var log lines
-			rt := New(Config{BPFFS: bpffs, ProcRoot: proc, SysRoot: sys, StateDir: state, Modules: k, Progress: log.add})
+			rt := New(Config{BPFFS: bpffs, Roots: pseudofs.Roots{Proc: pseudofs.FS(proc), Sys: pseudofs.FS(sys)}, StateDir: state, Modules: k, Progress: log.add})
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			rt.fault = func(step string) error {
@@ -237,7 +238,7 @@ func TestInstallCrashChild(t *testing.T) {
 	}
 	proc, sys, bpffs := filepath.Join(dir, "proc"), filepath.Join(dir, "sys"), filepath.Join(dir, "bpffs")
 	k := newFakeKernel(t, proc, sys, bpffs)
-	rt := New(Config{BPFFS: bpffs, ProcRoot: proc, SysRoot: sys, StateDir: filepath.Join(dir, "state"), Modules: k})
+	rt := New(Config{BPFFS: bpffs, Roots: pseudofs.Roots{Proc: pseudofs.FS(proc), Sys: pseudofs.FS(sys)}, StateDir: filepath.Join(dir, "state"), Modules: k})
 	res := testPolicy(t)
 	_, err := rt.Install(context.Background(), InstallRequest{Policy: res.Policy, Source: testPolicyDir, Livepatch: testModule})
 	t.Fatalf("install returned (%v) instead of being killed", err)
@@ -263,7 +264,7 @@ func TestInstallCrash(t *testing.T) {
 	if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
 		t.Fatalf("child: %v, want killed by SIGKILL\n%s", err, out)
 	}
-	rt := New(Config{BPFFS: bpffs, ProcRoot: proc, SysRoot: sys, StateDir: filepath.Join(root, "state")})
+	rt := New(Config{BPFFS: bpffs, Roots: pseudofs.Roots{Proc: pseudofs.FS(proc), Sys: pseudofs.FS(sys)}, StateDir: filepath.Join(root, "state")})
 	st, err := rt.Status()
 	if err != nil {
 		t.Fatal(err)
@@ -302,7 +303,7 @@ func BenchmarkInstallUninstall(b *testing.B) {
 		b.Skipf("skipping: no /dev/shm tmpfs: %v", err)
 	}
 	b.Cleanup(func() { os.RemoveAll(state) })
-	rt := New(Config{BPFFS: bpffs, ProcRoot: proc, SysRoot: sys, StateDir: state})
+	rt := New(Config{BPFFS: bpffs, Roots: pseudofs.Roots{Proc: pseudofs.FS(proc), Sys: pseudofs.FS(sys)}, StateDir: state})
 	res := testPolicy(b)
 	ctx := context.Background()
 	for b.Loop() {
@@ -331,15 +332,15 @@ func TestStepFailEnv(t *testing.T) {
 // TestJitOff: the install's interpreter note reads bpf_jit_enable.
 func TestJitOff(t *testing.T) {
 	proc, _ := fixtureRoots(t)
-	if jitOff(proc) {
+	if jitOff(pseudofs.FS(proc)) {
 		t.Fatal("no bpf_jit_enable file: want no note")
 	}
 	write(t, filepath.Join(proc, "sys/net/core/bpf_jit_enable"), "0\n")
-	if !jitOff(proc) {
+	if !jitOff(pseudofs.FS(proc)) {
 		t.Fatal("bpf_jit_enable 0: want the note")
 	}
 	write(t, filepath.Join(proc, "sys/net/core/bpf_jit_enable"), "1\n")
-	if jitOff(proc) {
+	if jitOff(pseudofs.FS(proc)) {
 		t.Fatal("bpf_jit_enable 1: want no note")
 	}
 }

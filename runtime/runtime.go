@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/syncord/syncord/bpf"
+	"github.com/syncord/syncord/internal/pseudofs"
 	"github.com/syncord/syncord/kernel"
 	"github.com/syncord/syncord/kmod"
 	"github.com/syncord/syncord/livepatch"
@@ -20,8 +21,9 @@ type Config struct {
 	// Paths a livepatch module looks up under /sys/fs/bpf/ are checked
 	// under this directory.
 	BPFFS string
-	// SysRoot, ProcRoot are the sysfs and procfs roots (default /sys, /proc).
-	SysRoot, ProcRoot string
+	// Roots are the procfs and sysfs mount points (an empty one means
+	// /proc or /sys), checked once by pseudofs.NewRoots in cmd.
+	Roots pseudofs.Roots
 	// StateDir holds the install records (default /run/syncord).
 	StateDir string
 	// TransitionTimeout bounds the wait for a livepatch transition
@@ -66,11 +68,11 @@ func New(cfg Config) *Runtime {
 	if cfg.BPFFS == "" {
 		cfg.BPFFS = bpf.DefaultBPFFS
 	}
-	if cfg.SysRoot == "" {
-		cfg.SysRoot = "/sys"
+	if cfg.Roots.Sys == "" {
+		cfg.Roots.Sys = pseudofs.DefaultSysMountPoint
 	}
-	if cfg.ProcRoot == "" {
-		cfg.ProcRoot = "/proc"
+	if cfg.Roots.Proc == "" {
+		cfg.Roots.Proc = pseudofs.DefaultProcMountPoint
 	}
 	if cfg.StateDir == "" {
 		cfg.StateDir = DefaultStateDir
@@ -84,9 +86,9 @@ func New(cfg Config) *Runtime {
 	return &Runtime{
 		cfg:     cfg,
 		store:   &store{dir: cfg.StateDir},
-		lp:      livepatch.New(cfg.SysRoot).WithProc(cfg.ProcRoot),
-		procMod: kmod.NewProc(cfg.ProcRoot),
-		kfs:     kernel.NewFS(cfg.ProcRoot, cfg.SysRoot),
+		lp:      livepatch.New(cfg.Roots),
+		procMod: kmod.NewProc(cfg.Roots.Proc),
+		kfs:     kernel.NewFS(cfg.Roots),
 		modules: cfg.Modules,
 	}
 }

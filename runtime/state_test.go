@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/syncord/syncord/internal/pseudofs"
 )
 
 func TestStoreRoundTrip(t *testing.T) {
@@ -150,7 +152,7 @@ func TestStatusAndReconcile(t *testing.T) {
 				write(t, filepath.Join(d, "enabled"), tt.sys.enabled+"\n")
 				write(t, filepath.Join(d, "transition"), tt.sys.trans+"\n")
 			}
-			rt := New(Config{BPFFS: bpffs, ProcRoot: proc, SysRoot: sysRoot, StateDir: state})
+			rt := New(Config{BPFFS: bpffs, Roots: pseudofs.Roots{Proc: pseudofs.FS(proc), Sys: pseudofs.FS(sysRoot)}, StateDir: state})
 			rec := &Record{Name: "lockstat", Phase: tt.phase, BPFFS: bpffs,
 				Pins: []string{filepath.Join(bpffs, "a"), filepath.Join(bpffs, "hash_map")}}
 			if tt.withModule {
@@ -215,7 +217,7 @@ func TestStatusAndReconcile(t *testing.T) {
 func TestStatusInProgress(t *testing.T) {
 	proc, sysRoot := fixtureRoots(t)
 	state := t.TempDir()
-	rt := New(Config{BPFFS: t.TempDir(), ProcRoot: proc, SysRoot: sysRoot, StateDir: state})
+	rt := New(Config{BPFFS: t.TempDir(), Roots: pseudofs.Roots{Proc: pseudofs.FS(proc), Sys: pseudofs.FS(sysRoot)}, StateDir: state})
 	if err := rt.store.save(&Record{Name: "scl", Phase: PhasePinning}); err != nil {
 		t.Fatal(err)
 	}

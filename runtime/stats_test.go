@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/syncord/syncord/internal/pseudofs"
 )
 
 func readSysctl(t *testing.T, proc string) string {
@@ -31,7 +33,7 @@ func TestInstallStats(t *testing.T) {
 			var rts [2]*Runtime
 			names := [2]string{"first", "second"}
 			for i := range rts {
-				rts[i] = New(Config{BPFFS: privateBPFFS(t), ProcRoot: proc, SysRoot: sys, StateDir: state})
+				rts[i] = New(Config{BPFFS: privateBPFFS(t), Roots: pseudofs.Roots{Proc: pseudofs.FS(proc), Sys: pseudofs.FS(sys)}, StateDir: state})
 				res := testPolicy(t)
 				res.Policy.Name = names[i]
 				rec, err := rts[i].Install(context.Background(), InstallRequest{Policy: res.Policy, Source: testPolicyDir, Stats: true})
@@ -80,7 +82,7 @@ func TestInstallStatsRollback(t *testing.T) {
 	proc, sys := fixtureRoots(t)
 	write(t, filepath.Join(proc, "sys/kernel/bpf_stats_enabled"), "0\n")
 	bpffs, state := privateBPFFS(t), t.TempDir()
-	rt := New(Config{BPFFS: bpffs, ProcRoot: proc, SysRoot: sys, StateDir: state})
+	rt := New(Config{BPFFS: bpffs, Roots: pseudofs.Roots{Proc: pseudofs.FS(proc), Sys: pseudofs.FS(sys)}, StateDir: state})
 	rt.fault = func(step string) error {
 		if step == "pin" {
 			return fmt.Errorf("injected fault after %s", step)
@@ -104,7 +106,7 @@ func TestInstallStatsRollback(t *testing.T) {
 func TestInstallStatsNoSysctl(t *testing.T) {
 	proc, sys := fixtureRoots(t)
 	bpffs, state := privateBPFFS(t), t.TempDir()
-	rt := New(Config{BPFFS: bpffs, ProcRoot: proc, SysRoot: sys, StateDir: state})
+	rt := New(Config{BPFFS: bpffs, Roots: pseudofs.Roots{Proc: pseudofs.FS(proc), Sys: pseudofs.FS(sys)}, StateDir: state})
 	res := testPolicy(t)
 	_, err := rt.Install(context.Background(), InstallRequest{Policy: res.Policy, Source: testPolicyDir, Stats: true})
 	if err == nil || !strings.Contains(err.Error(), "Linux 5.1") {
@@ -125,7 +127,7 @@ func TestReconcileGoneStats(t *testing.T) {
 	proc, sys := fixtureRoots(t)
 	write(t, filepath.Join(proc, "sys/kernel/bpf_stats_enabled"), "0\n")
 	bpffs, state := privateBPFFS(t), t.TempDir()
-	rt := New(Config{BPFFS: bpffs, ProcRoot: proc, SysRoot: sys, StateDir: state})
+	rt := New(Config{BPFFS: bpffs, Roots: pseudofs.Roots{Proc: pseudofs.FS(proc), Sys: pseudofs.FS(sys)}, StateDir: state})
 	res := testPolicy(t)
 	rec, err := rt.Install(context.Background(), InstallRequest{Policy: res.Policy, Source: testPolicyDir, Stats: true})
 	if err != nil {

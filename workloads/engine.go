@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"os"
-	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"sync"
@@ -15,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/syncord/syncord/internal/pseudofs"
 	"github.com/syncord/syncord/numa"
 )
 
@@ -49,7 +48,7 @@ type Config struct {
 	NoAffinity bool
 	// SysRoot is where sysfs is mounted ("" means /sys); the online CPUs
 	// are read from SysRoot/devices/system/cpu/online.
-	SysRoot string
+	SysRoot pseudofs.FS
 }
 
 // Task is one worker of a Run, handed to the body on its own locked,
@@ -184,19 +183,14 @@ func Plan(cfg Config) ([]int, error) {
 	return cpus, nil
 }
 
-// OnlineCPUs reads sysRoot/devices/system/cpu/online ("" means /sys).
-func OnlineCPUs(sysRoot string) (numa.CPUSet, error) {
-	if sysRoot == "" {
-		sysRoot = "/sys"
+// OnlineCPUs reads sys/devices/system/cpu/online ("" means /sys).
+func OnlineCPUs(sys pseudofs.FS) (numa.CPUSet, error) {
+	if sys == "" {
+		sys = pseudofs.DefaultSysMountPoint
 	}
-	p := filepath.Join(sysRoot, "devices/system/cpu/online")
-	b, err := os.ReadFile(p)
+	set, err := numa.New(sys).OnlineCPUs()
 	if err != nil {
-		return nil, fmt.Errorf("read online CPUs: %w (is sysfs mounted at %s?)", err, sysRoot)
-	}
-	set, err := numa.ParseCPUList(string(b))
-	if err != nil {
-		return nil, fmt.Errorf("parse %s: %w", p, err)
+		return nil, fmt.Errorf("read online CPUs: %w", err)
 	}
 	return set, nil
 }

@@ -16,11 +16,12 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/syncord/syncord/internal/pseudofs"
 	"github.com/syncord/syncord/numa"
 )
 
 // fakeSys makes a sysfs root whose online CPUs are online.
-func fakeSys(t *testing.T, online string) string {
+func fakeSys(t *testing.T, online string) pseudofs.FS {
 	root := t.TempDir()
 	d := filepath.Join(root, "devices/system/cpu")
 	if err := os.MkdirAll(d, 0o755); err != nil {
@@ -29,7 +30,7 @@ func fakeSys(t *testing.T, online string) string {
 	if err := os.WriteFile(filepath.Join(d, "online"), []byte(online+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	return root
+	return pseudofs.FS(root)
 }
 
 func TestPlan(t *testing.T) {
@@ -47,7 +48,7 @@ func TestPlan(t *testing.T) {
 		{"offline but unpinned", Config{Tasks: 3, CoresPerSocket: 4, SysRoot: sys, NoAffinity: true}, []int{0, 2, 3}, ""},
 		{"zero tasks", Config{Tasks: 0, CoresPerSocket: 4, SysRoot: sys}, nil, "tasks must be > 0"},
 		{"zero cps", Config{Tasks: 1, CoresPerSocket: 0, SysRoot: sys}, nil, "cores per socket must be > 0"},
-		{"no sysfs", Config{Tasks: 1, CoresPerSocket: 1, SysRoot: t.TempDir()}, nil, "read online CPUs"},
+		{"no sysfs", Config{Tasks: 1, CoresPerSocket: 1, SysRoot: pseudofs.FS(t.TempDir())}, nil, "read online CPUs"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := Plan(tc.cfg)

@@ -15,6 +15,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/syncord/syncord/internal/pseudofs"
 )
 
 // FxType is one FxMark metadata/data microbenchmark.
@@ -66,7 +68,7 @@ type FxOptions struct {
 	// CoresPerSocket is the placement rule's cps (fxmark's CORE_PER_CHIP).
 	CoresPerSocket int
 	NoAffinity     bool
-	SysRoot        string
+	SysRoot        pseudofs.FS
 	// DirectIO is --directio: the DW* and DRB* types set O_DIRECT on
 	// their data files (fcntl F_SETFL, as fxmark does).
 	DirectIO bool

@@ -8,6 +8,8 @@ import (
 	"os"
 	"sync"
 	"time"
+
+	"github.com/syncord/syncord/internal/pseudofs"
 )
 
 // WarmupSamples is will-it-scale's WARMUP_ITERATIONS.
@@ -35,7 +37,7 @@ type WISOptions struct {
 	// _processes build) by re-executing this binary; see IsWISChild.
 	Processes bool
 	// SysRoot is the sysfs mount ("" means /sys).
-	SysRoot string
+	SysRoot pseudofs.FS
 	// TmpDir is where the private temp directory goes ("" means
 	// os.TempDir(), normally /tmp as in the suite).
 	TmpDir string

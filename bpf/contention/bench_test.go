@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/syncord/syncord/internal/pseudofs"
 	"github.com/syncord/syncord/workloads"
 )
 
@@ -26,7 +27,7 @@ func BenchmarkOverheadMWRL(b *testing.B) {
 	if os.Geteuid() != 0 {
 		b.Skip("skipping: needs root to load BPF")
 	}
-	if err := Check("/proc", "/sys"); err != nil {
+	if err := Check(pseudofs.DefaultRoots()); err != nil {
 		b.Skipf("skipping: %v", err)
 	}
 	const (

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/cilium/ebpf"
+
+	"github.com/syncord/syncord/internal/pseudofs"
 )
 
 // TestCheck builds proc and sys roots the way the kernels we meet lay
@@ -53,7 +55,7 @@ func TestCheck(t *testing.T) {
 					}
 				}
 			}
-			err := Check(proc, sys)
+			err := Check(pseudofs.Roots{Proc: pseudofs.FS(proc), Sys: pseudofs.FS(sys)})
 			if got := errors.Is(err, ErrNoTracepoints); got != tc.wantNo {
 				t.Fatalf("Check = %v; want no-tracepoints %v", err, tc.wantNo)
 			}

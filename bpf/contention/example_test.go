@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/syncord/syncord/bpf/contention"
+	"github.com/syncord/syncord/internal/pseudofs"
 	"github.com/syncord/syncord/kernel"
 )
 
@@ -14,7 +15,7 @@ import (
 // wait time as the SynCord lockstat table, named from kallsyms, with
 // their top three call sites.
 func ExampleRun() {
-	if err := contention.Check("/proc", "/sys"); err != nil {
+	if err := contention.Check(pseudofs.DefaultRoots()); err != nil {
 		fmt.Println(err) // e.g. a SynCord 5.4 kernel: use the lockstat policy
 		return
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/syncord/syncord/internal/lockwitness"
+	"github.com/syncord/syncord/internal/pseudofs"
 	"github.com/syncord/syncord/kernel"
 )
 
@@ -23,7 +24,7 @@ func needProfiler(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("skipping: loading BPF programs needs root (run: sudo go test ./bpf/contention/)")
 	}
-	if err := Check("/proc", "/sys"); err != nil {
+	if err := Check(pseudofs.DefaultRoots()); err != nil {
 		t.Skipf("skipping: %v", err)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/syncord/syncord/bpf"
+	"github.com/syncord/syncord/internal/pseudofs"
 	"github.com/syncord/syncord/kernel"
 )
 
@@ -65,19 +66,19 @@ type Profiler struct {
 // is not mounted, for __bpf_trace_contention_begin in /proc/kallsyms. It
 // returns an error wrapping ErrNoTracepoints when they are surely missing,
 // and nil when they exist or it cannot tell (then Start's attach decides).
-// procRoot and sysRoot are normally /proc and /sys.
-func Check(procRoot, sysRoot string) error {
+// roots are normally pseudofs.DefaultRoots().
+func Check(roots pseudofs.Roots) error {
 	for _, dir := range []string{"kernel/tracing", "kernel/debug/tracing"} {
-		tfs := filepath.Join(sysRoot, dir)
+		tfs := roots.Sys.Path(dir)
 		if _, err := os.Stat(filepath.Join(tfs, "events")); err != nil {
 			continue // not mounted here
 		}
 		if _, err := os.Stat(filepath.Join(tfs, "events/lock/contention_begin")); err == nil {
 			return nil
 		}
-		return noTracepoints(procRoot)
+		return noTracepoints(roots)
 	}
-	f, err := os.Open(filepath.Join(procRoot, "kallsyms"))
+	f, err := os.Open(roots.Proc.Path("kallsyms"))
 	if err != nil {
 		return nil
 	}
@@ -96,11 +97,11 @@ func Check(procRoot, sysRoot string) error {
 	if sc.Err() != nil || !any {
 		return nil
 	}
-	return noTracepoints(procRoot)
+	return noTracepoints(roots)
 }
 
-func noTracepoints(procRoot string) error {
-	rel, err := kernel.NewFS(procRoot, "").Release()
+func noTracepoints(roots pseudofs.Roots) error {
+	rel, err := kernel.NewFS(roots).Release()
 	if err != nil {
 		return fmt.Errorf("lock contention profiling: %w", ErrNoTracepoints)
 	}
@@ -172,7 +173,7 @@ func Start(opts Options) (*Profiler, error) {
 		if err != nil {
 			p.Close()
 			if errors.Is(err, unix.ENOENT) || errors.Is(err, os.ErrNotExist) {
-				return nil, noTracepoints("/proc")
+				return nil, noTracepoints(pseudofs.DefaultRoots())
 			}
 			return nil, fmt.Errorf("attach raw tracepoint %s: %w", a.tp, err)
 		}

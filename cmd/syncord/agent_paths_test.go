@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/syncord/syncord/bpf/contention"
+	"github.com/syncord/syncord/internal/pseudofs"
 	"github.com/syncord/syncord/runtime/control"
 )
 
@@ -71,7 +72,7 @@ func TestAgentWhileIsPathChecked(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("skipping: needs root to load BPF (run: sudo go test ./cmd/syncord/)")
 	}
-	if err := contention.Check("/proc", "/sys"); err != nil {
+	if err := contention.Check(pseudofs.DefaultRoots()); err != nil {
 		t.Skipf("skipping: %v", err)
 	}
 	a := startPathsAgent(t, nil)
@@ -286,6 +287,12 @@ func TestAgentReadOnlyRootsFixed(t *testing.T) {
 		{"bench", "will-it-scale", "lock1", "-t", "1", "-s", "1", "--sysfs", fake},
 		{"bench", "xdir", "prepare", "--dir", "d", "-n", "1", "--proc", fake},
 		{"policy", "status", "--sys-root", fake},
+		{"policy", "status", "--proc-root", fake},
+		{"topology", "--sys-root", fake},
+		{"bench", "will-it-scale", "lock1", "-t", "1", "-s", "1", "--sys-root", fake},
+		{"bench", "xdir", "prepare", "--dir", "d", "-n", "1", "--proc-root", fake},
+		{"lockstat", "--symbols", "--proc-root", fake},
+		{"lockstat", "--contention", "--duration", "1", "--proc-root", fake},
 	} {
 		r := a.run(t, args...)
 		if r.code != control.ExitRefused || strings.Contains(r.stdout+r.stderr, "SECRET") {

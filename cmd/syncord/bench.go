@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/syncord/syncord/internal/cli"
+	"github.com/syncord/syncord/internal/pseudofs"
 	"github.com/syncord/syncord/numa"
 	"github.com/syncord/syncord/workloads"
 )
@@ -97,12 +98,8 @@ func parseMixed(fs *flag.FlagSet, args []string) ([]string, error) {
 }
 
 // benchTopology reads the machine's topology for defaults.
-func benchTopology(sysRoot string) (*numa.Topology, error) {
-	sys, err := numa.NewFS(sysRoot)
-	if err != nil {
-		return nil, err
-	}
-	return sys.Topology()
+func benchTopology(sys pseudofs.FS) (*numa.Topology, error) {
+	return numa.New(sys).Topology()
 }
 
 // flagSet reports whether the flag name was given on the command line.
@@ -114,7 +111,7 @@ func flagSet(fs *flag.FlagSet, name string) bool {
 
 // cpsFlag is the -n flag of fs: as given (it must be > 0), or when not
 // given the topology's cores per socket.
-func cpsFlag(fs *flag.FlagSet, n int, sysRoot string) (int, error) {
+func cpsFlag(fs *flag.FlagSet, n int, sysRoot pseudofs.FS) (int, error) {
 	if flagSet(fs, "n") && n <= 0 {
 		return 0, fmt.Errorf("-n (cores per socket) must be > 0, got %d", n)
 	}
@@ -122,7 +119,7 @@ func cpsFlag(fs *flag.FlagSet, n int, sysRoot string) (int, error) {
 }
 
 // defaultCPS is n when > 0, else the topology's cores per socket.
-func defaultCPS(n int, sysRoot string) (int, error) {
+func defaultCPS(n int, sysRoot pseudofs.FS) (int, error) {
 	if n > 0 {
 		return n, nil
 	}
@@ -179,14 +176,15 @@ func runWillItScale(ctx context.Context, env *Env, args []string) error {
 	noAff := fs.Bool("no-affinity", false, "do not pin tasks (roles still follow the placement rule)")
 	procs := fs.Bool("processes", false, "run each task as a process (the suite's _processes build) instead of a thread")
 	tmp := fs.String("tmpdir", os.TempDir(), "`dir` for the run's private temp directory")
-	sysRoot := fs.String("sysfs", numa.DefaultRoot, "sysfs `root`")
+	rf := addRootFlags(fs, []string{"sysfs"}, nil)
 	list := fs.Bool("list", false, "list the tests and their descriptions")
 	asJSON := fs.Bool("json", false, "print the result as JSON (no progress lines)")
 	pos, err := parseMixed(fs, args)
 	if err != nil {
 		return err
 	}
-	if err := fixedRoot(env, fs, "sysfs", numa.DefaultRoot); err != nil {
+	roots, err := rf.roots(env)
+	if err != nil {
 		return err
 	}
 	if *list {
@@ -204,11 +202,11 @@ func runWillItScale(ctx context.Context, env *Env, args []string) error {
 	if err := resolveFlag(env, fs, kindBench, "tmpdir", tmp, "."); err != nil {
 		return err
 	}
-	n, err := cpsFlag(fs, *cps, *sysRoot)
+	n, err := cpsFlag(fs, *cps, roots.Sys)
 	if err != nil {
 		return err
 	}
-	o := workloads.WISOptions{Test: pos[0], Tasks: *tasks, Seconds: *secs, CoresPerSocket: n, NoAffinity: *noAff, Processes: *procs, SysRoot: *sysRoot, TmpDir: *tmp}
+	o := workloads.WISOptions{Test: pos[0], Tasks: *tasks, Seconds: *secs, CoresPerSocket: n, NoAffinity: *noAff, Processes: *procs, SysRoot: roots.Sys, TmpDir: *tmp}
 	var out io.Writer = env.Stdout
 	if *asJSON {
 		out = nil
@@ -282,13 +280,14 @@ func runSweep(ctx context.Context, env *Env, args []string) error {
 	noAff := fs.Bool("no-affinity", false, "do not pin tasks")
 	procs := fs.Bool("processes", false, "run each task as a process instead of a thread")
 	tmp := fs.String("tmpdir", os.TempDir(), "`dir` for temp files")
-	sysRoot := fs.String("sysfs", numa.DefaultRoot, "sysfs `root`")
+	rf := addRootFlags(fs, []string{"sysfs"}, nil)
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	pos, err := parseMixed(fs, args)
 	if err != nil {
 		return err
 	}
-	if err := fixedRoot(env, fs, "sysfs", numa.DefaultRoot); err != nil {
+	roots, err := rf.roots(env)
+	if err != nil {
 		return err
 	}
 	if len(pos) != 2 || pos[0] != "will-it-scale" {
@@ -301,12 +300,12 @@ func runSweep(ctx context.Context, env *Env, args []string) error {
 	if err := resolveFlag(env, fs, kindBench, "tmpdir", tmp, "."); err != nil {
 		return err
 	}
-	top, err := benchTopology(*sysRoot)
+	top, err := benchTopology(roots.Sys)
 	if err != nil {
 		return fmt.Errorf("sweep header from the topology: %w", err)
 	}
 	hdr := top.RuntestHeader()
-	n, err := cpsFlag(fs, *cps, *sysRoot)
+	n, err := cpsFlag(fs, *cps, roots.Sys)
 	if err != nil {
 		return err
 	}
@@ -322,7 +321,7 @@ func runSweep(ctx context.Context, env *Env, args []string) error {
 		pts = numa.SweepPoints(top.Online.Len(), n)
 	}
 	o := workloads.SweepOptions{
-		Run:      workloads.WISOptions{Test: pos[1], CoresPerSocket: n, NoAffinity: *noAff, Processes: *procs, SysRoot: *sysRoot, TmpDir: *tmp},
+		Run:      workloads.WISOptions{Test: pos[1], CoresPerSocket: n, NoAffinity: *noAff, Processes: *procs, SysRoot: roots.Sys, TmpDir: *tmp},
 		Points:   pts,
 		Duration: *dur,
 		Header:   hdr,
@@ -393,13 +392,14 @@ func runFxMark(ctx context.Context, env *Env, args []string) error {
 	media := fs.String("media", "mem", "media name for the .dat header")
 	fsName := fs.String("fs", "", "file system name for the .dat header (default: detected from --root)")
 	iomode := fs.String("iomode", "bufferedio", "I/O mode for the .dat header")
-	sysRoot := fs.String("sysfs", numa.DefaultRoot, "sysfs `root`")
+	rf := addRootFlags(fs, []string{"sysfs"}, nil)
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	pos, err := parseMixed(fs, args)
 	if err != nil {
 		return err
 	}
-	if err := fixedRoot(env, fs, "sysfs", numa.DefaultRoot); err != nil {
+	roots, err := rf.roots(env)
+	if err != nil {
 		return err
 	}
 	if len(pos) != 0 || (*typ == "" && !*clean) || *root == "" {
@@ -412,7 +412,7 @@ func runFxMark(ctx context.Context, env *Env, args []string) error {
 	if *dur <= 0 {
 		return fmt.Errorf("--duration must be > 0, got %d", *dur)
 	}
-	n, err := cpsFlag(fs, *cps, *sysRoot)
+	n, err := cpsFlag(fs, *cps, roots.Sys)
 	if err != nil {
 		return err
 	}
@@ -453,7 +453,7 @@ func runFxMark(ctx context.Context, env *Env, args []string) error {
 		}()
 	}
 	o := workloads.FxOptions{Type: *typ, NCore: *ncore, NBg: *nbg, Duration: time.Duration(*dur) * time.Second, Root: *root,
-		CoresPerSocket: n, NoAffinity: *noAff, SysRoot: *sysRoot, DirectIO: *directio}
+		CoresPerSocket: n, NoAffinity: *noAff, SysRoot: roots.Sys, DirectIO: *directio}
 	if !*sweep {
 		res, err := workloads.RunFxMark(ctx, o)
 		if err != nil {
@@ -471,7 +471,7 @@ func runFxMark(ctx context.Context, env *Env, args []string) error {
 			return err
 		}
 	} else {
-		top, err := benchTopology(*sysRoot)
+		top, err := benchTopology(roots.Sys)
 		if err != nil {
 			return err
 		}

@@ -12,7 +12,6 @@ import (
 
 	"github.com/syncord/syncord/internal/cli"
 	"github.com/syncord/syncord/kernel"
-	"github.com/syncord/syncord/numa"
 	"github.com/syncord/syncord/workloads"
 )
 
@@ -89,13 +88,14 @@ func runXDirPrepare(ctx context.Context, env *Env, args []string) error {
 	n := fs.Int("n", 1000000, "number of `files` in dst_<n>_files")
 	img := fs.String("make-image", "", "create an ext4 image without dir_index at `path` instead")
 	size := fs.String("size", "256M", "image `size` (K, M, G suffixes) for --make-image")
-	procRoot := fs.String("proc", "/proc", "procfs `root` for mountinfo")
+	rf := addRootFlags(fs, nil, []string{"proc"})
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	pos, err := parseMixed(fs, args)
 	if err != nil {
 		return err
 	}
-	if err := fixedRoot(env, fs, "proc", "/proc"); err != nil {
+	roots, err := rf.roots(env)
+	if err != nil {
 		return err
 	}
 	if len(pos) != 0 {
@@ -126,7 +126,7 @@ func runXDirPrepare(ctx context.Context, env *Env, args []string) error {
 		cli.ShortUsage(fs)
 		return errUsage
 	}
-	r, err := workloads.XDirPrepare(*procRoot, *dir, *n)
+	r, err := workloads.XDirPrepare(string(roots.Proc), *dir, *n)
 	if err != nil {
 		return err
 	}
@@ -162,12 +162,13 @@ func runXDirRun(ctx context.Context, env *Env, args []string) error {
 	fs := newFlags(env, "bench xdir run", "bench xdir run SRC DST_DIRTY DST DURATION BULLIES VICTIMS [--json] [--hold auto|duration]", xdirHelp)
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	hold := fs.String("hold", "auto", "lock_hold `source`: auto (syscall 436 on a SynCord kernel, else the rename duration) or duration")
-	procRoot := fs.String("proc", "/proc", "procfs `root` for the kernel probe")
+	rf := addRootFlags(fs, nil, []string{"proc"})
 	pos, err := parseMixed(fs, args)
 	if err != nil {
 		return err
 	}
-	if err := fixedRoot(env, fs, "proc", "/proc"); err != nil {
+	roots, err := rf.roots(env)
+	if err != nil {
 		return err
 	}
 	if len(pos) != 6 {
@@ -192,7 +193,7 @@ func runXDirRun(ctx context.Context, env *Env, args []string) error {
 	var syncord bool
 	switch *hold {
 	case "auto":
-		info, err := kernel.NewFS(*procRoot, "/sys").Probe()
+		info, err := kernel.NewFS(roots).Probe()
 		if err != nil {
 			return fmt.Errorf("bench xdir run: probe kernel: %w (use --hold duration to skip)", err)
 		}
@@ -255,13 +256,14 @@ func runMetis(ctx context.Context, env *Env, args []string) error {
 	reduceTasks := fs.Int("r", 0, "number of reduce `tasks` (0: by sampling)")
 	quiet := fs.Bool("q", false, "quiet output (no top keys)")
 	cps := fs.Int("n", 0, "`cores per socket` for placement (default: from the topology)")
-	sysRoot := fs.String("sysfs", numa.DefaultRoot, "sysfs `root`")
+	rf := addRootFlags(fs, []string{"sysfs"}, nil)
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	pos, err := parseMixed(fs, args[1:])
 	if err != nil {
 		return err
 	}
-	if err := fixedRoot(env, fs, "sysfs", numa.DefaultRoot); err != nil {
+	roots, err := rf.roots(env)
+	if err != nil {
 		return err
 	}
 	if len(pos) != 0 {
@@ -270,13 +272,13 @@ func runMetis(ctx context.Context, env *Env, args []string) error {
 	}
 	p := *procs
 	if p == 0 {
-		online, err := workloads.OnlineCPUs(*sysRoot)
+		online, err := workloads.OnlineCPUs(roots.Sys)
 		if err != nil {
 			return err
 		}
 		p = online.Len()
 	}
-	n, err := defaultCPS(*cps, *sysRoot)
+	n, err := defaultCPS(*cps, roots.Sys)
 	if err != nil {
 		return err
 	}
@@ -328,13 +330,14 @@ func runLevelDB(ctx context.Context, env *Env, args []string) error {
 	db := fs.String("db", filepath.Join(os.TempDir(), fmt.Sprintf("leveldbtest-%d", os.Getuid()), "dbbench"), "database `directory`")
 	useExisting := fs.Bool("use-existing", false, "keep an existing database (fill only when there is none)")
 	cps := fs.Int("n", 0, "`cores per socket` for placement and fast/slow (default: from the topology)")
-	sysRoot := fs.String("sysfs", numa.DefaultRoot, "sysfs `root`")
+	rf := addRootFlags(fs, []string{"sysfs"}, nil)
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	pos, err := parseMixed(fs, args[1:])
 	if err != nil {
 		return err
 	}
-	if err := fixedRoot(env, fs, "sysfs", numa.DefaultRoot); err != nil {
+	roots, err := rf.roots(env)
+	if err != nil {
 		return err
 	}
 	if len(pos) != 0 {
@@ -350,7 +353,7 @@ func runLevelDB(ctx context.Context, env *Env, args []string) error {
 	if err := resolveFlag(env, fs, kindBench, "db", db, filepath.Join(fmt.Sprintf("leveldbtest-%d", os.Getuid()), "dbbench")); err != nil {
 		return err
 	}
-	n, err := defaultCPS(*cps, *sysRoot)
+	n, err := defaultCPS(*cps, roots.Sys)
 	if err != nil {
 		return err
 	}

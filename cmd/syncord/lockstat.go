@@ -51,7 +51,12 @@ func lockstatCmd(ctx context.Context, env *Env, args []string) error {
 	symbols := fs.Bool("symbols", false, "add the kallsyms name of global locks")
 	jsonOut := fs.Bool("json", false, "print the rows as JSON")
 	fs.Bool("contention", false, "profile from the stock-kernel contention tracepoints instead (see lockstat --contention --help)")
+	rf := addRootFlags(fs, nil, nil)
 	if err := parse(fs, args); err != nil {
+		return err
+	}
+	roots, err := rf.roots(env)
+	if err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
@@ -89,7 +94,7 @@ func lockstatCmd(ctx context.Context, env *Env, args []string) error {
 		rows = rows[:*top]
 	}
 	if *symbols {
-		syms, err := kernel.NewDefaultFS().Kallsyms()
+		syms, err := kernel.NewFS(roots).Kallsyms()
 		if err != nil {
 			return fmt.Errorf("lockstat --symbols: %w", err)
 		}

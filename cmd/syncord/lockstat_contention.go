@@ -9,6 +9,7 @@ import (
 
 	"github.com/syncord/syncord/bpf/contention"
 	"github.com/syncord/syncord/internal/cli"
+	"github.com/syncord/syncord/internal/pseudofs"
 	"github.com/syncord/syncord/kernel"
 )
 
@@ -51,7 +52,12 @@ func lockstatContention(ctx context.Context, env *Env, args []string) error {
 	maxLocks := fs.Uint("max-locks", contention.DefaultMaxLocks, "size of the per-lock map; more locks are counted as dropped")
 	maxStacks := fs.Uint("max-stacks", contention.DefaultMaxStacks, "size of the stack map (with --callers)")
 	while := fs.String("while", "", "profile while the syncord command `CMD` (quoted, with its arguments) runs")
+	rf := addRootFlags(fs, nil, nil)
 	if err := parse(fs, args); err != nil {
+		return err
+	}
+	roots, err := rf.roots(env)
+	if err != nil {
 		return err
 	}
 	whileArgs, err := whileCommand(*while)
@@ -75,18 +81,18 @@ func lockstatContention(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("lockstat --contention: --type: %v: %w", err, errUsage)
 	}
-	if err := contention.Check("/proc", "/sys"); err != nil {
+	if err := contention.Check(roots); err != nil {
 		return err
 	}
 
 	opts := contention.Options{PID: uint32(*pid), AllowedFlags: allowed, Callers: *callers > 0,
 		MaxLocks: uint32(*maxLocks), MaxStacks: uint32(*maxStacks)}
-	ropts := contention.ReportOptions{Symbols: *symbols, Top: *top, Callers: *callers, Kernel: kernelRelease()}
+	ropts := contention.ReportOptions{Symbols: *symbols, Top: *top, Callers: *callers, Kernel: kernelRelease(roots)}
 
 	var syms *kernel.Symbols
 	lockAddr, lockIsAddr := contentionLockAddr(*lock)
 	if *symbols || *callers > 0 || (*lock != "" && !lockIsAddr) {
-		syms, err = kernel.NewDefaultFS().Kallsyms()
+		syms, err = kernel.NewFS(roots).Kallsyms()
 		if err != nil {
 			return fmt.Errorf("lockstat --contention: %w (run as root, or drop --symbols/--callers and give --lock as an address)", err)
 		}
@@ -184,8 +190,8 @@ func contentionLockAddr(s string) (uint64, bool) {
 }
 
 // kernelRelease is the running kernel's release, "" when unreadable.
-func kernelRelease() string {
-	rel, _ := kernel.NewDefaultFS().Release()
+func kernelRelease(roots pseudofs.Roots) string {
+	rel, _ := kernel.NewFS(roots).Release()
 	return rel
 }
 

@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/syncord/syncord/bpf/contention"
 	"github.com/syncord/syncord/internal/lockwitness"
+	"github.com/syncord/syncord/internal/pseudofs"
 )
 
 func TestContentionLockAddr(t *testing.T) {
@@ -104,7 +107,7 @@ func TestLockstatContentionJSON(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("skipping: needs root to load BPF (run: sudo go test ./cmd/syncord/)")
 	}
-	if err := contention.Check("/proc", "/sys"); err != nil {
+	if err := contention.Check(pseudofs.DefaultRoots()); err != nil {
 		t.Skipf("skipping: %v", err)
 	}
 	w, werr := lockwitness.Start(lockwitness.Options{Stacks: true})
@@ -190,5 +193,25 @@ func TestLockstatContentionJSON(t *testing.T) {
 				"contended spinlocks do not reach the traced slow path here (a hypervisor without paravirt spinlocks sends them through virt_spin_lock), " +
 				"or the renamers never overlapped on a busy machine; the e2e VM (TestLockstatContention) proves this case")
 		}
+	}
+}
+
+// TestLockstatContentionRoots: lockstat takes the same --proc-root and
+// --sys-root as every command; the tracepoint check and the kernel
+// release in its refusal come from them (a fixture of a 5.4 kernel
+// without the contention tracepoints, no tracefs mounted).
+func TestLockstatContentionRoots(t *testing.T) {
+	proc, sys := t.TempDir(), t.TempDir()
+	os.MkdirAll(filepath.Join(proc, "sys/kernel"), 0o755)
+	os.WriteFile(filepath.Join(proc, "sys/kernel/osrelease"), []byte("5.4.0-fixture\n"), 0o644)
+	os.WriteFile(filepath.Join(proc, "kallsyms"), []byte("ffffffff81000000 T _stext\nffffffff81001000 T queued_spin_lock_slowpath\n"), 0o644)
+	var out, errb bytes.Buffer
+	err := lockstatContention(context.Background(), &Env{Stdout: &out, Stderr: &errb}, []string{"--duration", "1", "--proc-root", proc, "--sys-root", sys})
+	if !errors.Is(err, contention.ErrNoTracepoints) || !strings.Contains(err.Error(), "5.4.0-fixture") {
+		t.Fatalf("err = %v; want ErrNoTracepoints naming the fixture's kernel 5.4.0-fixture", err)
+	}
+	err = lockstatContention(context.Background(), &Env{Stdout: &out, Stderr: &errb}, []string{"--duration", "1", "--sys-root", filepath.Join(sys, "missing")})
+	if !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), "sysfs root") {
+		t.Fatalf("missing --sys-root: %v; want ErrNotExist naming the sysfs root", err)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/syncord/syncord/bpf/contention"
+	"github.com/syncord/syncord/internal/pseudofs"
 )
 
 // TestLockstatWhile profiles exactly while FxMark MWRL runs through the same
@@ -19,7 +20,7 @@ func TestLockstatWhile(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("skipping: needs root to load BPF (run: sudo go test ./cmd/syncord/)")
 	}
-	if err := contention.Check("/proc", "/sys"); err != nil {
+	if err := contention.Check(pseudofs.DefaultRoots()); err != nil {
 		t.Skipf("skipping: %v", err)
 	}
 	root := t.TempDir()

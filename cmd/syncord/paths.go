@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"flag"
-	"fmt"
 
 	"github.com/syncord/syncord/runtime/control"
 )
@@ -59,19 +58,5 @@ func resolveFlag(env *Env, fs *flag.FlagSet, kind, name string, p *string, remot
 		return err
 	}
 	*p = v
-	return nil
-}
-
-// fixedRoot refuses, for an agent client, a read-only root flag (a sysfs or
-// procfs root, for tests and fixtures) set to anything but its default def:
-// the agent runs as root, and files it reads under a root the client chose
-// (links to any file) would come back in error messages and captures.
-func fixedRoot(env *Env, fs *flag.FlagSet, name, def string) error {
-	if env.Paths == nil || !flagSet(fs, name) {
-		return nil
-	}
-	if v := fs.Lookup(name).Value.String(); v != def {
-		return exitErr(control.ExitRefused, fmt.Errorf("%w: --%s %q: only %s over the agent (a root the client chooses would let the agent read any file for it)", control.ErrRefused, name, v, def))
-	}
 	return nil
 }

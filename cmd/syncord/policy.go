@@ -12,6 +12,7 @@ import (
 
 	"github.com/syncord/syncord/bpf"
 	"github.com/syncord/syncord/internal/cli"
+	"github.com/syncord/syncord/internal/pseudofs"
 	"github.com/syncord/syncord/numa"
 	"github.com/syncord/syncord/runtime"
 )
@@ -59,35 +60,37 @@ func policyCmd(ctx context.Context, env *Env, args []string) error {
 
 // runtimeFlags are the roots every policy subcommand takes.
 type runtimeFlags struct {
-	fs                      *flag.FlagSet
-	bpffs, state, sys, proc *string
-	timeout                 *time.Duration
+	fs           *flag.FlagSet
+	bpffs, state *string
+	timeout      *time.Duration
+	rootFlags    rootFlags
+	// roots are the checked --proc-root and --sys-root, set by resolve.
+	roots pseudofs.Roots
 }
 
-func addRuntimeFlags(fs *flag.FlagSet) runtimeFlags {
-	return runtimeFlags{
-		fs:      fs,
-		bpffs:   fs.String("bpffs", bpf.DefaultBPFFS, "bpffs `DIR` the pins go to (mounted if it is not)"),
-		state:   fs.String("state-dir", runtime.DefaultStateDir, "`DIR` where installs are recorded"),
-		sys:     fs.String("sys-root", "/sys", "sysfs root (for tests)"),
-		proc:    fs.String("proc-root", "/proc", "procfs root (for tests)"),
-		timeout: fs.Duration("timeout", 60*time.Second, "how long to wait for a livepatch transition"),
+func addRuntimeFlags(fs *flag.FlagSet) *runtimeFlags {
+	return &runtimeFlags{
+		fs:        fs,
+		bpffs:     fs.String("bpffs", bpf.DefaultBPFFS, "bpffs `DIR` the pins go to (mounted if it is not)"),
+		state:     fs.String("state-dir", runtime.DefaultStateDir, "`DIR` where installs are recorded"),
+		rootFlags: addRootFlags(fs, nil, nil),
+		timeout:   fs.Duration("timeout", 60*time.Second, "how long to wait for a livepatch transition"),
 	}
 }
 
-// resolve resolves the roots given on the command line of an agent
-// request (their defaults are the system's own locations). --sys-root and
-// --proc-root are for tests: the runtime writes livepatch attributes under
-// the sysfs root, so a client may not move them.
-func (f runtimeFlags) resolve(env *Env) error {
+// resolve checks the roots and resolves the paths given on the command
+// line of an agent request (their defaults are the system's own
+// locations). --sys-root and --proc-root are for tests: the runtime writes
+// livepatch attributes under the sysfs root, so a client may not move
+// them.
+func (f *runtimeFlags) resolve(env *Env) error {
+	roots, err := f.rootFlags.roots(env)
+	if err != nil {
+		return err
+	}
+	f.roots = roots
 	if env.Paths == nil {
 		return nil
-	}
-	if err := fixedRoot(env, f.fs, "sys-root", "/sys"); err != nil {
-		return err
-	}
-	if err := fixedRoot(env, f.fs, "proc-root", "/proc"); err != nil {
-		return err
 	}
 	if err := resolveFlag(env, f.fs, kindBPF, "bpffs", f.bpffs, ""); err != nil {
 		return err
@@ -95,9 +98,9 @@ func (f runtimeFlags) resolve(env *Env) error {
 	return resolveFlag(env, f.fs, kindPolicy, "state-dir", f.state, "")
 }
 
-func (f runtimeFlags) runtime(env *Env) *runtime.Runtime {
+func (f *runtimeFlags) runtime(env *Env) *runtime.Runtime {
 	return runtime.New(runtime.Config{
-		BPFFS: *f.bpffs, StateDir: *f.state, SysRoot: *f.sys, ProcRoot: *f.proc,
+		BPFFS: *f.bpffs, StateDir: *f.state, Roots: f.roots,
 		TransitionTimeout: *f.timeout,
 		Progress:          func(line string) { fmt.Fprintf(env.Stderr, "syncord: %s\n", line) },
 	})
@@ -200,7 +203,7 @@ func policyInstallCmd(ctx context.Context, env *Env, args []string) error {
 			return err
 		}
 	}
-	vals, err := policyParams(res.Params, params, *rf.sys)
+	vals, err := policyParams(res.Params, params, rf.roots.Sys)
 	if err != nil {
 		return err
 	}
@@ -231,7 +234,7 @@ func policyInstallCmd(ctx context.Context, env *Env, args []string) error {
 
 // policyParams gives every parameter its value: the user's, else the
 // machine fact it is taken from, else the compiled default (left unset).
-func policyParams(decl []bpf.Param, user paramFlags, sysRoot string) (map[string]uint64, error) {
+func policyParams(decl []bpf.Param, user paramFlags, sys pseudofs.FS) (map[string]uint64, error) {
 	out := map[string]uint64{}
 	for k, v := range user {
 		out[k] = v
@@ -242,11 +245,8 @@ func policyParams(decl []bpf.Param, user paramFlags, sysRoot string) (map[string
 			continue
 		}
 		if top == nil {
-			sys, err := numa.NewFS(sysRoot)
-			if err == nil {
-				top, err = sys.Topology()
-			}
-			if err != nil {
+			var err error
+			if top, err = numa.New(sys).Topology(); err != nil {
 				return nil, fmt.Errorf("policy parameter %s from %s: %w (pass --param %s=VALUE)", p.Name, p.From, err, p.Name)
 			}
 		}

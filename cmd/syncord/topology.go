@@ -19,8 +19,8 @@ fast/slow halves of every node (AMP emulation), the sweep points and the
 runtest.py header. --json prints it as one object for scripts.
 
 --capture DIR copies the sysfs files the reader uses into DIR as a test
-fixture (DIR "-" prints them as JSON); --root reads another sysfs tree
-(a fixture) instead of /sys.
+fixture (DIR "-" prints them as JSON); --sys-root reads another sysfs
+tree (a fixture) instead of /sys.
 `
 
 func init() {
@@ -29,9 +29,9 @@ func init() {
 }
 
 func runTopology(ctx context.Context, env *Env, args []string) error {
-	fs := newFlags(env, "topology", "topology [--json] [--root DIR] [--capture DIR|-]", topologyHelp)
+	fs := newFlags(env, "topology", "topology [--json] [--sys-root DIR] [--capture DIR|-]", topologyHelp)
 	asJSON := fs.Bool("json", false, "print JSON")
-	root := fs.String("root", numa.DefaultRoot, "sysfs `root` to read (a fixture tree in tests)")
+	rf := addRootFlags(fs, []string{"root"}, nil)
 	capture := fs.String("capture", "", "copy the sysfs files read into `DIR` (\"-\": JSON on stdout) and exit")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -40,13 +40,11 @@ func runTopology(ctx context.Context, env *Env, args []string) error {
 		cli.ShortUsage(fs)
 		return errUsage
 	}
-	if err := fixedRoot(env, fs, "root", numa.DefaultRoot); err != nil {
-		return err
-	}
-	sys, err := numa.NewFS(*root)
+	roots, err := rf.roots(env)
 	if err != nil {
 		return err
 	}
+	sys := numa.New(roots.Sys)
 	if *capture != "" {
 		if *capture == "-" {
 			snap, err := sys.Snapshot()

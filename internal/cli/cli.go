@@ -176,14 +176,51 @@ func NewFlags(env *Env, prog, name, synopsis, help string) *flag.FlagSet {
 			return
 		}
 		fmt.Fprintf(env.Stderr, "Usage: %s %s\n\n%s\n", prog, synopsis, strings.TrimSpace(help))
-		var has bool
-		fs.VisitAll(func(*flag.Flag) { has = true })
-		if has {
+		if shown := visibleFlags(fs); shown != nil {
 			fmt.Fprintln(env.Stderr, "\nFlags:")
-			fs.PrintDefaults()
+			shown.SetOutput(env.Stderr)
+			shown.PrintDefaults()
 		}
 	}
 	return fs
+}
+
+// aliasUsage starts the usage of a flag Alias registered: --help leaves
+// it out.
+const aliasUsage = "\x00alias of -"
+
+// Alias registers old as another name of fs's flag name (an earlier
+// spelling that scripts still use): it sets the same value, and --help
+// does not show it, so the help documents one spelling.
+func Alias(fs *flag.FlagSet, old, name string) {
+	f := fs.Lookup(name)
+	if f == nil {
+		panic("cli.Alias: no flag " + name)
+	}
+	fs.Var(f.Value, old, aliasUsage+name)
+	fs.Lookup(old).DefValue = f.DefValue
+}
+
+// IsAlias reports whether f is a name Alias registered, and of which flag.
+func IsAlias(f *flag.Flag) (string, bool) {
+	return strings.CutPrefix(f.Usage, aliasUsage)
+}
+
+// visibleFlags returns a copy of fs without its aliases (nil when no flag
+// is left), for PrintDefaults.
+func visibleFlags(fs *flag.FlagSet) *flag.FlagSet {
+	var shown *flag.FlagSet
+	fs.VisitAll(func(f *flag.Flag) {
+		if _, ok := IsAlias(f); ok {
+			return
+		}
+		if shown == nil {
+			shown = flag.NewFlagSet(fs.Name(), flag.ContinueOnError)
+		}
+		shown.Var(f.Value, f.Name, f.Usage)
+		shown.Lookup(f.Name).DefValue = f.DefValue
+	})
+	return shown
 }
 
 // parsing is fs's output while Parse runs: flag's complaint passes

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"strings"
 	"testing"
@@ -125,5 +126,29 @@ func TestParseSize(t *testing.T) {
 		if tc.err == "" && (err != nil || got != tc.want) || tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)) {
 			t.Errorf("ParseSize(%q) = %d, %v; want %d, error containing %q", tc.in, got, err, tc.want, tc.err)
 		}
+	}
+}
+
+// TestAlias: an old spelling sets the same flag and --help shows only
+// the one spelling, with the flag's default (not the value parsed before
+// -h).
+func TestAlias(t *testing.T) {
+	var errb bytes.Buffer
+	env := &Env{Stdout: &bytes.Buffer{}, Stderr: &errb}
+	fs := NewFlags(env, "prog", "roots", "roots [--sys-root DIR]", "Reads sysfs.")
+	sys := fs.String("sys-root", "/sys", "sysfs mount `DIR`")
+	Alias(fs, "sysfs", "sys-root")
+	if err := Parse(fs, []string{"--sysfs", "/tmp/fixture"}); err != nil || *sys != "/tmp/fixture" {
+		t.Fatalf("--sysfs: %q, %v; want it to set --sys-root", *sys, err)
+	}
+	if _, ok := IsAlias(fs.Lookup("sysfs")); !ok {
+		t.Error("IsAlias(sysfs) = false")
+	}
+	if err := Parse(fs, []string{"--sysfs", "/x", "-h"}); !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("-h: %v", err)
+	}
+	help := errb.String()
+	if !strings.Contains(help, "-sys-root DIR") || !strings.Contains(help, `(default "/sys")`) || strings.Contains(help, "sysfs DIR") || strings.Contains(help, "alias") {
+		t.Errorf("--help = %q; want --sys-root with its default, no alias", help)
 	}
 }
