@@ -99,7 +99,7 @@ func PlanAMP(fs *numa.FS, top *numa.Topology, opt AMPOptions) ([]AMPSetting, err
 			khz = opt.FastKHz
 		}
 		if err := inRange(c, khz); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("amp: %w", err)
 		}
 		out = append(out, setting(fs, c, f.String(), khz, khz))
 	}
@@ -129,7 +129,7 @@ func PlanAMPRestore(fs *numa.FS, top *numa.Topology, opt AMPOptions) ([]AMPSetti
 		}
 		for _, v := range []uint64{lo, hi} {
 			if err := inRange(c, v); err != nil {
-				return nil, fmt.Errorf("amp restore: %v", strings.TrimPrefix(err.Error(), "amp: "))
+				return nil, fmt.Errorf("amp restore: %w", err)
 			}
 		}
 		if lo > hi {
@@ -179,9 +179,20 @@ func setting(fs *numa.FS, c numa.CPU, role string, lo, hi uint64) AMPSetting {
 func inRange(c numa.CPU, khz uint64) error {
 	f := c.Freq
 	if f.CPUInfoMin != 0 && khz < f.CPUInfoMin || f.CPUInfoMax != 0 && khz > f.CPUInfoMax {
-		return fmt.Errorf("amp: %d kHz is outside cpu %d's range %d-%d kHz (cpuinfo_min_freq, cpuinfo_max_freq)", khz, c.ID, f.CPUInfoMin, f.CPUInfoMax)
+		return &FreqRangeError{CPU: c.ID, KHz: khz, Min: f.CPUInfoMin, Max: f.CPUInfoMax}
 	}
 	return nil
+}
+
+// FreqRangeError is a frequency outside what a CPU's cpufreq driver
+// accepts (cpuinfo_min_freq, cpuinfo_max_freq).
+type FreqRangeError struct {
+	CPU           int
+	KHz, Min, Max uint64
+}
+
+func (e *FreqRangeError) Error() string {
+	return fmt.Sprintf("%d kHz is outside cpu %d's range %d-%d kHz (cpuinfo_min_freq, cpuinfo_max_freq)", e.KHz, e.CPU, e.Min, e.Max)
 }
 
 // freqCPUs returns the online CPUs of top, all of which must have cpufreq.

@@ -48,7 +48,7 @@ func QEMUProcess(procRoot string, tid int) (int, error) {
 	}
 	st, err := pseudofs.Read(filepath.Join(procRoot, strconv.Itoa(tid), "status"), 64<<10)
 	if err != nil {
-		return 0, fmt.Errorf("find process of thread %d: %v (has QEMU exited?)", tid, err)
+		return 0, fmt.Errorf("find process of thread %d: %w (has QEMU exited?)", tid, err)
 	}
 	v, ok := statusField(st, "Tgid")
 	if !ok {
@@ -92,14 +92,14 @@ func Apply(p *Plan, opt ApplyOptions) ([]PinCheck, error) {
 			return nil, fmt.Errorf("pin: vCPU %d thread %d belongs to process %d, not QEMU process %d; refusing to pin", a.VCPU, a.ThreadID, owner, pid)
 		}
 		if _, err := os.Stat(filepath.Join(opt.ProcRoot, strconv.Itoa(pid), "task", strconv.Itoa(a.ThreadID))); err != nil {
-			return nil, fmt.Errorf("pin: vCPU %d thread %d is not a task of QEMU process %d: %v", a.VCPU, a.ThreadID, pid, err)
+			return nil, fmt.Errorf("pin: vCPU %d thread %d is not a task of QEMU process %d: %w", a.VCPU, a.ThreadID, pid, err)
 		}
 	}
 	for _, a := range p.Assignments {
 		var set unix.CPUSet
 		set.Set(a.HostCPU)
 		if err := unix.SchedSetaffinity(a.ThreadID, &set); err != nil {
-			return nil, fmt.Errorf("pin: sched_setaffinity vCPU %d thread %d to CPU %d: %v (needs CAP_SYS_NICE or the same user as QEMU; is CPU %d online and in this cpuset?)", a.VCPU, a.ThreadID, a.HostCPU, err, a.HostCPU)
+			return nil, fmt.Errorf("pin: sched_setaffinity vCPU %d thread %d to CPU %d: %w (needs CAP_SYS_NICE or the same user as QEMU; is CPU %d online and in this cpuset?)", a.VCPU, a.ThreadID, a.HostCPU, err, a.HostCPU)
 		}
 	}
 	return Verify(p, pid, opt.ProcRoot)
@@ -117,12 +117,12 @@ func Verify(p *Plan, pid int, procRoot string) ([]PinCheck, error) {
 		c := PinCheck{VCPU: a.VCPU, ThreadID: a.ThreadID, Want: a.HostCPU}
 		var set unix.CPUSet
 		if err := unix.SchedGetaffinity(a.ThreadID, &set); err != nil {
-			return checks, fmt.Errorf("pin verify: sched_getaffinity thread %d: %v", a.ThreadID, err)
+			return checks, fmt.Errorf("pin verify: sched_getaffinity thread %d: %w", a.ThreadID, err)
 		}
 		c.Syscall = fromUnixSet(&set)
 		st, err := ThreadAffinity(procRoot, pid, a.ThreadID)
 		if err != nil {
-			return checks, fmt.Errorf("pin verify: %v", err)
+			return checks, fmt.Errorf("pin verify: %w", err)
 		}
 		c.Status = st
 		want := numa.NewCPUSet(a.HostCPU)
@@ -151,7 +151,7 @@ func ThreadAffinity(procRoot string, pid, tid int) (numa.CPUSet, error) {
 	}
 	set, err := numa.ParseCPUList(v)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %v", path, err)
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return set, nil
 }

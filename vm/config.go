@@ -1,6 +1,7 @@
 package vm
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -155,7 +156,7 @@ func (c Config) Validate() error {
 		}
 	}
 	if _, _, err := ParseMonitorAddr(d.QMP); err != nil {
-		return fmt.Errorf("vm config: %v", err)
+		return fmt.Errorf("vm config: %w", err)
 	}
 	for _, p := range []string{d.SerialPath, d.ConsoleLog, d.Image, d.Kernel, d.Initrd} {
 		if strings.Contains(p, ",") {
@@ -271,28 +272,28 @@ func qmpChardev(addr string) string {
 func ParseMonitorAddr(addr string) (network, address string, err error) {
 	switch {
 	case addr == "":
-		return "", "", fmt.Errorf("QMP address is empty (give a socket path or tcp:127.0.0.1:PORT)")
+		return "", "", addrError(addr, nil, "QMP address is empty (give a socket path or tcp:127.0.0.1:PORT)")
 	case strings.HasPrefix(addr, "unix:"):
 		p := strings.TrimPrefix(addr, "unix:")
 		if p == "" {
-			return "", "", fmt.Errorf("QMP address %q has no path", addr)
+			return "", "", addrError(addr, nil, "QMP address %q has no path", addr)
 		}
 		return "unix", p, nil
 	case strings.HasPrefix(addr, "tcp:"):
 		hp := strings.TrimPrefix(addr, "tcp:")
 		host, port, err := net.SplitHostPort(hp)
 		if err != nil {
-			return "", "", fmt.Errorf("QMP address %q: %v (want tcp:127.0.0.1:PORT)", addr, err)
+			return "", "", addrError(addr, err, "QMP address %q: %v (want tcp:127.0.0.1:PORT)", addr, err)
 		}
 		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-			return "", "", fmt.Errorf("QMP address %q: bad port %q", addr, port)
+			return "", "", addrError(addr, nil, "QMP address %q: bad port %q", addr, port)
 		}
 		if !isLoopbackHost(host) {
-			return "", "", fmt.Errorf("QMP address %q: host %q is not a loopback address (only 127.0.0.0/8, ::1 or localhost are allowed)", addr, host)
+			return "", "", addrError(addr, ErrNotLoopback, "QMP address %q: host %q is not a loopback address (only 127.0.0.0/8, ::1 or localhost are allowed)", addr, host)
 		}
 		return "tcp", hp, nil
 	case strings.Contains(addr, "://"):
-		return "", "", fmt.Errorf("QMP address %q: unknown form (give a socket path, unix:PATH or tcp:127.0.0.1:PORT)", addr)
+		return "", "", addrError(addr, nil, "QMP address %q: unknown form (give a socket path, unix:PATH or tcp:127.0.0.1:PORT)", addr)
 	}
 	return "unix", addr, nil
 }
@@ -303,4 +304,22 @@ func isLoopbackHost(host string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// ErrNotLoopback means a QMP address names a host off this machine.
+var ErrNotLoopback = errors.New("not a loopback address")
+
+// AddrError is a QMP address ParseMonitorAddr refused. Err is the cause
+// when there is one (ErrNotLoopback, net.SplitHostPort's error).
+type AddrError struct {
+	Addr string
+	Err  error
+	msg  string
+}
+
+func (e *AddrError) Error() string { return e.msg }
+func (e *AddrError) Unwrap() error { return e.Err }
+
+func addrError(addr string, cause error, format string, args ...any) error {
+	return &AddrError{Addr: addr, Err: cause, msg: fmt.Sprintf(format, args...)}
 }

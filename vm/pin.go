@@ -48,11 +48,11 @@ func (h HostTopology) NodeOf(cpu int) int {
 func ReadHostTopology(sysRoot string) (HostTopology, error) {
 	fs, err := numa.NewFS(sysRoot)
 	if err != nil {
-		return nil, fmt.Errorf("read host topology: %v", err)
+		return nil, fmt.Errorf("read host topology: %w", err)
 	}
 	top, err := fs.Topology()
 	if err != nil {
-		return nil, fmt.Errorf("read host topology: %v", err)
+		return nil, fmt.Errorf("read host topology: %w", err)
 	}
 	return HostTopologyOf(top)
 }

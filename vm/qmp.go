@@ -77,12 +77,12 @@ type QMPClient struct {
 func DialQMP(ctx context.Context, addr string) (*QMPClient, error) {
 	network, a, err := ParseMonitorAddr(addr)
 	if err != nil {
-		return nil, fmt.Errorf("dial qmp: %v", err)
+		return nil, fmt.Errorf("dial qmp: %w", err)
 	}
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, network, a)
 	if err != nil {
-		return nil, fmt.Errorf("dial qmp %s: %v (is QEMU running with -qmp %s,server=on?)", addr, err, qmpChardev(addr))
+		return nil, fmt.Errorf("dial qmp %s: %w (is QEMU running with -qmp %s,server=on?)", addr, err, qmpChardev(addr))
 	}
 	c, err := NewQMPClient(ctx, conn)
 	if err != nil {
@@ -100,7 +100,7 @@ func NewQMPClient(ctx context.Context, conn net.Conn) (*QMPClient, error) {
 	line, err := c.readLine()
 	stop()
 	if err != nil {
-		return nil, fmt.Errorf("qmp: read greeting: %v", err)
+		return nil, fmt.Errorf("qmp: read greeting: %w", err)
 	}
 	if err := json.Unmarshal(line, &c.greeting); err != nil || !bytes.Contains(line, []byte(`"QMP"`)) {
 		return nil, fmt.Errorf("qmp: greeting %.80q is not a QMP greeting (is this a QMP monitor, not HMP?)", line)
@@ -186,7 +186,7 @@ func (c *QMPClient) Execute(ctx context.Context, cmd string, args any) (json.Raw
 	}{cmd, args, id}
 	msg, err := json.Marshal(req)
 	if err != nil {
-		return nil, fmt.Errorf("qmp %s: encode arguments: %v", cmd, err)
+		return nil, fmt.Errorf("qmp %s: encode arguments: %w", cmd, err)
 	}
 	stop := c.deadline(ctx)
 	defer stop()
@@ -201,7 +201,7 @@ func (c *QMPClient) Execute(ctx context.Context, cmd string, args any) (json.Raw
 		}
 		var r qmpReply
 		if err := json.Unmarshal(line, &r); err != nil {
-			return nil, fmt.Errorf("qmp %s: malformed reply %.80q: %v", cmd, line, err)
+			return nil, fmt.Errorf("qmp %s: malformed reply %.80q: %w", cmd, line, err)
 		}
 		if r.Event != "" {
 			var ev Event
@@ -273,7 +273,7 @@ func (c *QMPClient) QueryCPUsFast(ctx context.Context) ([]CPU, error) {
 	}
 	var cpus []CPU
 	if err := json.Unmarshal(raw, &cpus); err != nil {
-		return nil, fmt.Errorf("qmp query-cpus-fast: decode %.80q: %v", raw, err)
+		return nil, fmt.Errorf("qmp query-cpus-fast: decode %.80q: %w", raw, err)
 	}
 	sortCPUs(cpus)
 	for i, cpu := range cpus {

@@ -59,7 +59,7 @@ func Start(cfg Config, stdin io.Reader, stdout, stderr io.Writer) (*Process, err
 		cmd.SysProcAttr.Setpgid = true
 	}
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %v (install qemu-system-x86)", d.Binary, err)
+		return nil, fmt.Errorf("start %s: %w (install qemu-system-x86)", d.Binary, err)
 	}
 	p := &Process{Config: d, cmd: cmd, done: make(chan struct{})}
 	go func() {
@@ -110,7 +110,7 @@ func (p *Process) Signal(sig os.Signal) error { return p.cmd.Process.Signal(sig)
 
 func (p *Process) exitErr() error {
 	if p.err != nil && !p.stopped.Load() {
-		return fmt.Errorf("qemu (pid %d): %v", p.cmd.Process.Pid, p.err)
+		return fmt.Errorf("qemu (pid %d): %w", p.cmd.Process.Pid, p.err)
 	}
 	return nil
 }
@@ -125,9 +125,9 @@ func (p *Process) WaitQMP(ctx context.Context) (*QMPClient, error) {
 		}
 		select {
 		case <-p.done:
-			return nil, fmt.Errorf("qemu exited before its monitor answered: %v", p.exitErr())
+			return nil, fmt.Errorf("qemu exited before its monitor answered: %w", p.exitErr())
 		case <-ctx.Done():
-			return nil, fmt.Errorf("wait for qmp %s: %v (last: %v)", p.Config.QMP, ctx.Err(), err)
+			return nil, fmt.Errorf("wait for qmp %s: %w (last: %w)", p.Config.QMP, ctx.Err(), err)
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
@@ -155,7 +155,7 @@ func clearStaleSocket(path string) error {
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("check socket %s: %v", path, err)
+		return fmt.Errorf("check socket %s: %w", path, err)
 	}
 	if fi.Mode()&os.ModeSocket == 0 {
 		return fmt.Errorf("socket path %s exists and is not a socket (choose another path)", path)
