@@ -16,6 +16,7 @@ import (
 
 	"github.com/cilium/ebpf"
 
+	"github.com/syncord/syncord/internal/setting"
 	"github.com/syncord/syncord/kernel"
 )
 
@@ -103,7 +104,7 @@ func ClangPath(clang string) (string, error) {
 	}
 	p, err := exec.LookPath(clang)
 	if err != nil {
-		return "", fmt.Errorf("%w: %s is not in PATH (install it: apt-get install clang llvm, or pass --clang PATH)", ErrNoClang, clang)
+		return "", setting.Errorf("%w: %s is not in PATH (install it: apt-get install clang llvm, or pass {Clang} PATH)", ErrNoClang, clang)
 	}
 	return p, nil
 }

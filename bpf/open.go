@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/cilium/ebpf"
+
+	"github.com/syncord/syncord/internal/setting"
 )
 
 // PolicyFromSource returns the load specification of an object built from
@@ -82,7 +84,7 @@ func OpenPolicy(arg, object string, params map[string]uint64) (*Policy, error) {
 		return nil, fmt.Errorf("open policy %s: %w", arg, err)
 	}
 	if !st.IsDir() {
-		return nil, fmt.Errorf("open policy %s: not a directory (give a built-in name, a build output directory, or a source directory with --object)", arg)
+		return nil, setting.Errorf("open policy %s: not a directory (give a built-in name, a build output directory, or a source directory with {Object})", arg)
 	}
 	name := filepath.Base(filepath.Clean(arg))
 	for _, d := range []string{arg, filepath.Join(arg, "eBPFGen"), filepath.Join(arg, "output", name, "eBPFGen")} {
@@ -103,7 +105,7 @@ func OpenPolicy(arg, object string, params map[string]uint64) (*Policy, error) {
 				return withParams(PolicyFromSource(arg, obj))(params)
 			}
 		}
-		return nil, fmt.Errorf("open policy %s: source directory without a compiled object (run syncord policy build %s, or give the object with --object)", arg, arg)
+		return nil, setting.Errorf("open policy %s: source directory without a compiled object (run syncord policy build %s, or give the object with {Object})", arg, arg)
 	}
 	return nil, fmt.Errorf("open policy %s: no %s and no .pfile sources there (objects without a manifest need their source directory, to read the pin names from the .pfile names)", arg, ManifestName)
 }

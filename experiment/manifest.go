@@ -11,6 +11,8 @@ import (
 	"runtime"
 	"strings"
 	"time"
+
+	"github.com/syncord/syncord/internal/setting"
 )
 
 // Manifest is DIR/manifest.json: what ran, where, with what, and when.
@@ -110,13 +112,13 @@ func openManifest(dir string, s *Spec) (*Manifest, error) {
 	case errors.Is(err, os.ErrNotExist):
 		ents, _ := os.ReadDir(dir)
 		if len(ents) > 0 {
-			return nil, fmt.Errorf("experiment: %s is not empty and has no %s: not a results dir (give a new or empty --out)", dir, ManifestFile)
+			return nil, setting.Errorf("experiment: %s is not empty and has no %s: not a results dir (give a new or empty {Out})", dir, ManifestFile)
 		}
 		m = &Manifest{}
 	case err != nil:
 		return nil, err
 	case m.SpecDigest != s.Digest():
-		return nil, fmt.Errorf("experiment: %s holds results of spec %s (digest %s), not of this one (digest %s): %w; give another --out, or rerun with the spec in %s",
+		return nil, setting.Errorf("experiment: %s holds results of spec %s (digest %s), not of this one (digest %s): %w; give another {Out}, or rerun with the spec in %s",
 			dir, m.Spec, m.SpecDigest, s.Digest(), errOtherSpec, filepath.Join(dir, SpecFile))
 	}
 	m.Spec, m.SpecDigest, m.SpecFile, m.Reproduces, m.Layout = s.Name, s.Digest(), SpecFile, s.Reproduces, s.VM

@@ -14,6 +14,7 @@ import (
 
 	"github.com/syncord/syncord/bpf"
 	"github.com/syncord/syncord/internal/pseudofs"
+	"github.com/syncord/syncord/internal/setting"
 	"github.com/syncord/syncord/kernel"
 	"github.com/syncord/syncord/kmod"
 	"github.com/syncord/syncord/livepatch"
@@ -112,7 +113,7 @@ func (r *Runtime) Install(ctx context.Context, req InstallRequest) (rec *Record,
 	if req.Stats {
 		prev, err := r.kfs.BPFStats()
 		if err != nil {
-			return nil, fmt.Errorf("install policy %s --stats: %w", p.Name, err)
+			return nil, setting.Errorf("install policy %s {Stats}: %w", p.Name, err)
 		}
 		stats = &StatsRecord{Previous: prev, Restore: prev != "1"}
 	}

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/syncord/syncord/internal/setting"
 )
 
 // DefaultStateDir is where installs are recorded.
@@ -124,7 +126,7 @@ func (s *store) save(r *Record) error {
 		return err
 	}
 	if err := os.MkdirAll(s.policiesDir(), 0o700); err != nil {
-		return fmt.Errorf("record policy %s: %w (set --state-dir to a writable directory)", r.Name, err)
+		return setting.Errorf("record policy %s: %w (set {StateDir} to a writable directory)", r.Name, err)
 	}
 	r.Updated = time.Now().UTC()
 	r.PID = os.Getpid()
@@ -217,7 +219,7 @@ func (s *store) list() ([]*Record, error) {
 // dies with the process, so a killed installer never leaves it held.
 func (s *store) lock() (unlock func(), err error) {
 	if err := os.MkdirAll(s.dir, 0o700); err != nil {
-		return nil, fmt.Errorf("lock state: %w (set --state-dir to a writable directory)", err)
+		return nil, setting.Errorf("lock state: %w (set {StateDir} to a writable directory)", err)
 	}
 	f, err := os.OpenFile(filepath.Join(s.dir, "lock"), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/syncord/syncord/internal/setting"
 	"github.com/syncord/syncord/numa"
 )
 
@@ -85,7 +86,7 @@ func PlanAMP(fs *numa.FS, top *numa.Topology, opt AMPOptions) ([]AMPSetting, err
 		cps = coresPerSocket(top)
 	}
 	if cps == 0 {
-		return nil, fmt.Errorf("amp: cannot tell the cores per socket from %s (give --cores-per-socket)", fs.Root())
+		return nil, setting.Errorf("amp: cannot tell the cores per socket from %s (give {CoresPerSocket})", fs.Root())
 	}
 	cpus, err := freqCPUs(fs, top)
 	if err != nil {
@@ -101,7 +102,7 @@ func PlanAMP(fs *numa.FS, top *numa.Topology, opt AMPOptions) ([]AMPSetting, err
 		if err := inRange(c, khz); err != nil {
 			return nil, fmt.Errorf("amp: %w", err)
 		}
-		out = append(out, setting(fs, c, f.String(), khz, khz))
+		out = append(out, ampSetting(fs, c, f.String(), khz, khz))
 	}
 	return out, nil
 }
@@ -135,7 +136,7 @@ func PlanAMPRestore(fs *numa.FS, top *numa.Topology, opt AMPOptions) ([]AMPSetti
 		if lo > hi {
 			return nil, fmt.Errorf("amp restore: cpu %d: min %d kHz above max %d kHz", c.ID, lo, hi)
 		}
-		out = append(out, setting(fs, c, "restore", lo, hi))
+		out = append(out, ampSetting(fs, c, "restore", lo, hi))
 	}
 	return out, nil
 }
@@ -163,7 +164,7 @@ func WriteAMPPlan(w io.Writer, settings []AMPSetting) error {
 	return nil
 }
 
-func setting(fs *numa.FS, c numa.CPU, role string, lo, hi uint64) AMPSetting {
+func ampSetting(fs *numa.FS, c numa.CPU, role string, lo, hi uint64) AMPSetting {
 	dir := fs.Root() + "/devices/system/cpu/cpu" + strconv.Itoa(c.ID) + "/cpufreq/"
 	s := AMPSetting{CPU: c.ID, Role: role, MinKHz: lo, MaxKHz: hi}
 	minW := AMPWrite{dir + "scaling_min_freq", lo}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/syncord/syncord/internal/setting"
 	"github.com/syncord/syncord/numa"
 )
 
@@ -173,7 +174,7 @@ func NewPlan(cpus []CPU, host HostTopology, opt PlanOptions) (*Plan, error) {
 	if maxUse > 1 {
 		if !opt.AllowOversubscribe {
 			// Unreachable by construction; kept as the invariant's guard.
-			return nil, fmt.Errorf("pin plan: two vCPUs on one host CPU (allow with --allow-oversubscribe)")
+			return nil, setting.Errorf("pin plan: two vCPUs on one host CPU (allow with {AllowOversubscribe})")
 		}
 		p.Oversubscribed = true
 		p.Notes = append(p.Notes, fmt.Sprintf("oversubscribed: %d vCPUs on %d host CPUs (up to %d vCPUs per host CPU)", len(cpus), len(use), maxUse))
@@ -190,7 +191,7 @@ func identityPlan(p *Plan, cpus []CPU, all numa.CPUSet, allow bool) ([]int, erro
 		case allow:
 			out[i] = all[c.Index%all.Len()]
 		default:
-			return nil, fmt.Errorf("pin plan identity: vCPU %d needs host CPU %d, which is not online (host CPUs %s; use --plan numa, a smaller guest, or --allow-oversubscribe)", c.Index, c.Index, all)
+			return nil, setting.Errorf("pin plan identity: vCPU %d needs host CPU %d, which is not online (host CPUs %s; use {Kind} numa, a smaller guest, or {AllowOversubscribe})", c.Index, c.Index, all)
 		}
 	}
 	return out, nil
@@ -257,7 +258,7 @@ func numaPlan(p *Plan, cpus []CPU, host HostTopology, allow bool) ([]int, error)
 	total := host.CPUs().Len()
 	if len(cpus) > total {
 		if !allow {
-			return nil, fmt.Errorf("pin plan numa: %d vCPUs need %d host CPUs, the host has %d online (use --allow-oversubscribe, or a smaller guest)", len(cpus), len(cpus), total)
+			return nil, setting.Errorf("pin plan numa: %d vCPUs need %d host CPUs, the host has %d online (use {AllowOversubscribe}, or a smaller guest)", len(cpus), len(cpus), total)
 		}
 		// Oversubscribed: guest socket k stays on its preferred host node
 		// and its vCPUs go round-robin over that node's CPUs.

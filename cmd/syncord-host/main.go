@@ -51,6 +51,22 @@ var app = &cli.App{
 		}
 		return l
 	},
+	Flags: settingFlags,
+}
+
+// settingFlags names the flag of syncord-host that sets each library
+// setting (package setting): library errors speak of Go names, the user
+// reads the flag.
+var settingFlags = map[string]string{
+	"Out":                "--out",
+	"SizeMB":             "--size",
+	"Suite":              "--suite",
+	"Sources":            "--sources",
+	"Kernel":             "--kernel",
+	"ModulesDir":         "--modules",
+	"CoresPerSocket":     "--cores-per-socket",
+	"Kind":               "--plan",
+	"AllowOversubscribe": "--allow-oversubscribe",
 }
 
 // Run runs syncord-host with args and returns the exit status.

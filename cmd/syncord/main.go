@@ -61,6 +61,19 @@ var app = &cli.App{
 		}
 		return l
 	},
+	Flags: settingFlags,
+}
+
+// settingFlags names the flag of syncord that sets each library setting
+// (package setting): library errors speak of Go names, the user reads
+// the flag.
+var settingFlags = map[string]string{
+	"StateDir": "--state-dir",
+	"Stats":    "--stats",
+	"Object":   "--object",
+	"Clang":    "--clang",
+	"KDir":     "--kdir",
+	"CC":       "--cc",
 }
 
 // Run runs syncord with args (without the program name) and returns the exit

@@ -96,7 +96,7 @@ func TestPolicyBuildErrors(t *testing.T) {
 		{"missing kdir", []string{"--out", t.TempDir(), "--livepatch", "--kdir", "/nonexistent/kdir", "lockstat"}, 1, "kernel build tree"},
 		{"not a kernel tree", []string{"--out", t.TempDir(), "--livepatch", "--kdir", t.TempDir(), "lockstat"}, 1, "not a prepared build tree"},
 		{"not syncord", []string{"--out", t.TempDir(), "--livepatch", "--kdir", plain, "lockstat"}, 1, "not a SynCord kernel tree"},
-		{"missing compiler", []string{"--out", t.TempDir(), "--livepatch", "--kdir", syncord, "--cc", "/nonexistent/gcc-11", "lockstat"}, 1, "compiler /nonexistent/gcc-11"},
+		{"missing compiler", []string{"--out", t.TempDir(), "--livepatch", "--kdir", syncord, "--cc", "/nonexistent/gcc-11", "lockstat"}, 1, "compiler /nonexistent/gcc-11: exec: \"/nonexistent/gcc-11\": stat /nonexistent/gcc-11: no such file or directory (install it, or give another with --cc)"},
 		{"target not on this branch", []string{"--out", t.TempDir(), "--livepatch", "--kdir", syncord, "numa-grouping"}, 1, "targets all_spinlocks, which the concord livepatch attaches on shfllock-syncord or cna-syncord only: kernel 5.4.0-stock-syncord"},
 		// scl's and numa-scl's objects reach the should_reorder check (else "no object given"), so the tree is next.
 		{"scl checks the tree", []string{"--out", t.TempDir(), "--livepatch", "--kdir", "/nonexistent/kdir", "scl"}, 1, "kernel build tree"},

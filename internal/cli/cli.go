@@ -14,6 +14,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/syncord/syncord/internal/setting"
 )
 
 // Env is what a subcommand gets besides its arguments.
@@ -52,6 +54,10 @@ type App struct {
 	// Lookup finds a command by name; List returns them all.
 	Lookup func(name string) (Command, bool)
 	List   func() []Command
+	// Flags names the flag that sets each library setting (Go name ->
+	// "--flag"): errors naming settings (package setting) are printed
+	// with the flags instead.
+	Flags map[string]string
 }
 
 // ErrUsage marks a usage error: exit status 2. A bare ErrUsage was already
@@ -101,7 +107,7 @@ func (a *App) Run(ctx context.Context, env *Env, args []string) int {
 		fmt.Fprintf(env.Stderr, "%s: unknown command %q (run '%s help' for the list)\n", a.Name, args[0], a.Name)
 		return 2
 	}
-	err := c.Run(ctx, env, args[1:])
+	err := setting.Render(c.Run(ctx, env, args[1:]), a.Flags)
 	var ee *ExitError
 	if err != nil && ctx.Err() != nil && !errors.Is(err, flag.ErrHelp) && !errors.As(err, &ee) {
 		// Interrupted (SIGINT, SIGTERM, or the agent's client went away)
@@ -127,6 +133,7 @@ func (a *App) Status(env *Env, err error) int {
 	if err == nil || errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
+	err = setting.Render(err, a.Flags)
 	code := 1
 	var ee *ExitError
 	if errors.As(err, &ee) {

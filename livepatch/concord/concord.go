@@ -40,6 +40,7 @@ import (
 	"github.com/cilium/ebpf/asm"
 
 	"github.com/syncord/syncord/bpf"
+	"github.com/syncord/syncord/internal/setting"
 	"github.com/syncord/syncord/kernel"
 )
 
@@ -299,10 +300,10 @@ func treeBranch(syms map[string]bool, release string) (kernel.Branch, string) {
 // bpf_queued_spin_lock) in Module.symvers.
 func CheckTree(kdir string) (*Tree, error) {
 	if kdir == "" {
-		return nil, errors.New("no kernel build tree given (--kdir KDIR: the SynCord kernel's build tree, e.g. the extracted linux-headers .deb's usr/src/linux-headers-<release>)")
+		return nil, setting.Errorf("no kernel build tree given ({KDir} KDIR: the SynCord kernel's build tree, e.g. the extracted linux-headers .deb's usr/src/linux-headers-<release>)")
 	}
 	if st, err := os.Stat(kdir); err != nil {
-		return nil, fmt.Errorf("kernel build tree: %w (give the SynCord kernel's build tree with --kdir)", err)
+		return nil, setting.Errorf("kernel build tree: %w (give the SynCord kernel's build tree with {KDir})", err)
 	} else if !st.IsDir() {
 		return nil, fmt.Errorf("kernel build tree %s is not a directory", kdir)
 	}
@@ -366,7 +367,7 @@ func (t *Tree) DefaultCC() (string, error) {
 	m := gccVersion.FindStringSubmatch(t.Compiler)
 	if m == nil {
 		if _, err := exec.LookPath("gcc"); err != nil {
-			return "", fmt.Errorf("kernel %s: no compiler named in %s and no gcc in PATH (give one with --cc)", t.Release, filepath.Join(t.Dir, "include/generated/compile.h"))
+			return "", setting.Errorf("kernel %s: no compiler named in %s and no gcc in PATH (give one with {CC})", t.Release, filepath.Join(t.Dir, "include/generated/compile.h"))
 		}
 		return "gcc", nil
 	}
@@ -377,7 +378,7 @@ func (t *Tree) DefaultCC() (string, error) {
 	if out, err := exec.Command("gcc", "-dumpversion").Output(); err == nil && strings.SplitN(strings.TrimSpace(string(out)), ".", 2)[0] == major {
 		return "gcc", nil
 	}
-	return "", fmt.Errorf("kernel %s was built with %q: gcc-%s is not installed (apt-get install gcc-%s, or give another compiler with --cc; a module built with another gcc may not load)", t.Release, t.Compiler, major, major)
+	return "", setting.Errorf("kernel %s was built with %q: gcc-%s is not installed (apt-get install gcc-%s, or give another compiler with {CC}; a module built with another gcc may not load)", t.Release, t.Compiler, major, major)
 }
 
 // Options tune Build. The zero value uses the tree's own compiler.
@@ -439,7 +440,7 @@ func Build(ctx context.Context, m *bpf.Manifest, kdir, outDir string, o Options)
 			return nil, err
 		}
 	} else if _, err := exec.LookPath(cc); err != nil {
-		return nil, fmt.Errorf("compiler %s: %w (install it, or give another with --cc)", cc, err)
+		return nil, setting.Errorf("compiler %s: %w (install it, or give another with {CC})", cc, err)
 	}
 	if _, err := exec.LookPath("make"); err != nil {
 		return nil, fmt.Errorf("make: %w (apt-get install make)", err)

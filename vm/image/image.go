@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/syncord/syncord/internal/setting"
 )
 
 // BasePackages are installed in every image besides the variant's own.
@@ -147,7 +149,7 @@ func Build(ctx context.Context, o Options) (*Manifest, error) {
 	os.Remove(tmp)
 	if err := run(ctx, "mkfs.ext4", "-q", "-F", "-L", "syncord-root", "-d", stage, tmp, fmt.Sprintf("%dM", o.SizeMB)); err != nil {
 		os.Remove(tmp)
-		return nil, fmt.Errorf("%w (is --size large enough for the tree?)", err)
+		return nil, setting.Errorf("%w (is {SizeMB} large enough for the tree?)", err)
 	}
 	if err := os.Rename(tmp, o.Output); err != nil {
 		return nil, err
@@ -189,7 +191,7 @@ func (o *Options) defaults() error {
 	if o.Suite == "" {
 		o.Suite = hostCodename()
 		if o.Suite == "" {
-			return errors.New("cannot tell this machine's Debian codename from /etc/os-release; give --suite")
+			return setting.Errorf("cannot tell this machine's Debian codename from /etc/os-release; give {Suite}")
 		}
 	}
 	if o.Progress == nil {
@@ -205,11 +207,11 @@ func (o *Options) defaults() error {
 	if o.Sources == "" {
 		o.Sources = hostSources()
 		if o.Sources == "" {
-			return errors.New("no apt sources found in /etc/apt (give --sources FILE)")
+			return setting.Errorf("no apt sources found in /etc/apt (give {Sources} FILE)")
 		}
 	}
 	if (o.Kernel == "") != (o.ModulesDir == "") {
-		return errors.New("a custom kernel needs both --kernel BZIMAGE and --modules DIR (its lib/modules/<version>)")
+		return setting.Invalid("a custom kernel needs both {Kernel} BZIMAGE and {ModulesDir} DIR (its lib/modules/<version>)")
 	}
 	return nil
 }
