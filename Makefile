@@ -78,7 +78,7 @@ bench:
 bench-workloads:
 	$(GO) run ./bench/cmpref -rounds 7 -secs 2
 	$(if $(ARTIFACT),$(GO) run ./bench/cmpref -artifact $(ARTIFACT) -rounds 7 -secs 5)
-	$(GO) test ./workloads -run '^$$' -bench 'XDirVsC|MetisWrmem|LevelDBReadRandom' -benchtime 1x -timeout 30m
+	$(GO) test ./workloads/xdir ./workloads/metis ./workloads/leveldb -run '^$$' -bench 'XDirVsC|MetisWrmem|LevelDBReadRandom' -benchtime 1x -timeout 30m
 
 install: build
 	install -D -m 0755 bin/syncord $(DESTDIR)$(PREFIX)/bin/syncord

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/syncord/syncord/workloads"
+	"github.com/syncord/syncord/workloads/xdir"
 )
 
 var (
@@ -33,11 +33,11 @@ func TestWorkloadsII(t *testing.T) {
 	// them (its create path is unit-tested in workloads).
 	tmp := t.TempDir()
 	root := filepath.Join(tmp, "root")
-	if _, err := workloads.XDirPrepare("/proc", root, 20000); err != nil {
+	if _, err := xdir.Prepare("/proc", root, 20000); err != nil {
 		t.Fatal(err)
 	}
 	img := filepath.Join(tmp, "xdir.img")
-	if err := workloads.MakeXDirImageFrom(context.Background(), img, 256<<20, root); err != nil {
+	if err := xdir.MakeImageFrom(context.Background(), img, 256<<20, root); err != nil {
 		t.Fatal(err)
 	}
 	vm := Boot(t, Config{Sockets: 2, Cores: 2, MemPerNodeMB: 512, Modules: []string{"ext4", "crc32c_generic"}, Disks: []string{img}})
@@ -50,7 +50,7 @@ func TestWorkloadsII(t *testing.T) {
 			Files, Created int
 			DstDirty       string `json:"dst_dirty"`
 			Suitable       bool
-			FS             workloads.FSInfo `json:"filesystem"`
+			FS             xdir.FSInfo `json:"filesystem"`
 		}
 		if err := json.Unmarshal([]byte(out), &prep); err != nil {
 			t.Fatalf("prepare --json: %v\n%s", err, out)
@@ -98,7 +98,7 @@ func TestWorkloadsII(t *testing.T) {
 		if !(fair > 0 && fair <= 1) {
 			t.Errorf("fairness %v outside (0, 1]", fair)
 		}
-		if want := workloads.JainFairness(bHold, vHold); strconv.FormatFloat(want, 'f', 6, 64) != sm[1] {
+		if want := xdir.JainFairness(bHold, vHold); strconv.FormatFloat(want, 'f', 6, 64) != sm[1] {
 			t.Errorf("fairness=%s, Jain over the printed group means gives %f", sm[1], want)
 		}
 		for _, s := range sm[2:] {

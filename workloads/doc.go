@@ -39,9 +39,23 @@
 //
 // # Drivers
 //
-// RunWillItScale (wis.go, wis_tests.go) is the artifact's will-it-scale
-// threads build, output byte for byte ("done", "testcase:", "warmup", the
-// sample lines, "measurement", "average:T:F:S"); RunSweep (sweep.go) is
-// runtest.py; RunFxMark (fxmark.go) the SynCord fxmark with its report
-// lines and the plotter's .dat rows.
+// Each driver is a package of its own with one shape (as cilium's link/
+// family): Run(ctx, Config) (*Result, error) runs it on this engine,
+// Config.Progress (nil: none) receives what it prints while it runs (the
+// artifact's own lines where the artifact prints as it goes), and
+// (*Result).WriteText(w) writes the rest of the artifact's output, byte
+// for byte; every Result is also JSON. Durations are time.Duration.
+//
+//   - wis: will-it-scale's threads and _processes builds ("done",
+//     "testcase:", "warmup", the sample lines, "measurement",
+//     "average:T:F:S"); wis.Sweep is runtest.py.
+//   - fxmark: the SynCord fxmark, its report lines; fxmark.Sweep is
+//     run-fxmark.py and writes the plotter's .dat rows.
+//   - xdir: xDir-rename's bully/victim renames (task i on CPU i, through
+//     Config.CPUs), and its directory preparation.
+//   - metis: Metis wrmem on a pool of engine tasks.
+//   - leveldb: db_bench readrandom on goleveldb.
+//
+// Every driver checks its CPUs the same way, in Launch: each exists, is
+// online, and is one this process may run on.
 package workloads

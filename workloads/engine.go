@@ -49,6 +49,10 @@ type Config struct {
 	// SysRoot is where sysfs is mounted ("" means /sys); the online CPUs
 	// are read from SysRoot/devices/system/cpu/online.
 	SysRoot pseudofs.FS
+	// CPUs places task i on CPUs[i] instead of by the placement rule
+	// (xdir: task i on CPU i); nil means the rule. With CPUs set,
+	// CoresPerSocket may be 0: then no task is fast.
+	CPUs []int
 }
 
 // Task is one worker of a Run, handed to the body on its own locked,
@@ -148,39 +152,73 @@ const TasksPerCPU = 8
 
 // MaxTasks is the most tasks a run may have: TasksPerCPU per CPU this
 // process may run on (sched_getaffinity(2)), and at least 64.
-func MaxTasks() int { return max(TasksPerCPU*drvOnlineCPUs(), 64) }
+func MaxTasks() int { return max(TasksPerCPU*UsableCPUs(), 64) }
 
-// Plan returns the CPU of every task by the placement rule
-// (numa.Placement) and, unless cfg.NoAffinity, checks that each exists and
-// is online.
+// Plan returns the CPU of every task (cfg.CPUs, else the placement rule,
+// numa.Placement) and, unless cfg.NoAffinity, checks that each exists and
+// is online (SysRoot/devices/system/cpu/online). Launch checks besides
+// that each is one this process may run on (sched_getaffinity(2)).
 func Plan(cfg Config) ([]int, error) {
-	if cfg.Tasks <= 0 {
-		return nil, fmt.Errorf("number of tasks must be > 0, got %d", cfg.Tasks)
+	cpus, _, _, err := plan(cfg)
+	return cpus, err
+}
+
+// launchPlan is Plan and, unless cfg.NoAffinity, the check that this
+// process may run on every CPU, before any task starts.
+func launchPlan(cfg Config) ([]int, error) {
+	cpus, hint, remedy, err := plan(cfg)
+	if err != nil || cfg.NoAffinity {
+		return cpus, err
 	}
-	if cfg.CoresPerSocket <= 0 {
-		return nil, fmt.Errorf("cores per socket must be > 0, got %d (pass -n CORES_PER_SOCKET)", cfg.CoresPerSocket)
-	}
-	if limit := MaxTasks(); cfg.Tasks > limit {
-		return nil, fmt.Errorf("%d tasks exceed the limit of %d (%d per CPU this process may use, %d here); use fewer tasks", cfg.Tasks, limit, TasksPerCPU, drvOnlineCPUs())
-	}
-	cpus, err := numa.Placement(cfg.Tasks, cfg.CoresPerSocket)
-	if err != nil {
+	if err := checkAllowed(cpus, cfg.Tasks, hint, remedy); err != nil {
 		return nil, err
 	}
+	return cpus, nil
+}
+
+func plan(cfg Config) (cpus []int, hint, remedy string, err error) {
+	if cfg.Tasks <= 0 {
+		return nil, "", "", fmt.Errorf("number of tasks must be > 0, got %d", cfg.Tasks)
+	}
+	if cfg.CPUs == nil && cfg.CoresPerSocket <= 0 || cfg.CoresPerSocket < 0 {
+		return nil, "", "", fmt.Errorf("cores per socket must be > 0, got %d (pass -n CORES_PER_SOCKET)", cfg.CoresPerSocket)
+	}
+	if limit := MaxTasks(); cfg.Tasks > limit {
+		return nil, "", "", fmt.Errorf("%d tasks exceed the limit of %d (%d per CPU this process may use, %d here); use fewer tasks", cfg.Tasks, limit, TasksPerCPU, UsableCPUs())
+	}
+	cpus = cfg.CPUs
+	hint = fmt.Sprintf(" (placement with %d cores per socket)", cfg.CoresPerSocket)
+	remedy = "use fewer tasks, a matching -n, or --no-affinity"
+	if cpus != nil {
+		if len(cpus) != cfg.Tasks {
+			return nil, "", "", fmt.Errorf("%d CPUs given for %d tasks", len(cpus), cfg.Tasks)
+		}
+		hint, remedy = "", "run fewer tasks"
+	} else {
+		if cpus, err = numa.Placement(cfg.Tasks, cfg.CoresPerSocket); err != nil {
+			return nil, "", "", err
+		}
+	}
 	if cfg.NoAffinity {
-		return cpus, nil
+		return cpus, hint, remedy, nil
 	}
 	online, err := OnlineCPUs(cfg.SysRoot)
 	if err != nil {
-		return nil, err
+		return nil, "", "", err
 	}
 	for i, c := range cpus {
 		if !online.Contains(c) {
-			return nil, fmt.Errorf("task %d of %d must run on CPU %d (placement with %d cores per socket), which does not exist or is offline (online: %s); use fewer tasks, a matching -n, or --no-affinity",
-				i, cfg.Tasks, c, cfg.CoresPerSocket, online)
+			return nil, "", "", fmt.Errorf("task %d of %d must run on CPU %d%s, which does not exist or is offline (online: %s); %s",
+				i, cfg.Tasks, c, hint, online, remedy)
 		}
 	}
-	return cpus, nil
+	return cpus, hint, remedy, nil
+}
+
+// isFast is the AMP role of cpu under cfg: numa.IsFast, and never fast
+// without a cores per socket (explicit CPUs).
+func (cfg Config) isFast(cpu int) bool {
+	return cfg.CoresPerSocket > 0 && numa.IsFast(cpu, cfg.CoresPerSocket)
 }
 
 // OnlineCPUs reads sys/devices/system/cpu/online ("" means /sys).
@@ -235,7 +273,7 @@ func PinThread(cpu int) error {
 //     cannot be preempted. Nor does a process with a memory limit
 //     (GOMEMLIMIT), which can collect with the collector off.
 func Launch(ctx context.Context, cfg Config, body Body) (*Run, error) {
-	cpus, err := Plan(cfg)
+	cpus, err := launchPlan(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -251,7 +289,7 @@ func Launch(ctx context.Context, cfg Config, body Body) (*Run, error) {
 	r.quiet = beginRun(cfg.Tasks + 2)
 	r.began = true
 	for i := range r.tasks {
-		r.tasks[i] = Task{ID: i, CPU: cpus[i], Fast: numa.IsFast(cpus[i], cfg.CoresPerSocket), Count: &r.counters[i], run: r}
+		r.tasks[i] = Task{ID: i, CPU: cpus[i], Fast: cfg.isFast(cpus[i]), Count: &r.counters[i], run: r}
 	}
 	for i := range r.tasks {
 		if ctx.Err() != nil {
@@ -417,4 +455,14 @@ func sigaddset(set *unix.Sigset_t, sig unix.Signal) {
 	n := uint(sig - 1)
 	w := unsafe.Sizeof(set.Val[0]) * 8
 	set.Val[n/uint(w)] |= 1 << (n % uint(w))
+}
+
+// NewTask returns task id outside any Run: its own counter and stop flag,
+// Ready true at once. It lets a test drive one driver body directly.
+func NewTask(id int) *Task {
+	r := &Run{allReady: make(chan struct{}), start: make(chan struct{}), abort: make(chan struct{}), failed: make(chan struct{})}
+	r.counters = make([]Counter, 1)
+	r.tasks = []Task{{ID: id, Count: &r.counters[0], run: r}}
+	close(r.start)
+	return &r.tasks[0]
 }

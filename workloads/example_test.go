@@ -42,18 +42,3 @@ func ExampleLaunch() {
 	// task 1: CPU 1 fast=false
 	// fast+slow == total: true work done: true
 }
-
-// The will-it-scale lines of a short lock1 run (the suite's 5 warmup
-// samples of 1 s are the default; this one uses 100 ms and no warmup).
-func ExampleRunWillItScale() {
-	res, err := workloads.RunWillItScale(context.Background(), workloads.WISOptions{
-		Test: "lock1", Tasks: 1, CoresPerSocket: 1, Seconds: 2,
-		Warmup: -1, Interval: 100 * time.Millisecond, NoAffinity: true,
-	}, nil)
-	if err != nil {
-		fmt.Println(err)
-		return
-	}
-	fmt.Println(res.Description, len(res.Samples), res.Measured, res.Average.Total > 0)
-	// Output: Separate file write lock/unlock 3 2 true
-}

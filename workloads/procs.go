@@ -15,22 +15,20 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/syncord/syncord/numa"
 )
 
-// Processes mode of will-it-scale (the suite's <test>_processes build):
-// every task is a process of its own, re-executing this binary
-// (/proc/self/exe) with the task's spec in the environment. The counters
-// live in a memfd mapping shared with the parent, 128 bytes apart as in
-// threads mode; the parent samples them the same way.
+// Processes mode (will-it-scale's <test>_processes build): every task is a
+// process of its own, re-executing this binary (/proc/self/exe) with the
+// task's spec in the environment. The counters live in a memfd mapping
+// shared with the parent, 128 bytes apart as in threads mode; the parent
+// samples them the same way.
 //
-// A binary that can run processes mode must call WISChildMain when
-// IsWISChild is true, before anything else (cmd/syncord does it in an
-// init function; test binaries in TestMain).
+// A binary that launches processes must call ChildMain when IsChild is
+// true, before anything else (cmd/syncord does it in an init function;
+// test binaries in TestMain), with the body that runs one task.
 
-// wisChildEnv carries the child's spec.
-const wisChildEnv = "SYNCORD_WIS_TASK"
+// childEnv carries the child's spec.
+const childEnv = "SYNCORD_WIS_TASK"
 
 // Child file descriptors (exec.Cmd.ExtraFiles start at 3).
 const (
@@ -39,42 +37,41 @@ const (
 	childReadyFd    = 5
 )
 
-type wisChildSpec struct {
-	Test       string   `json:"test"`
-	ID         int      `json:"id"`
-	Tasks      int      `json:"tasks"`
-	CPU        int      `json:"cpu"`
-	Fast       bool     `json:"fast"`
-	NoAffinity bool     `json:"no_affinity"`
-	Dir        string   `json:"dir"`
-	Shm        string   `json:"shm"`
-	Shared     string   `json:"shared"`
-	PerTask    []string `json:"per_task"`
+// childSpec is one task process's place in the run; Payload is the
+// driver's own (LaunchProcesses' payload, handed to the ChildMain body).
+type childSpec struct {
+	ID         int             `json:"id"`
+	Tasks      int             `json:"tasks"`
+	CPU        int             `json:"cpu"`
+	Fast       bool            `json:"fast"`
+	NoAffinity bool            `json:"no_affinity"`
+	Payload    json.RawMessage `json:"payload"`
 }
 
-// IsWISChild reports whether this process was started as a processes-mode
-// task.
-func IsWISChild() bool { return os.Getenv(wisChildEnv) != "" }
+// IsChild reports whether this process was started by LaunchProcesses as
+// one task.
+func IsChild() bool { return os.Getenv(childEnv) != "" }
 
-// WISChildMain runs this process as one processes-mode task and returns
-// its exit status: setup, report ready, wait for the start, loop until
-// SIGTERM. Errors go to stderr.
-func WISChildMain() int {
-	if err := wisChild(); err != nil {
-		fmt.Fprintf(os.Stderr, "will-it-scale task: %v\n", err)
+// ChildBody runs one task process: payload is what the parent passed to
+// LaunchProcesses; the task's Ready and StopFlag work as in threads mode.
+type ChildBody func(payload []byte, t *Task) error
+
+// ChildMain runs this process as one task started by LaunchProcesses and
+// returns its exit status: pin, map the counters, run body (which does
+// its setup, calls t.Ready, loops until stopped), stop on SIGTERM. Errors
+// go to stderr, prefixed with what.
+func ChildMain(what string, body ChildBody) int {
+	if err := child(body); err != nil {
+		fmt.Fprintf(os.Stderr, "%s task: %v\n", what, err)
 		return 1
 	}
 	return 0
 }
 
-func wisChild() error {
-	var spec wisChildSpec
-	if err := json.Unmarshal([]byte(os.Getenv(wisChildEnv)), &spec); err != nil {
-		return fmt.Errorf("bad %s: %w", wisChildEnv, err)
-	}
-	test, ok := LookupWISTest(spec.Test)
-	if !ok {
-		return fmt.Errorf("unknown test %q", spec.Test)
+func child(body ChildBody) error {
+	var spec childSpec
+	if err := json.Unmarshal([]byte(os.Getenv(childEnv)), &spec); err != nil {
+		return fmt.Errorf("bad %s: %w", childEnv, err)
 	}
 	runtime.LockOSThread()
 	if !spec.NoAffinity {
@@ -115,23 +112,22 @@ func wisChild() error {
 		}
 		// EOF without a byte: the parent gave up; SIGTERM follows.
 	}()
-	env := &wisEnv{dir: spec.Dir, shm: spec.Shm, tasks: spec.Tasks, shared: spec.Shared, perTask: spec.PerTask}
-	if spec.Test == "signal1" {
-		// signal1's prepare only installs the SIGUSR1 handler, which
-		// every process needs.
-		if err := test.prepare(env); err != nil {
-			return err
-		}
-	}
-	return test.body(env, &r.tasks[0])
+	return body(spec.Payload, &r.tasks[0])
 }
 
-// launchProcesses starts cfg.Tasks task processes for test and returns a
-// Run whose counters are the shared mapping; Stop sends SIGTERM and waits.
-func launchProcesses(ctx context.Context, cfg Config, test *WISTest, env *wisEnv) (*Run, error) {
-	cpus, err := Plan(cfg)
+// LaunchProcesses starts cfg.Tasks task processes, each this binary
+// re-executed (see IsChild and ChildMain) with payload (JSON-encoded) for
+// its ChildMain body, and returns once all did their setup and were
+// released together. The Run's counters are the shared mapping; Stop sends
+// SIGTERM and waits.
+func LaunchProcesses(ctx context.Context, cfg Config, payload any) (*Run, error) {
+	cpus, err := launchPlan(cfg)
 	if err != nil {
 		return nil, err
+	}
+	pl, err := json.Marshal(payload)
+	if err != nil {
+		return nil, fmt.Errorf("processes mode: encode the task payload: %w", err)
 	}
 	self, err := os.Executable()
 	if err != nil {
@@ -202,13 +198,12 @@ func launchProcesses(ctx context.Context, cfg Config, test *WISTest, env *wisEnv
 		unix.MunmapPtr(mem, uintptr(size))
 	}
 	for i := range n {
-		t := Task{ID: i, CPU: cpus[i], Fast: numa.IsFast(cpus[i], cfg.CoresPerSocket), run: r}
+		t := Task{ID: i, CPU: cpus[i], Fast: cfg.isFast(cpus[i]), run: r}
 		t.Count = &r.counters[i]
 		r.tasks[i] = t
-		spec, _ := json.Marshal(wisChildSpec{Test: test.Name, ID: i, Tasks: n, CPU: t.CPU, Fast: t.Fast, NoAffinity: cfg.NoAffinity,
-			Dir: env.dir, Shm: env.shm, Shared: env.shared, PerTask: env.perTask})
+		spec, _ := json.Marshal(childSpec{ID: i, Tasks: n, CPU: t.CPU, Fast: t.Fast, NoAffinity: cfg.NoAffinity, Payload: pl})
 		cmd := exec.Command(self)
-		cmd.Env = append(os.Environ(), wisChildEnv+"="+string(spec))
+		cmd.Env = append(os.Environ(), childEnv+"="+string(spec))
 		cmd.ExtraFiles = []*os.File{mf, startR, readyW}
 		stderrs[i] = new(bytes.Buffer)
 		cmd.Stderr = stderrs[i]

@@ -48,6 +48,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/syncord/syncord/workloads"
+	"github.com/syncord/syncord/workloads/fxmark"
+	"github.com/syncord/syncord/workloads/wis"
 )
 
 // result is one run: wall-clock ops/s, ops per second of process CPU
@@ -248,7 +250,7 @@ func runGo(ctx context.Context, test string, n, secs, cps int, shm string) (resu
 			return result{}, err
 		}
 		defer os.RemoveAll(root)
-		res, err := workloads.RunFxMark(ctx, workloads.FxOptions{Type: "MWRL", NCore: n, Duration: time.Duration(secs) * time.Second,
+		res, err := fxmark.Run(ctx, fxmark.Config{Type: "MWRL", NCore: n, Duration: time.Duration(secs) * time.Second,
 			Root: root, CoresPerSocket: cps})
 		if err != nil {
 			return result{}, err
@@ -260,7 +262,7 @@ func runGo(ctx context.Context, test string, n, secs, cps int, shm string) (resu
 		return result{wall: res.WorksPerSec, cpu: res.Works / (cpuNow() - c0), tcpu: res.Works / tc}, nil
 	}
 	// One 1 s warmup sample, then secs measured 1 s samples.
-	res, err := workloads.RunWillItScale(ctx, workloads.WISOptions{Test: test, Tasks: n, Seconds: secs, CoresPerSocket: cps, Warmup: -1}, nil)
+	res, err := wis.Run(ctx, wis.Config{Test: test, Tasks: n, Duration: time.Duration(secs) * time.Second, CoresPerSocket: cps, Warmup: -1})
 	if err != nil {
 		return result{}, err
 	}

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/syncord/syncord/internal/pseudofs"
-	"github.com/syncord/syncord/workloads"
+	"github.com/syncord/syncord/workloads/fxmark"
 )
 
 // BenchmarkOverheadMWRL measures FxMark MWRL works/s at 2 tasks without a
@@ -36,7 +36,7 @@ func BenchmarkOverheadMWRL(b *testing.B) {
 	)
 	mwrl := func() float64 {
 		b.Helper()
-		r, err := workloads.RunFxMark(context.Background(), workloads.FxOptions{Type: "MWRL", NCore: 2,
+		r, err := fxmark.Run(context.Background(), fxmark.Config{Type: "MWRL", NCore: 2,
 			Duration: d, Root: b.TempDir(), CoresPerSocket: 2})
 		if err != nil {
 			b.Fatal(err)

@@ -19,7 +19,8 @@ import (
 	"github.com/syncord/syncord/internal/cli"
 	"github.com/syncord/syncord/internal/pseudofs"
 	"github.com/syncord/syncord/numa"
-	"github.com/syncord/syncord/workloads"
+	"github.com/syncord/syncord/workloads/fxmark"
+	"github.com/syncord/syncord/workloads/wis"
 )
 
 // benchEntry is one `syncord bench NAME` driver.
@@ -42,8 +43,8 @@ func registerBench(name, summary string, run func(ctx context.Context, env *Env,
 
 func init() {
 	// A will-it-scale --processes task is this binary re-executed.
-	if workloads.IsWISChild() {
-		os.Exit(workloads.WISChildMain())
+	if wis.IsChild() {
+		os.Exit(wis.ChildMain())
 	}
 	register(&command{name: "bench", summary: "run workload drivers (will-it-scale, sweep, fxmark, ...)", mutating: true, run: runBench})
 	registerBench("will-it-scale", "one will-it-scale test, output as the artifact's threads build", runWillItScale)
@@ -188,7 +189,7 @@ func runWillItScale(ctx context.Context, env *Env, args []string) error {
 		return err
 	}
 	if *list {
-		for _, t := range workloads.WISTests() {
+		for _, t := range wis.Tests() {
 			fmt.Fprintf(env.Stdout, "%-16s %s\n", t.Name, t.Description)
 		}
 		return nil
@@ -206,19 +207,18 @@ func runWillItScale(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	o := workloads.WISOptions{Test: pos[0], Tasks: *tasks, Seconds: *secs, CoresPerSocket: n, NoAffinity: *noAff, Processes: *procs, SysRoot: roots.Sys, TmpDir: *tmp}
-	var out io.Writer = env.Stdout
-	if *asJSON {
-		out = nil
+	o := wis.Config{Test: pos[0], Tasks: *tasks, Duration: time.Duration(*secs) * time.Second, CoresPerSocket: n, NoAffinity: *noAff, Processes: *procs, SysRoot: roots.Sys, TmpDir: *tmp}
+	if !*asJSON {
+		o.Progress = env.Stdout
 	}
-	res, err := workloads.RunWillItScale(ctx, o, out)
+	res, err := wis.Run(ctx, o)
 	if err != nil {
 		return err
 	}
 	if *asJSON {
 		return writeJSON(env.Stdout, res)
 	}
-	return nil
+	return res.WriteText(env.Stdout)
 }
 
 // fxmarkNSEnv marks the re-executed fxmark --tmpfs run inside its mount
@@ -320,24 +320,27 @@ func runSweep(ctx context.Context, env *Env, args []string) error {
 	} else {
 		pts = numa.SweepPoints(top.Online.Len(), n)
 	}
-	o := workloads.SweepOptions{
-		Run:      workloads.WISOptions{Test: pos[1], CoresPerSocket: n, NoAffinity: *noAff, Processes: *procs, SysRoot: roots.Sys, TmpDir: *tmp},
+	o := wis.SweepConfig{
+		Run:      wis.Config{Test: pos[1], CoresPerSocket: n, NoAffinity: *noAff, Processes: *procs, SysRoot: roots.Sys, TmpDir: *tmp},
 		Points:   pts,
-		Duration: *dur,
+		Duration: time.Duration(*dur) * time.Second,
 		Header:   hdr,
+		Progress: env.Stderr,
 	}
-	var out io.Writer = env.Stdout
+	res, err := wis.Sweep(ctx, o)
 	if *asJSON {
-		out = nil
-	}
-	res, err := workloads.RunSweep(ctx, o, out, env.Stderr)
-	if err != nil {
-		return err
-	}
-	if *asJSON {
+		if err != nil {
+			return err
+		}
 		return writeJSON(env.Stdout, res)
 	}
-	return nil
+	if res != nil {
+		// The rows so far, also of an interrupted sweep.
+		if werr := res.WriteText(env.Stdout); err == nil {
+			err = werr
+		}
+	}
+	return err
 }
 
 const fxHelp = `
@@ -372,7 +375,7 @@ Types:
 
 func runFxMark(ctx context.Context, env *Env, args []string) error {
 	var types strings.Builder
-	for _, t := range workloads.FxTypes() {
+	for _, t := range fxmark.Types() {
 		fmt.Fprintf(&types, "  %s: %s\n", t.Name, t.Description)
 	}
 	fs := newFlags(env, "bench fxmark", "bench fxmark --type TYPE --ncore N --duration S --root DIR [--nbg B] [--directio] [--tmpfs] [--sweep [--points LIST]] [--json]", fxHelp+types.String())
@@ -423,14 +426,14 @@ func runFxMark(ctx context.Context, env *Env, args []string) error {
 		return fmt.Errorf("fxmark --root %s must be an existing directory (create it first)", *root)
 	}
 	if *clean && os.Getenv(fxmarkNSEnv) == "" {
-		had, err := workloads.CleanFxRoot(*root)
+		had, err := fxmark.CleanRoot(*root)
 		if err != nil {
 			return err
 		}
 		if had {
 			fmt.Fprintf(env.Stderr, "syncord: removed what an unfinished fxmark run left in %s\n", *root)
 		} else {
-			fmt.Fprintf(env.Stderr, "syncord: nothing to clean in %s (no %s marker)\n", *root, workloads.FxMarker)
+			fmt.Fprintf(env.Stderr, "syncord: nothing to clean in %s (no %s marker)\n", *root, fxmark.Marker)
 		}
 		if *typ == "" {
 			return nil
@@ -442,7 +445,7 @@ func runFxMark(ctx context.Context, env *Env, args []string) error {
 		return fxmarkInNamespace(ctx, env, args, *root)
 	}
 	if *tmpfs {
-		unmount, err := workloads.MountTmpfs(*root, *tmpfsSize)
+		unmount, err := fxmark.MountTmpfs(*root, *tmpfsSize)
 		if err != nil {
 			return err
 		}
@@ -452,17 +455,17 @@ func runFxMark(ctx context.Context, env *Env, args []string) error {
 			}
 		}()
 	}
-	o := workloads.FxOptions{Type: *typ, NCore: *ncore, NBg: *nbg, Duration: time.Duration(*dur) * time.Second, Root: *root,
+	o := fxmark.Config{Type: *typ, NCore: *ncore, NBg: *nbg, Duration: time.Duration(*dur) * time.Second, Root: *root,
 		CoresPerSocket: n, NoAffinity: *noAff, SysRoot: roots.Sys, DirectIO: *directio}
 	if !*sweep {
-		res, err := workloads.RunFxMark(ctx, o)
+		res, err := fxmark.Run(ctx, o)
 		if err != nil {
 			return err
 		}
 		if *asJSON {
 			return writeJSON(env.Stdout, res)
 		}
-		return res.WriteReport(env.Stdout)
+		return res.WriteText(env.Stdout)
 	}
 
 	var pts []int
@@ -481,27 +484,12 @@ func runFxMark(ctx context.Context, env *Env, args []string) error {
 	if *directio && !flagSet(fs, "iomode") {
 		mode = "directio" // run-fxmark.py's name for it
 	}
-	name := *fsName
-	if name == "" {
-		name = workloads.FsTypeName(*root)
-	}
-	var rows []workloads.FxSweepRow
-	var results []*workloads.FxResult
-	start := time.Now()
-	for i, p := range pts {
-		fmt.Fprintf(env.Stderr, "fxmark %s: point %d of %d (%d cores), elapsed %s\n", *typ, i+1, len(pts), p, time.Since(start).Round(time.Second))
-		po := o
-		po.NCore = p + *nbg
-		res, err := workloads.RunFxMark(ctx, po)
-		if err != nil {
-			return fmt.Errorf("fxmark %s with %d cores: %w", *typ, p, err)
-		}
-		res.WriteReport(env.Stderr)
-		results = append(results, res)
-		rows = append(rows, workloads.FxDatRow(res))
+	res, err := fxmark.Sweep(ctx, fxmark.SweepConfig{Run: o, Points: pts, Media: *media, FS: *fsName, IOMode: mode, Progress: env.Stderr})
+	if err != nil {
+		return err
 	}
 	if *asJSON {
-		return writeJSON(env.Stdout, map[string]any{"results": results, "rows": rows})
+		return writeJSON(env.Stdout, res)
 	}
-	return workloads.WriteFxDat(env.Stdout, *media, name, *typ, mode, rows)
+	return res.WriteText(env.Stdout)
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -13,6 +12,9 @@ import (
 	"github.com/syncord/syncord/internal/cli"
 	"github.com/syncord/syncord/kernel"
 	"github.com/syncord/syncord/workloads"
+	"github.com/syncord/syncord/workloads/leveldb"
+	"github.com/syncord/syncord/workloads/metis"
+	"github.com/syncord/syncord/workloads/xdir"
 )
 
 func init() {
@@ -113,7 +115,7 @@ func runXDirPrepare(ctx context.Context, env *Env, args []string) error {
 		if err != nil {
 			return fmt.Errorf("bench xdir prepare: --size: %w", err)
 		}
-		if err := workloads.MakeXDirImage(ctx, *img, sz); err != nil {
+		if err := xdir.MakeImage(ctx, *img, sz); err != nil {
 			return err
 		}
 		if *asJSON {
@@ -126,13 +128,13 @@ func runXDirPrepare(ctx context.Context, env *Env, args []string) error {
 		cli.ShortUsage(fs)
 		return errUsage
 	}
-	r, err := workloads.XDirPrepare(string(roots.Proc), *dir, *n)
+	r, err := xdir.Prepare(string(roots.Proc), *dir, *n)
 	if err != nil {
 		return err
 	}
 	if *asJSON {
 		return writeJSON(env.Stdout, struct {
-			*workloads.XDirPrepareResult
+			*xdir.PrepareResult
 			Suitable bool `json:"suitable"`
 		}{r, r.FS.Suitable()})
 	}
@@ -202,7 +204,7 @@ func runXDirRun(ctx context.Context, env *Env, args []string) error {
 	default:
 		return exitErr(2, fmt.Errorf("bench xdir run: --hold %q: want auto or duration", *hold))
 	}
-	res, err := workloads.XDirRun(ctx, workloads.XDirConfig{
+	res, err := xdir.Run(ctx, xdir.Config{
 		Src: pos[0], DstDirty: pos[1], Dst: pos[2],
 		Duration: time.Duration(num[0]) * time.Second, Bullies: num[1], Victims: num[2],
 		SynCord: syncord,
@@ -215,7 +217,7 @@ func runXDirRun(ctx context.Context, env *Env, args []string) error {
 	}
 	// stdout keeps the artifact's exact lines; the unit goes to stderr.
 	switch {
-	case res.HoldUnit == workloads.XDirUnitCycles && res.TSCHz > 0:
+	case res.HoldUnit == xdir.UnitCycles && res.TSCHz > 0:
 		fmt.Fprintf(env.Stderr, "syncord: lock_hold is in TSC cycles (syscall 436); TSC %.3f MHz (%s): bully mean %.0f ns, victim mean %.0f ns per task\n",
 			res.TSCHz/1e6, res.TSCSource, res.BullyMeanHoldNs, res.VictimMeanHoldNs)
 	case res.Note != "":
@@ -282,19 +284,19 @@ func runMetis(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	cfg := workloads.MetisConfig{Procs: p, InputMB: *size, Top: *top, MapTasks: *mapTasks, ReduceTasks: *reduceTasks, CoresPerSocket: n}
-	progress := env.Stdout
-	if *asJSON {
-		progress = io.Discard
+	cfg := metis.Config{Procs: p, InputMB: *size, Top: *top, MapTasks: *mapTasks, ReduceTasks: *reduceTasks, CoresPerSocket: n,
+		SysRoot: roots.Sys, Quiet: *quiet}
+	if !*asJSON {
+		cfg.Progress = env.Stdout
 	}
-	res, err := workloads.MetisRun(ctx, cfg, progress)
+	res, err := metis.Run(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	if *asJSON {
 		return writeJSON(env.Stdout, res)
 	}
-	return res.WriteText(env.Stdout, *quiet)
+	return res.WriteText(env.Stdout)
 }
 
 const leveldbHelp = `
@@ -357,9 +359,9 @@ func runLevelDB(ctx context.Context, env *Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	res, err := workloads.LevelDBReadRandom(ctx, workloads.LevelDBConfig{
+	res, err := leveldb.Run(ctx, leveldb.Config{
 		Threads: *threads, Duration: d, Num: *num, ValueSize: *vsize, DB: *db,
-		UseExisting: *useExisting, CoresPerSocket: n, Progress: env.Stderr,
+		UseExisting: *useExisting, CoresPerSocket: n, SysRoot: roots.Sys, Progress: env.Stderr,
 	})
 	if err != nil {
 		return err

@@ -14,7 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/syncord/syncord/workloads"
+	"github.com/syncord/syncord/workloads/fxmark"
 )
 
 // startSyncord starts this test binary as syncord with args in a process
@@ -172,7 +172,7 @@ func TestFxMarkCleanAfterSIGKILL(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(root, "0")); err != nil {
 		t.Fatalf("--clean removed a directory it did not make: %v", err)
 	}
-	if _, err := workloads.CleanFxRoot(root); err != nil || errors.Is(err, os.ErrNotExist) {
+	if _, err := fxmark.CleanRoot(root); err != nil || errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("CleanFxRoot without marker: %v", err)
 	}
 }

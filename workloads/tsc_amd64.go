@@ -1,6 +1,0 @@
-package workloads
-
-// rdtsc reads the time-stamp counter (tsc_amd64.s).
-func rdtsc() uint64
-
-const haveRDTSC = true

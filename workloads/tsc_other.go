@@ -1,7 +1,0 @@
-//go:build !amd64
-
-package workloads
-
-func rdtsc() uint64 { return 0 }
-
-const haveRDTSC = false

@@ -1,0 +1,6 @@
+package xdir
+
+// rdtsc reads the time-stamp counter (tsc_amd64.s).
+func rdtsc() uint64
+
+const haveRDTSC = true
