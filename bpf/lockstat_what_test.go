@@ -8,13 +8,15 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
+
+	"github.com/syncord/syncord/internal/testutil"
 )
 
 // TestOpenLockstatMapSaysWhatItIs: a path that is not a pinned map is
 // named for what it is, not "permission denied (is the lockstat policy
 // installed?)" (issue 11 item 15).
 func TestOpenLockstatMapSaysWhatItIs(t *testing.T) {
-	dir := privateBPFFS(t)
+	dir := testutil.PrivateBPFFS(t)
 	plain := filepath.Join(t.TempDir(), "notamap")
 	if err := os.WriteFile(plain, []byte("x"), 0o600); err != nil {
 		t.Fatal(err)

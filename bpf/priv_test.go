@@ -10,39 +10,10 @@ import (
 	"testing"
 
 	"github.com/cilium/ebpf"
-	"golang.org/x/sys/unix"
 
+	"github.com/syncord/syncord/internal/testutil"
 	"github.com/syncord/syncord/kernel"
 )
-
-// requireRoot skips privileged tests when not root.
-func requireRoot(tb testing.TB) {
-	tb.Helper()
-	if os.Geteuid() != 0 {
-		tb.Skip("skipping: needs root for BPF and a private bpffs (run go test as root)")
-	}
-}
-
-// privateBPFFS mounts a bpffs under a fresh temporary directory and unmounts
-// it when the test ends.
-func privateBPFFS(tb testing.TB) string {
-	tb.Helper()
-	requireRoot(tb)
-	dir := filepath.Join(tb.TempDir(), "bpffs")
-	mounted, err := EnsureBPFFS(dir)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if !mounted {
-		tb.Fatalf("EnsureBPFFS(%s) found a bpffs in a fresh directory", dir)
-	}
-	tb.Cleanup(func() {
-		if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil {
-			tb.Errorf("unmount %s: %v", dir, err)
-		}
-	})
-	return dir
-}
 
 func listDir(tb testing.TB, dir string) []string {
 	tb.Helper()
@@ -82,7 +53,7 @@ func stockPolicy(tb testing.TB) *Policy {
 }
 
 func TestEnsureBPFFS(t *testing.T) {
-	dir := privateBPFFS(t)
+	dir := testutil.PrivateBPFFS(t)
 	if ok, err := IsBPFFS(dir); err != nil || !ok {
 		t.Fatalf("IsBPFFS after mount = %v, %v", ok, err)
 	}
@@ -95,7 +66,7 @@ func TestEnsureBPFFS(t *testing.T) {
 }
 
 func TestPinAndUnpin(t *testing.T) {
-	dir := privateBPFFS(t)
+	dir := testutil.PrivateBPFFS(t)
 	fds := openFDs(t)
 	l, err := LoadPolicy(stockPolicy(t), LoadOptions{})
 	if err != nil {
@@ -152,7 +123,7 @@ func TestPinAndUnpin(t *testing.T) {
 // TestPinRefusesAndRollsBack: an existing file at the third pin makes Pin
 // fail; the two pins it made are removed and the foreign file stays.
 func TestPinRefusesAndRollsBack(t *testing.T) {
-	dir := privateBPFFS(t)
+	dir := testutil.PrivateBPFFS(t)
 	first, err := LoadPolicy(stockPolicy(t), LoadOptions{})
 	if err != nil {
 		t.Fatalf("%+v", err)
@@ -187,7 +158,7 @@ func TestPinRefusesAndRollsBack(t *testing.T) {
 // (stock) kernel: the probe must say it is not a SynCord kernel, and the
 // bpffs stays empty.
 func TestLockPolicyRefusedOnStockKernel(t *testing.T) {
-	dir := privateBPFFS(t)
+	dir := testutil.PrivateBPFFS(t)
 	info, err := kernel.NewDefaultFS().Probe()
 	if err != nil {
 		t.Fatal(err)
@@ -217,7 +188,7 @@ func TestLockPolicyRefusedOnStockKernel(t *testing.T) {
 // upstream kernels BPF_PROG_TYPE_TRACING, which wants a btf_id), and the
 // rejection comes back as a wrapped *ebpf.VerifierError.
 func TestType26ReachesKernel(t *testing.T) {
-	requireRoot(t)
+	testutil.RequireBPF(t)
 	p, err := PolicyFromSource(artpolSrc, artpolObj)
 	if err != nil {
 		t.Fatal(err)
@@ -240,7 +211,7 @@ func TestType26ReachesKernel(t *testing.T) {
 }
 
 func TestVerifierLog(t *testing.T) {
-	requireRoot(t)
+	testutil.RequireBPF(t)
 	m, err := ReadManifest(stockbad)
 	if err != nil {
 		t.Fatal(err)
@@ -285,7 +256,7 @@ func fillLockstat(tb testing.TB, n int) (*ebpf.Map, []LockStat) {
 }
 
 func TestReadLockStats(t *testing.T) {
-	dir := privateBPFFS(t)
+	dir := testutil.PrivateBPFFS(t)
 	m, want := fillLockstat(t, 1000)
 	path := filepath.Join(dir, "hash_map")
 	if err := m.Pin(path); err != nil {
@@ -337,7 +308,7 @@ func TestReadLockStats(t *testing.T) {
 // stand-in of lockstat: same three programs, same map (hash, 8/88, 10000).
 // The real lockstat (type 26) cannot load on this stock kernel.
 func BenchmarkLoadPin(b *testing.B) {
-	dir := privateBPFFS(b)
+	dir := testutil.PrivateBPFFS(b)
 	p := stockPolicy(b)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -361,7 +332,7 @@ func BenchmarkLoadPin(b *testing.B) {
 // prove counting inside a VM; here the counters read and a map pin is
 // refused.
 func TestPinnedRunStats(t *testing.T) {
-	dir := privateBPFFS(t)
+	dir := testutil.PrivateBPFFS(t)
 	l, err := LoadPolicy(stockPolicy(t), LoadOptions{})
 	if err != nil {
 		t.Fatalf("%+v", err)

@@ -6,6 +6,8 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
+
+	"github.com/syncord/syncord/internal/testutil"
 )
 
 // stockEmulation rewrites a built-in lock program so that the stock
@@ -55,7 +57,7 @@ func stockEmulation(ps *ebpf.ProgramSpec) *ebpf.ProgramSpec {
 // constants in .rodata); what it cannot prove is the SynCord 5.4 verifier's
 // own rules for type 26 contexts, which only a SynCord kernel can check.
 func TestBuiltinsPassStockVerifier(t *testing.T) {
-	requireRoot(t)
+	testutil.RequireBPF(t)
 	bs, err := Builtins()
 	if err != nil {
 		t.Fatal(err)

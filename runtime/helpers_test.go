@@ -22,38 +22,6 @@ const (
 	testRelease   = "6.1.0-56-amd64"
 )
 
-// privileged skips unless the test can load BPF programs and mount bpffs.
-func privileged(t testing.TB) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("skipping: needs root to load BPF programs and mount a private bpffs (run: sudo go test ./runtime/)")
-	}
-}
-
-// privateBPFFS mounts a bpffs under t.TempDir and unmounts it at cleanup,
-// after removing whatever a failed test left in it.
-func privateBPFFS(t testing.TB) string {
-	t.Helper()
-	privileged(t)
-	dir := filepath.Join(t.TempDir(), "bpffs")
-	if err := os.Mkdir(dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Mount("bpffs", dir, "bpf", 0, "mode=0700"); err != nil {
-		t.Skipf("skipping: cannot mount a private bpffs at %s: %v (needs CAP_SYS_ADMIN and CONFIG_BPF_SYSCALL)", dir, err)
-	}
-	t.Cleanup(func() {
-		ents, _ := os.ReadDir(dir)
-		for _, e := range ents {
-			os.RemoveAll(filepath.Join(dir, e.Name()))
-		}
-		if err := unix.Unmount(dir, 0); err != nil {
-			t.Errorf("unmount private bpffs %s: %v", dir, err)
-		}
-	})
-	return dir
-}
-
 func bpffsEntries(t testing.TB, dir string) []string {
 	t.Helper()
 	ents, err := os.ReadDir(dir)

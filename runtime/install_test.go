@@ -14,6 +14,7 @@ import (
 
 	"github.com/syncord/syncord/bpf"
 	"github.com/syncord/syncord/internal/pseudofs"
+	"github.com/syncord/syncord/internal/testutil"
 	"github.com/syncord/syncord/kernel"
 )
 
@@ -29,7 +30,7 @@ func testPolicy(t testing.TB) *Resolved {
 // The real kernel of this machine refuses a lock policy: the install must
 // say it needs a SynCord kernel and leave bpffs and the state empty.
 func TestInstallLockPolicyNeedsSynCordKernel(t *testing.T) {
-	bpffs := privateBPFFS(t)
+	bpffs := testutil.PrivateBPFFS(t)
 	info, err := kernel.NewDefaultFS().Probe()
 	if err != nil {
 		t.Fatal(err)
@@ -63,7 +64,7 @@ func TestInstallLockPolicyNeedsSynCordKernel(t *testing.T) {
 // Pins only (no livepatch): pins made and recorded, status installed,
 // uninstall removes exactly them and leaves a foreign entry alone.
 func TestInstallPinsAndUninstall(t *testing.T) {
-	bpffs := privateBPFFS(t)
+	bpffs := testutil.PrivateBPFFS(t)
 	proc, sys := fixtureRoots(t)
 	if err := os.Mkdir(filepath.Join(bpffs, "someone-else"), 0o700); err != nil {
 		t.Fatal(err)
@@ -113,7 +114,7 @@ func TestInstallPinsAndUninstall(t *testing.T) {
 // With the livepatch module (on a fake module loader: no module may be
 // inserted on this host), the whole install and uninstall.
 func TestInstallWithLivepatch(t *testing.T) {
-	bpffs := privateBPFFS(t)
+	bpffs := testutil.PrivateBPFFS(t)
 	proc, sys := fixtureRoots(t)
 	state := t.TempDir()
 	k := newFakeKernel(t, proc, sys, bpffs)
@@ -184,7 +185,7 @@ func TestInstallRollback(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			bpffs := privateBPFFS(t)
+			bpffs := testutil.PrivateBPFFS(t)
 			proc, sys := fixtureRoots(t)
 			state := t.TempDir()
 			k := newFakeKernel(t, proc, sys, bpffs)
@@ -250,7 +251,7 @@ func TestInstallCrashChild(t *testing.T) {
 // with what is left, and uninstall removes it.
 func TestInstallCrash(t *testing.T) {
 	root := t.TempDir()
-	bpffs := privateBPFFS(t)
+	bpffs := testutil.PrivateBPFFS(t)
 	proc, sys := fixtureRoots(t)
 	for name, target := range map[string]string{"bpffs": bpffs, "proc": proc, "sys": sys} {
 		if err := os.Symlink(target, filepath.Join(root, name)); err != nil {
@@ -296,7 +297,7 @@ func TestInstallCrash(t *testing.T) {
 // drop the record. The state goes to a tmpfs, like /run on a live system;
 // on a disk the fsyncs of the five record saves dominate.
 func BenchmarkInstallUninstall(b *testing.B) {
-	bpffs := privateBPFFS(b)
+	bpffs := testutil.PrivateBPFFS(b)
 	proc, sys := fixtureRoots(b)
 	state, err := os.MkdirTemp("/dev/shm", "syncord-bench-")
 	if err != nil {

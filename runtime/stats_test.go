@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/syncord/syncord/internal/pseudofs"
+	"github.com/syncord/syncord/internal/testutil"
 )
 
 func readSysctl(t *testing.T, proc string) string {
@@ -33,7 +34,7 @@ func TestInstallStats(t *testing.T) {
 			var rts [2]*Runtime
 			names := [2]string{"first", "second"}
 			for i := range rts {
-				rts[i] = New(Config{BPFFS: privateBPFFS(t), Roots: pseudofs.Roots{Proc: pseudofs.FS(proc), Sys: pseudofs.FS(sys)}, StateDir: state})
+				rts[i] = New(Config{BPFFS: testutil.PrivateBPFFS(t), Roots: pseudofs.Roots{Proc: pseudofs.FS(proc), Sys: pseudofs.FS(sys)}, StateDir: state})
 				res := testPolicy(t)
 				res.Policy.Name = names[i]
 				rec, err := rts[i].Install(context.Background(), InstallRequest{Policy: res.Policy, Source: testPolicyDir, Stats: true})
@@ -81,7 +82,7 @@ func TestInstallStats(t *testing.T) {
 func TestInstallStatsRollback(t *testing.T) {
 	proc, sys := fixtureRoots(t)
 	write(t, filepath.Join(proc, "sys/kernel/bpf_stats_enabled"), "0\n")
-	bpffs, state := privateBPFFS(t), t.TempDir()
+	bpffs, state := testutil.PrivateBPFFS(t), t.TempDir()
 	rt := New(Config{BPFFS: bpffs, Roots: pseudofs.Roots{Proc: pseudofs.FS(proc), Sys: pseudofs.FS(sys)}, StateDir: state})
 	rt.fault = func(step string) error {
 		if step == "pin" {
@@ -105,7 +106,7 @@ func TestInstallStatsRollback(t *testing.T) {
 // before anything is pinned.
 func TestInstallStatsNoSysctl(t *testing.T) {
 	proc, sys := fixtureRoots(t)
-	bpffs, state := privateBPFFS(t), t.TempDir()
+	bpffs, state := testutil.PrivateBPFFS(t), t.TempDir()
 	rt := New(Config{BPFFS: bpffs, Roots: pseudofs.Roots{Proc: pseudofs.FS(proc), Sys: pseudofs.FS(sys)}, StateDir: state})
 	res := testPolicy(t)
 	_, err := rt.Install(context.Background(), InstallRequest{Policy: res.Policy, Source: testPolicyDir, Stats: true})
@@ -126,7 +127,7 @@ func TestInstallStatsNoSysctl(t *testing.T) {
 func TestReconcileGoneStats(t *testing.T) {
 	proc, sys := fixtureRoots(t)
 	write(t, filepath.Join(proc, "sys/kernel/bpf_stats_enabled"), "0\n")
-	bpffs, state := privateBPFFS(t), t.TempDir()
+	bpffs, state := testutil.PrivateBPFFS(t), t.TempDir()
 	rt := New(Config{BPFFS: bpffs, Roots: pseudofs.Roots{Proc: pseudofs.FS(proc), Sys: pseudofs.FS(sys)}, StateDir: state})
 	res := testPolicy(t)
 	rec, err := rt.Install(context.Background(), InstallRequest{Policy: res.Policy, Source: testPolicyDir, Stats: true})

@@ -2,7 +2,6 @@ package contention
 
 import (
 	"context"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
@@ -10,6 +9,7 @@ import (
 	"time"
 
 	"github.com/syncord/syncord/internal/pseudofs"
+	"github.com/syncord/syncord/internal/testutil"
 	"github.com/syncord/syncord/workloads/fxmark"
 )
 
@@ -24,9 +24,7 @@ import (
 //
 //	go test ./bpf/contention/ -run '^$' -bench OverheadMWRL -benchtime 1x
 func BenchmarkOverheadMWRL(b *testing.B) {
-	if os.Geteuid() != 0 {
-		b.Skip("skipping: needs root to load BPF")
-	}
+	testutil.RequireBPF(b)
 	if err := Check(pseudofs.DefaultRoots()); err != nil {
 		b.Skipf("skipping: %v", err)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/syncord/syncord/internal/lockwitness"
 	"github.com/syncord/syncord/internal/pseudofs"
+	"github.com/syncord/syncord/internal/testutil"
 	"github.com/syncord/syncord/kernel"
 )
 
@@ -21,9 +22,7 @@ import (
 // with the contention tracepoints.
 func needProfiler(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("skipping: loading BPF programs needs root (run: sudo go test ./bpf/contention/)")
-	}
+	testutil.RequireBPF(t)
 	if err := Check(pseudofs.DefaultRoots()); err != nil {
 		t.Skipf("skipping: %v", err)
 	}

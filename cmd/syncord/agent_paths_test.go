@@ -12,6 +12,7 @@ import (
 
 	"github.com/syncord/syncord/bpf/contention"
 	"github.com/syncord/syncord/internal/pseudofs"
+	"github.com/syncord/syncord/internal/testutil"
 	"github.com/syncord/syncord/runtime/control"
 )
 
@@ -69,9 +70,7 @@ func mustExist(t *testing.T, p string) {
 // TestAgentWhileIsPathChecked (item 1): the command of lockstat --while is
 // checked like one sent on its own.
 func TestAgentWhileIsPathChecked(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("skipping: needs root to load BPF (run: sudo go test ./cmd/syncord/)")
-	}
+	testutil.RequireBPF(t)
 	if err := contention.Check(pseudofs.DefaultRoots()); err != nil {
 		t.Skipf("skipping: %v", err)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/syncord/syncord/bpf/contention"
 	"github.com/syncord/syncord/internal/lockwitness"
 	"github.com/syncord/syncord/internal/pseudofs"
+	"github.com/syncord/syncord/internal/testutil"
 )
 
 func TestContentionLockAddr(t *testing.T) {
@@ -104,9 +105,7 @@ func TestLockstatRoutesContention(t *testing.T) {
 // of theirs the witness saw, the profiler must have counted; when neither
 // saw any, the rename_lock check skips saying why.
 func TestLockstatContentionJSON(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("skipping: needs root to load BPF (run: sudo go test ./cmd/syncord/)")
-	}
+	testutil.RequireBPF(t)
 	if err := contention.Check(pseudofs.DefaultRoots()); err != nil {
 		t.Skipf("skipping: %v", err)
 	}

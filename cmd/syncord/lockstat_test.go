@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
@@ -15,9 +14,9 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
-	"golang.org/x/sys/unix"
 
 	"github.com/syncord/syncord/bpf"
+	"github.com/syncord/syncord/internal/testutil"
 	"github.com/syncord/syncord/kernel"
 )
 
@@ -25,14 +24,8 @@ import (
 // with n entries of known values and returns the pin path and the values.
 func lockstatBPFFS(tb testing.TB, n int) (string, map[uint64][11]uint64) {
 	tb.Helper()
-	if os.Geteuid() != 0 {
-		tb.Skip("skipping: needs root for BPF maps and a private bpffs (run go test as root)")
-	}
-	dir := filepath.Join(tb.TempDir(), "bpffs")
-	if _, err := bpf.EnsureBPFFS(dir); err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })
+	testutil.RequireBPF(tb)
+	dir := testutil.PrivateBPFFS(tb)
 	m, err := ebpf.NewMap(&ebpf.MapSpec{Name: "hash_map", Type: ebpf.Hash, KeySize: 8, ValueSize: bpf.LockStatValueSize, MaxEntries: 10000})
 	if err != nil {
 		tb.Fatal(err)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/syncord/syncord/bpf/contention"
 	"github.com/syncord/syncord/internal/pseudofs"
+	"github.com/syncord/syncord/internal/testutil"
 )
 
 // TestLockstatWhile profiles exactly while FxMark MWRL runs through the same
@@ -17,9 +18,7 @@ import (
 // stdout, and the work the workload did is visible as rename contention or
 // at least as a final report after it ended.
 func TestLockstatWhile(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("skipping: needs root to load BPF (run: sudo go test ./cmd/syncord/)")
-	}
+	testutil.RequireBPF(t)
 	if err := contention.Check(pseudofs.DefaultRoots()); err != nil {
 		t.Skipf("skipping: %v", err)
 	}
