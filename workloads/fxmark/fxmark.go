@@ -323,13 +323,49 @@ func fxCreateFor(w *fxWorker, pb *pathBuf, d time.Duration) error {
 	}
 }
 
-func init() {
-	add := func(name, desc string, ops fxOps) {
-		fxTypes[name] = &Type{Name: name, Description: desc, ops: ops}
-	}
-	mkdirOwn := func(b *fxBench, w *fxWorker) error { return os.MkdirAll(b.workerDir(w), 0o755) }
+// addType registers a type; dio says it has data files that --directio
+// opens with O_DIRECT.
+func addType(name, desc string, dio bool, ops fxOps) {
+	fxTypes[name] = &Type{Name: name, Description: desc, DirectIO: dio, ops: ops}
+}
 
-	add("MWRL", "rename a file: each process rename a file in its private directory", fxOps{
+// mkdirOwn makes the worker's private directory <root>/<id>.
+func mkdirOwn(b *fxBench, w *fxWorker) error { return os.MkdirAll(b.workerDir(w), 0o755) }
+
+// unlinkAll unlinks the files made by pre_work in order; a worker that
+// runs out ends alone (fxmark's MWUL/MWUM loops end at private[0]).
+func unlinkAll(pb *pathBuf) func(b *fxBench, w *fxWorker) error {
+	return func(b *fxBench, w *fxWorker) error {
+		return fxCountN(w, w.next, func(i uint64) unix.Errno { return rawsys.Unlink(pb.set(i)) })
+	}
+}
+
+// onePage is the pre_work of DWOL and DRBL: a private file of one page.
+func onePage(name string) func(b *fxBench, w *fxWorker) error {
+	return func(b *fxBench, w *fxWorker) error {
+		if err := mkdirOwn(b, w); err != nil {
+			return err
+		}
+		fd, err := b.openData(filepath.Join(b.workerDir(w), name))
+		if err != nil {
+			return err
+		}
+		w.fd = fd
+		return writePages(fd, alignedPage(), 1)
+	}
+}
+
+func init() {
+	metadataWriteTypes()
+	metadataReadTypes()
+	dataTypes()
+	sharedDataTypes()     // more.go
+	sharedMetadataTypes() // more.go
+}
+
+// metadataWriteTypes registers the MW* types: create, unlink, rename.
+func metadataWriteTypes() {
+	addType("MWRL", "rename a file: each process rename a file in its private directory", false, fxOps{
 		pre: func(b *fxBench, w *fxWorker) error {
 			if err := mkdirOwn(b, w); err != nil {
 				return err
@@ -344,7 +380,7 @@ func init() {
 		},
 		main: mwrlMain,
 	})
-	add("MWCL", "inode allocation: each process creates files at its private directory", fxOps{
+	addType("MWCL", "inode allocation: each process creates files at its private directory", false, fxOps{
 		pre: mkdirOwn,
 		main: func(b *fxBench, w *fxWorker) error {
 			pb := newPathBuf(b.workerDir(w)+"/n_inode_alloc-", ".dat")
@@ -357,7 +393,7 @@ func init() {
 			})
 		},
 	})
-	add("MWCM", "each process creates files in their private directory", fxOps{
+	addType("MWCM", "each process creates files in their private directory", false, fxOps{
 		main: func(b *fxBench, w *fxWorker) error {
 			// fxmark's MWCM creates in the shared test root, whatever its
 			// description says.
@@ -376,17 +412,10 @@ func init() {
 			})
 		},
 	})
-	// unlinkAll unlinks the files made by pre_work in order; a worker that
-	// runs out ends alone (fxmark's MWUL/MWUM loops end at private[0]).
-	unlinkAll := func(pb *pathBuf) func(b *fxBench, w *fxWorker) error {
-		return func(b *fxBench, w *fxWorker) error {
-			return fxCountN(w, w.next, func(i uint64) unix.Errno { return rawsys.Unlink(pb.set(i)) })
-		}
-	}
 	// fxmark's file MWUL.c unlinks in private directories and MWUM.c in
 	// the shared root (its --type table swaps the two names; we follow the
 	// sources and the L/M naming: L = private, M = shared).
-	add("MWUL", "each process deletes files in their private directory", fxOps{
+	addType("MWUL", "each process deletes files in their private directory", false, fxOps{
 		pre: func(b *fxBench, w *fxWorker) error {
 			if err := mkdirOwn(b, w); err != nil {
 				return err
@@ -397,7 +426,7 @@ func init() {
 			return unlinkAll(newPathBuf(b.workerDir(w)+"/u_file_rm-", ".dat"))(b, w)
 		},
 	})
-	add("MWUM", "each process deletes files at the test root directory", fxOps{
+	addType("MWUM", "each process deletes files at the test root directory", false, fxOps{
 		pre: func(b *fxBench, w *fxWorker) error {
 			return fxCreateFor(w, newPathBuf(fmt.Sprintf("%s/u_sh_file_rm-%d-", b.root, w.id), ".dat"), b.duration)
 		},
@@ -405,7 +434,7 @@ func init() {
 			return unlinkAll(newPathBuf(fmt.Sprintf("%s/u_sh_file_rm-%d-", b.root, w.id), ".dat"))(b, w)
 		},
 	})
-	add("MWRM", "directory insert: each process moves files from its private directory to a common direcotry", fxOps{
+	addType("MWRM", "directory insert: each process moves files from its private directory to a common direcotry", false, fxOps{
 		pre: func(b *fxBench, w *fxWorker) error {
 			if err := mkdirOwn(b, w); err != nil {
 				return err
@@ -433,7 +462,11 @@ func init() {
 			return fxCountN(w, w.next, func(i uint64) unix.Errno { return rawsys.Rename(from.set(i), to.set(i)) })
 		},
 	})
-	add("MRPL", "path resolution for a private file", fxOps{
+}
+
+// metadataReadTypes registers the MR* types: path resolution, readdir.
+func metadataReadTypes() {
+	addType("MRPL", "path resolution for a private file", false, fxOps{
 		pre: func(b *fxBench, w *fxWorker) error {
 			d := filepath.Join(b.workerDir(w), "0", "0", "0")
 			if err := os.MkdirAll(d, 0o755); err != nil {
@@ -447,7 +480,7 @@ func init() {
 			return fxCount(w, func() unix.Errno { return rawsys.Stat(p, &st) })
 		},
 	})
-	add("MRPH", "path resolution at the same level directory", fxOps{
+	addType("MRPH", "path resolution at the same level directory", false, fxOps{
 		pre: fxBuildTree,
 		main: func(b *fxBench, w *fxWorker) error {
 			p := rawsys.Cstr(filepath.Join(b.root, "0", "0", "0", "0", "0"))
@@ -455,7 +488,7 @@ func init() {
 			return fxCount(w, func() unix.Errno { return rawsys.Stat(p, &st) })
 		},
 	})
-	add("MRDL", "directory read: each process reads entries of its private directory", fxOps{
+	addType("MRDL", "directory read: each process reads entries of its private directory", false, fxOps{
 		pre: func(b *fxBench, w *fxWorker) error {
 			if err := mkdirOwn(b, w); err != nil {
 				return err
@@ -464,7 +497,11 @@ func init() {
 		},
 		main: func(b *fxBench, w *fxWorker) error { return fxReaddir(w, b.workerDir(w)) },
 	})
-	add("DWAL", "block allocation: each process appends pages to a private file", fxOps{
+}
+
+// dataTypes registers the private-file DW* and DR* types.
+func dataTypes() {
+	addType("DWAL", "block allocation: each process appends pages to a private file", true, fxOps{
 		pre: func(b *fxBench, w *fxWorker) error {
 			if err := mkdirOwn(b, w); err != nil {
 				return err
@@ -482,20 +519,7 @@ func init() {
 			})
 		},
 	})
-	onePage := func(name string) func(b *fxBench, w *fxWorker) error {
-		return func(b *fxBench, w *fxWorker) error {
-			if err := mkdirOwn(b, w); err != nil {
-				return err
-			}
-			fd, err := b.openData(filepath.Join(b.workerDir(w), name))
-			if err != nil {
-				return err
-			}
-			w.fd = fd
-			return writePages(fd, alignedPage(), 1)
-		}
-	}
-	add("DWOL", "block write: each process overwrite a pages to a private file", fxOps{
+	addType("DWOL", "block write: each process overwrite a pages to a private file", true, fxOps{
 		pre: onePage("n_blk_wrt.dat"),
 		main: func(b *fxBench, w *fxWorker) error {
 			defer unix.Close(w.fd)
@@ -509,7 +533,7 @@ func init() {
 			})
 		},
 	})
-	add("DRBL", "file read: each process read a block of its private file", fxOps{
+	addType("DRBL", "file read: each process read a block of its private file", true, fxOps{
 		pre: onePage("n_file_rd.dat"),
 		main: func(b *fxBench, w *fxWorker) error {
 			defer unix.Close(w.fd)
@@ -523,15 +547,14 @@ func init() {
 	// fxmark's table runs DRBL_bg with DRBL's operations (n_file_rd_ops):
 	// its background workers read their own files like the others (the
 	// writer of DRBL_bg.c is not wired in).
-	add("DRBL_bg", "file read with a background writer", fxTypes["DRBL"].ops)
-	for _, n := range []string{"DWAL", "DWOL", "DRBL", "DRBL_bg"} {
-		fxTypes[n].DirectIO = true
-	}
+	addType("DRBL_bg", "file read with a background writer", true, fxTypes["DRBL"].ops)
 }
 
 // fxRootFiles are the patterns of the files some types make in the test
-// root itself (MWCM, MWUM, MWRM; more.go adds the later types').
-var fxRootFiles = []string{"m_file_cr-*.dat", "u_sh_file_rm-*.dat", "n_dir_ins-*.dat"}
+// root itself (MWCM, MWUM, MWRM; the shared-file types of more.go).
+var fxRootFiles = []string{"m_file_cr-*.dat", "u_sh_file_rm-*.dat", "n_dir_ins-*.dat",
+	"n_mtime_upt.dat", "n_shfile_rd.dat", "n_shblk_rd.dat", "u_file_tr-*.dat",
+	"n_shdir_rd-*.dat", "n_shdir_rd_bg-*.dat", "100[0-7]"}
 
 // fxOwned lists what a run of ncore workers makes in root: the worker
 // directories <root>/<id> (and MRPH's tree <root>/0..7), and the root

@@ -229,20 +229,16 @@ func fgOrBG(fg, bg func(b *fxBench, w *fxWorker) error) func(b *fxBench, w *fxWo
 	}
 }
 
-func init() {
-	add := func(name, desc string, dio bool, ops fxOps) {
-		fxTypes[name] = &Type{Name: name, Description: desc, DirectIO: dio, ops: ops}
-	}
-	fxRootFiles = append(fxRootFiles, "n_mtime_upt.dat", "n_shfile_rd.dat", "n_shblk_rd.dat", "u_file_tr-*.dat",
-		"n_shdir_rd-*.dat", "n_shdir_rd_bg-*.dat", "100[0-7]")
-
-	add("DWOM", "mtime update: each process updates a private page of the shared file", true, fxOps{
+// sharedDataTypes registers the DW*/DR* types on shared files and their
+// _bg variants (DWOM, DWSL, DWTL, DRBM, DRBH).
+func sharedDataTypes() {
+	addType("DWOM", "mtime update: each process updates a private page of the shared file", true, fxOps{
 		pre: fxSharedFile("n_mtime_upt.dat", regions, true),
 		main: func(b *fxBench, w *fxWorker) error {
 			return fxPageLoop(b, w, "n_mtime_upt.dat", true, true, int64(w.id)*fxRegion)
 		},
 	})
-	add("DWSL", "journal commit: each process fsync a private file", true, fxOps{
+	addType("DWSL", "journal commit: each process fsync a private file", true, fxOps{
 		pre: func(b *fxBench, w *fxWorker) error {
 			if err := os.MkdirAll(b.workerDir(w), 0o755); err != nil {
 				return err
@@ -268,7 +264,7 @@ func init() {
 			})
 		},
 	})
-	add("DWTL", "each process truncates its private file at the test root directory", true, fxOps{
+	addType("DWTL", "each process truncates its private file at the test root directory", true, fxOps{
 		pre: func(b *fxBench, w *fxWorker) error {
 			path := filepath.Join(b.root, fmt.Sprintf("u_file_tr-%d.dat", w.id))
 			fd, err := b.openData(path)
@@ -310,14 +306,14 @@ func init() {
 			})
 		},
 	})
-	add("DRBM", "shared file read: each process reads its private region of the shared file", true, fxOps{
+	addType("DRBM", "shared file read: each process reads its private region of the shared file", true, fxOps{
 		pre: fxSharedFile("n_shfile_rd.dat", regions, true),
 		main: func(b *fxBench, w *fxWorker) error {
 			return fxPageLoop(b, w, "n_shfile_rd.dat", false, true, int64(w.id)*fxRegion)
 		},
 	})
 	// The _bg files ignore --directio.
-	add("DRBM_bg", "shared file read with a background writer", false, fxOps{
+	addType("DRBM_bg", "shared file read with a background writer", false, fxOps{
 		pre: fxSharedFile("n_shfile_rd.dat", regions, false),
 		main: fgOrBG(func(b *fxBench, w *fxWorker) error {
 			return fxPageLoop(b, w, "n_shfile_rd.dat", false, false, int64(w.id)*fxRegion)
@@ -349,13 +345,13 @@ func init() {
 			return nil
 		}),
 	})
-	add("DRBH", "shared blk read: each process reads the same page of the shared file", true, fxOps{
+	addType("DRBH", "shared blk read: each process reads the same page of the shared file", true, fxOps{
 		pre: fxSharedFile("n_shblk_rd.dat", onePageFile, true),
 		main: func(b *fxBench, w *fxWorker) error {
 			return fxPageLoop(b, w, "n_shblk_rd.dat", false, true, 0)
 		},
 	})
-	add("DRBH_bg", "shared blk read with a background writer", false, fxOps{
+	addType("DRBH_bg", "shared blk read with a background writer", false, fxOps{
 		pre: fxSharedFile("n_shblk_rd.dat", onePageFile, false),
 		main: fgOrBG(func(b *fxBench, w *fxWorker) error {
 			return fxPageLoop(b, w, "n_shblk_rd.dat", false, false, 0)
@@ -363,11 +359,15 @@ func init() {
 			return fxPageLoop(b, w, "n_shblk_rd.dat", true, false, 0)
 		}),
 	})
-	add("MRPM", "path resolution: each process does stat() at random files in 8-level directories with 8-branching-out factor", false, fxOps{
+}
+
+// sharedMetadataTypes registers MRPM, MRDM and the MR*_bg variants.
+func sharedMetadataTypes() {
+	addType("MRPM", "path resolution: each process does stat() at random files in 8-level directories with 8-branching-out factor", false, fxOps{
 		pre:  fxBuildTree,
 		main: mrpmMain,
 	})
-	add("MRPM_bg", "path resolution  with a background writer", false, fxOps{
+	addType("MRPM_bg", "path resolution  with a background writer", false, fxOps{
 		pre: fxBuildTree,
 		main: fgOrBG(mrpmMain, func(b *fxBench, w *fxWorker) error {
 			// Creates the file at a random depth (1..5) if it is not
@@ -403,13 +403,13 @@ func init() {
 			})
 		}),
 	})
-	add("MRDM", "shared directory read: each process reads entries of the shared directory", false, fxOps{
+	addType("MRDM", "shared directory read: each process reads entries of the shared directory", false, fxOps{
 		pre: func(b *fxBench, w *fxWorker) error {
 			return fxCreateFor(w, newPathBuf(fmt.Sprintf("%s/n_shdir_rd-%d-", b.root, w.id), ".dat"), b.duration)
 		},
 		main: func(b *fxBench, w *fxWorker) error { return fxReaddir(w, b.root) },
 	})
-	add("MRDM_bg", "shared directory read with a background writer", false, fxOps{
+	addType("MRDM_bg", "shared directory read with a background writer", false, fxOps{
 		pre: func(b *fxBench, w *fxWorker) error {
 			if b.isBG(w) {
 				return nil
@@ -423,7 +423,7 @@ func init() {
 				})
 			}),
 	})
-	add("MRDL_bg", "directory read with a background writer", false, fxOps{
+	addType("MRDL_bg", "directory read with a background writer", false, fxOps{
 		pre: func(b *fxBench, w *fxWorker) error {
 			if b.isBG(w) {
 				return nil

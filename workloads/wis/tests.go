@@ -384,7 +384,20 @@ func unlinkedWith(e *env, size int) (int, error) {
 	return fd, nil
 }
 
+// anon is an anonymous private mapping's flags.
+const anon = unix.MAP_PRIVATE | unix.MAP_ANONYMOUS
+
 func init() {
+	lockTests()
+	memoryTests()
+	schedTests()
+	fileTests()
+	ipcTests()
+	ioTests()
+}
+
+// lockTests registers the file lock tests (lock1, lock2).
+func lockTests() {
 	addTest(&Test{Name: "lock1", Description: "Separate file write lock/unlock",
 		body: func(e *env, t *workloads.Task) error {
 			fd, err := rawsys.CreateUnlinked(e.dir)
@@ -396,8 +409,11 @@ func init() {
 			fd, err := openShared(e, unix.O_RDWR)
 			return withFd(fd, err, func(fd int) error { return lockLoop(t, fd) })
 		}})
+}
 
-	anon := unix.MAP_PRIVATE | unix.MAP_ANONYMOUS
+// memoryTests registers the address-space tests: page faults, mmap/munmap,
+// brk, TLB flushes.
+func memoryTests() {
 	addTest(&Test{Name: "page_fault1", Description: "Anonymous memory page fault",
 		body: func(e *env, t *workloads.Task) error { return faultLoop(t, -1, anon, mem128M) }})
 	addTest(&Test{Name: "page_fault2", Description: "Separate file private mapping page fault",
@@ -436,15 +452,6 @@ func init() {
 			return withFd(fd, err, func(fd int) error { return mmapLoop(t, fd, unix.MAP_PRIVATE) })
 		}})
 
-	addTest(&Test{Name: "futex1", Description: "futex(FUTEX_WAKE)",
-		body: func(e *env, t *workloads.Task) error { return futexLoop(t, futexWake, 1) }})
-	addTest(&Test{Name: "futex2", Description: "futex(FUTEX_WAIT)",
-		body: func(e *env, t *workloads.Task) error { return futexLoop(t, futexWait, 1) }})
-	addTest(&Test{Name: "futex3", Description: "futex(FUTEX_WAKE_PRIVATE)",
-		body: func(e *env, t *workloads.Task) error { return futexLoop(t, futexWake|futexPrivate, 1) }})
-	addTest(&Test{Name: "futex4", Description: "futex(FUTEX_WAIT_PRIVATE)",
-		body: func(e *env, t *workloads.Task) error { return futexLoop(t, futexWait|futexPrivate, 1) }})
-
 	addTest(&Test{Name: "brk1", Description: "brk increase/decrease of one page",
 		body: func(e *env, t *workloads.Task) error {
 			base, _, _ := syscall.RawSyscall(unix.SYS_BRK, 0, 0, 0)
@@ -459,8 +466,82 @@ func init() {
 			})
 		}})
 
+	addTest(&Test{Name: "tlb_flush1", Description: "TLB flush of separated file private mapping",
+		body: func(e *env, t *workloads.Task) error {
+			fd, err := fileOfSize(e, mem128M)
+			return withFd(fd, err, func(fd int) error { return tlbLoop(t, fd, unix.MAP_PRIVATE, mem128M, 0) })
+		}})
+	addTest(&Test{Name: "tlb_flush2", Description: "TLB flush of anonymous memory private mapping",
+		body: func(e *env, t *workloads.Task) error { return tlbLoop(t, -1, anon, mem1M, 0) }})
+	addTest(&Test{Name: "tlb_flush3", Description: "TLB flush of separated file shared mapping",
+		body: func(e *env, t *workloads.Task) error {
+			fd, err := fileOfSize(e, mem128M)
+			return withFd(fd, err, func(fd int) error { return tlbLoop(t, fd, unix.MAP_SHARED, mem128M, 1) })
+		}})
+}
+
+// schedTests registers the scheduler, futex and signal tests and getppid1.
+func schedTests() {
+	addTest(&Test{Name: "futex1", Description: "futex(FUTEX_WAKE)",
+		body: func(e *env, t *workloads.Task) error { return futexLoop(t, futexWake, 1) }})
+	addTest(&Test{Name: "futex2", Description: "futex(FUTEX_WAIT)",
+		body: func(e *env, t *workloads.Task) error { return futexLoop(t, futexWait, 1) }})
+	addTest(&Test{Name: "futex3", Description: "futex(FUTEX_WAKE_PRIVATE)",
+		body: func(e *env, t *workloads.Task) error { return futexLoop(t, futexWake|futexPrivate, 1) }})
+	addTest(&Test{Name: "futex4", Description: "futex(FUTEX_WAIT_PRIVATE)",
+		body: func(e *env, t *workloads.Task) error { return futexLoop(t, futexWait|futexPrivate, 1) }})
+
 	addTest(&Test{Name: "context_switch1", Description: "Context switch via pipes", body: contextSwitch})
 
+	addTest(&Test{Name: "getppid1", Description: "getppid",
+		body: func(e *env, t *workloads.Task) error {
+			if !t.Ready() {
+				return nil
+			}
+			return loop(t, 1, func() unix.Errno {
+				syscall.RawSyscall(unix.SYS_GETPPID, 0, 0, 0)
+				return 0
+			})
+		}})
+
+	addTest(&Test{Name: "sched_yield", Description: "sched_yield",
+		body: func(e *env, t *workloads.Task) error {
+			if !t.Ready() {
+				return nil
+			}
+			return loop(t, 1, func() unix.Errno {
+				_, _, e := syscall.RawSyscall(unix.SYS_SCHED_YIELD, 0, 0, 0)
+				return e
+			})
+		}})
+
+	addTest(&Test{Name: "signal1", Description: "signal delivery",
+		prepare: func(e *env) error {
+			e.sig = make(chan os.Signal, 1)
+			signal.Notify(e.sig, syscall.SIGUSR1)
+			return nil
+		},
+		cleanup: func(e *env) {
+			if e.sig != nil {
+				signal.Stop(e.sig)
+			}
+		},
+		body: func(e *env, t *workloads.Task) error {
+			pid, tid := uintptr(unix.Getpid()), uintptr(unix.Gettid())
+			if !t.Ready() {
+				return nil
+			}
+			return loop(t, 1, func() unix.Errno {
+				// raise(3) is tgkill on the calling thread.
+				_, _, e := syscall.RawSyscall(unix.SYS_TGKILL, pid, tid, uintptr(syscall.SIGUSR1))
+				return e
+			})
+		}})
+}
+
+// fileTests registers the file and directory tests: dup, fallocate, lseek,
+// open, unlink.
+func fileTests() {
 	addTest(&Test{Name: "dup1", Description: "Separate file dup/close",
 		body: func(e *env, t *workloads.Task) error {
 			fd, _, err := rawsys.CreateTemp(e.dir)
@@ -478,16 +559,6 @@ func init() {
 			})
 		}})
 
-	addTest(&Test{Name: "eventfd1", Description: "eventfd read/write of 8 bytes",
-		body: func(e *env, t *workloads.Task) error {
-			fd, err := unix.Eventfd(0, unix.EFD_CLOEXEC)
-			if err != nil {
-				return fmt.Errorf("eventfd: %w", err)
-			}
-			defer unix.Close(fd)
-			return rwPair(t, fd, fd, 8)
-		}})
-
 	addTest(&Test{Name: "fallocate1", Description: "Separate file fallocate against tmpfs",
 		prepare: func(e *env) error {
 			d, err := os.MkdirTemp("/dev/shm", "willitscale.")
@@ -500,17 +571,6 @@ func init() {
 		body: func(e *env, t *workloads.Task) error { return fallocLoop(t, e.shm) }})
 	addTest(&Test{Name: "fallocate2", Description: "Separate file fallocate",
 		body: func(e *env, t *workloads.Task) error { return fallocLoop(t, e.dir) }})
-
-	addTest(&Test{Name: "getppid1", Description: "getppid",
-		body: func(e *env, t *workloads.Task) error {
-			if !t.Ready() {
-				return nil
-			}
-			return loop(t, 1, func() unix.Errno {
-				syscall.RawSyscall(unix.SYS_GETPPID, 0, 0, 0)
-				return 0
-			})
-		}})
 
 	lseekLoop := func(t *workloads.Task, fd int) error {
 		if !t.Ready() {
@@ -556,6 +616,33 @@ func init() {
 	addTest(&Test{Name: "open3", Description: "Same file open/close", prepare: prepShared(sizeEmpty),
 		body: func(e *env, t *workloads.Task) error { return openCloseLoop(t, e.shared, unix.O_RDWR, false) }})
 
+	addTest(&Test{Name: "unlink1", Description: "Separate file open/close/unlink",
+		body: func(e *env, t *workloads.Task) error {
+			return openCloseLoop(t, rawsys.TempName(e.dir, "willitscale"), unix.O_RDWR|unix.O_CREAT, true)
+		}})
+	// The suite's unlink2 reuses open2's description.
+	addTest(&Test{Name: "unlink2", Description: "Separate file open/close in different directories",
+		body: func(e *env, t *workloads.Task) error {
+			d, err := os.MkdirTemp(e.dir, "willitscale.")
+			if err != nil {
+				return err
+			}
+			return openCloseLoop(t, filepath.Join(d, "willitscale"), unix.O_RDWR|unix.O_CREAT, true)
+		}})
+}
+
+// ipcTests registers the pipe, socket, eventfd and poll tests.
+func ipcTests() {
+	addTest(&Test{Name: "eventfd1", Description: "eventfd read/write of 8 bytes",
+		body: func(e *env, t *workloads.Task) error {
+			fd, err := unix.Eventfd(0, unix.EFD_CLOEXEC)
+			if err != nil {
+				return fmt.Errorf("eventfd: %w", err)
+			}
+			defer unix.Close(fd)
+			return rwPair(t, fd, fd, 8)
+		}})
+
 	addTest(&Test{Name: "pipe1", Description: "pipe read/write",
 		body: func(e *env, t *workloads.Task) error {
 			var p [2]int
@@ -580,7 +667,11 @@ func init() {
 	addTest(&Test{Name: "poll1", Description: "poll of 1 fd", body: func(e *env, t *workloads.Task) error { return pollLoop(e, t, 1) }})
 	addTest(&Test{Name: "poll2", Description: "poll of 128 fds", prepare: raiseNofile,
 		body: func(e *env, t *workloads.Task) error { return pollLoop(e, t, 128) }})
+}
 
+// ioTests registers the read and write tests (read, pread, readseek, write,
+// pwrite, writeseek).
+func ioTests() {
 	addTest(&Test{Name: "pread1", Description: "Separate file pread",
 		body: func(e *env, t *workloads.Task) error {
 			fd, err := unlinkedWith(e, buf4K)
@@ -637,67 +728,6 @@ func init() {
 		body: func(e *env, t *workloads.Task) error {
 			fd, err := openShared(e, unix.O_RDONLY)
 			return withFd(fd, err, func(fd int) error { return seekIOLoop(t, fd, int64(rawsys.PageSize*t.ID), false) })
-		}})
-
-	addTest(&Test{Name: "sched_yield", Description: "sched_yield",
-		body: func(e *env, t *workloads.Task) error {
-			if !t.Ready() {
-				return nil
-			}
-			return loop(t, 1, func() unix.Errno {
-				_, _, e := syscall.RawSyscall(unix.SYS_SCHED_YIELD, 0, 0, 0)
-				return e
-			})
-		}})
-
-	addTest(&Test{Name: "signal1", Description: "signal delivery",
-		prepare: func(e *env) error {
-			e.sig = make(chan os.Signal, 1)
-			signal.Notify(e.sig, syscall.SIGUSR1)
-			return nil
-		},
-		cleanup: func(e *env) {
-			if e.sig != nil {
-				signal.Stop(e.sig)
-			}
-		},
-		body: func(e *env, t *workloads.Task) error {
-			pid, tid := uintptr(unix.Getpid()), uintptr(unix.Gettid())
-			if !t.Ready() {
-				return nil
-			}
-			return loop(t, 1, func() unix.Errno {
-				// raise(3) is tgkill on the calling thread.
-				_, _, e := syscall.RawSyscall(unix.SYS_TGKILL, pid, tid, uintptr(syscall.SIGUSR1))
-				return e
-			})
-		}})
-
-	addTest(&Test{Name: "tlb_flush1", Description: "TLB flush of separated file private mapping",
-		body: func(e *env, t *workloads.Task) error {
-			fd, err := fileOfSize(e, mem128M)
-			return withFd(fd, err, func(fd int) error { return tlbLoop(t, fd, unix.MAP_PRIVATE, mem128M, 0) })
-		}})
-	addTest(&Test{Name: "tlb_flush2", Description: "TLB flush of anonymous memory private mapping",
-		body: func(e *env, t *workloads.Task) error { return tlbLoop(t, -1, anon, mem1M, 0) }})
-	addTest(&Test{Name: "tlb_flush3", Description: "TLB flush of separated file shared mapping",
-		body: func(e *env, t *workloads.Task) error {
-			fd, err := fileOfSize(e, mem128M)
-			return withFd(fd, err, func(fd int) error { return tlbLoop(t, fd, unix.MAP_SHARED, mem128M, 1) })
-		}})
-
-	addTest(&Test{Name: "unlink1", Description: "Separate file open/close/unlink",
-		body: func(e *env, t *workloads.Task) error {
-			return openCloseLoop(t, rawsys.TempName(e.dir, "willitscale"), unix.O_RDWR|unix.O_CREAT, true)
-		}})
-	// The suite's unlink2 reuses open2's description.
-	addTest(&Test{Name: "unlink2", Description: "Separate file open/close in different directories",
-		body: func(e *env, t *workloads.Task) error {
-			d, err := os.MkdirTemp(e.dir, "willitscale.")
-			if err != nil {
-				return err
-			}
-			return openCloseLoop(t, filepath.Join(d, "willitscale"), unix.O_RDWR|unix.O_CREAT, true)
 		}})
 
 	addTest(&Test{Name: "write1", Description: "Separate file write",
