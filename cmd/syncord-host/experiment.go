@@ -10,10 +10,21 @@ import (
 	"text/tabwriter"
 
 	"github.com/syncord/syncord/experiment"
+	"github.com/syncord/syncord/internal/cli"
 )
 
 func init() {
-	register(&command{Name: "experiment", Summary: "run a kernels x policies x benchmarks matrix in VMs into a results dir, with figures", Run: runExperiment})
+	experimentGroup.Add(cli.Command{Name: "list", Summary: "the built-in specs and what each reproduces", Run: func(_ context.Context, env *Env, args []string) error { return experimentList(env, args) }})
+	for _, sub := range []string{"plan", "run"} {
+		summary := "print every step of SPEC with an estimated time"
+		if sub == "run" {
+			summary = "run SPEC into --out DIR (resumes, skipping finished runs)"
+		}
+		experimentGroup.Add(cli.Command{Name: sub, Summary: summary, Run: func(ctx context.Context, env *Env, args []string) error {
+			return experimentPlanRun(ctx, env, sub, args)
+		}})
+	}
+	register(&command{Name: "experiment", Summary: "run a kernels x policies x benchmarks matrix in VMs into a results dir, with figures", Run: experimentGroup.Run})
 }
 
 const experimentHelp = `
@@ -73,23 +84,8 @@ loses at most the point in flight. Another spec's DIR is refused.
 LAYOUT flags (--sockets, --cores, --mem-per-node, --kvm) scale a spec to
 your machine; the points follow unless the spec lists them.`
 
-func runExperiment(ctx context.Context, env *Env, args []string) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		if len(args) == 0 {
-			fmt.Fprintf(env.Stderr, "Usage: syncord-host experiment list|plan|run ... (syncord-host help experiment)\n")
-			return errUsage
-		}
-		fmt.Fprintf(env.Stdout, "Usage: syncord-host experiment list|plan|run ...\n%s\n", experimentHelp)
-		return nil
-	}
-	switch args[0] {
-	case "list":
-		return experimentList(env, args[1:])
-	case "plan", "run":
-		return experimentPlanRun(ctx, env, args[0], args[1:])
-	}
-	return fmt.Errorf("experiment: unknown subcommand %q (want list, plan or run): %w", args[0], errUsage)
-}
+// experimentGroup is `syncord-host experiment list|plan|run`.
+var experimentGroup = &cli.Group{Prog: "syncord-host", Name: "experiment", Synopsis: "list|plan|run [ARGS...]", Help: experimentHelp}
 
 func experimentList(env *Env, args []string) error {
 	fs := newFlags(env, "experiment list", "experiment list [--json]", "List the built-in specs and what each reproduces.")
@@ -147,7 +143,7 @@ func experimentPlanRun(ctx context.Context, env *Env, sub string, args []string)
 	syncordBin := fs.String("syncord", "", "static syncord `binary` for the guest (default: syncord beside this binary)")
 	cache := fs.String("cache", "", "kernel cache `dir` (default $SYNCORD_CACHE or ~/.cache/syncord/kernels)")
 	qemu := fs.String("qemu", "", "QEMU `binary` (default qemu-system-x86_64)")
-	rest, err := parseInterspersed(fs, args)
+	rest, err := parseArgs(fs, args)
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/syncord/syncord/internal/cli"
 	"github.com/syncord/syncord/plot"
 )
 
@@ -47,7 +48,7 @@ func runPlot(ctx context.Context, env *Env, args []string) error {
 	title := fs.String("title", "", "figure `title`")
 	metric := fs.String("metric", "total", "`metric` to draw: total, fast, slow or fairness")
 	asJSON := fs.Bool("json", false, "print the drawn series and axes as JSON")
-	files, err := parseInterspersed(fs, args)
+	files, err := parseArgs(fs, args)
 	if err != nil {
 		return err
 	}
@@ -87,23 +88,7 @@ func runPlot(ctx context.Context, env *Env, args []string) error {
 	return nil
 }
 
-// parseInterspersed parses flags that may follow the positional
-// arguments ("plot a.csv b.csv -o f.svg") and returns the positional ones;
-// after "--" everything is positional.
-func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := parse(fs, args); err != nil {
-			return nil, err
-		}
-		rest := fs.Args()
-		if len(rest) == 0 {
-			return pos, nil
-		}
-		if len(args) > len(rest) && args[len(args)-len(rest)-1] == "--" {
-			return append(pos, rest...), nil
-		}
-		pos = append(pos, rest[0])
-		args = rest[1:]
-	}
-}
+// parseArgs parses flags that may follow the positional arguments
+// ("plot a.csv b.csv -o f.svg") and returns the positional ones; "--" ends
+// the flags (cli.ParseArgs).
+func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) { return cli.ParseArgs(fs, args) }

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/syncord/syncord/internal/cli"
 	"github.com/syncord/syncord/runtime/control"
 )
 
@@ -266,9 +267,11 @@ func mutatingRequest(args []string) bool {
 			}
 		}
 	}
-	if c.name == "policy" && len(args) > 1 {
-		switch args[1] {
-		case "status", "list", "-h", "--help", "help":
+	if c.group != nil && len(args) > 1 {
+		if cli.IsHelp(args[1]) {
+			return false
+		}
+		if sub, ok := c.group.Lookup(args[1]); ok && sub.ReadOnly {
 			return false
 		}
 	}

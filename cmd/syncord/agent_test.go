@@ -132,6 +132,11 @@ func TestMutatingRequest(t *testing.T) {
 		{[]string{"policy", "reconcile"}, true},
 		{[]string{"policy"}, true},
 		{[]string{"bench", "will-it-scale", "lock1"}, true},
+		{[]string{"bench", "xdir", "run", "a", "b", "c", "1", "1", "1"}, true},
+		// Help of a command with subcommands only reads (the registry
+		// says which subcommands do).
+		{[]string{"bench", "--help"}, false},
+		{[]string{"policy", "help"}, false},
 		{[]string{"nosuch"}, false},
 		{nil, false},
 	} {

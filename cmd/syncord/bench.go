@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
-	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -23,22 +22,12 @@ import (
 	"github.com/syncord/syncord/workloads/wis"
 )
 
-// benchEntry is one `syncord bench NAME` driver.
-type benchEntry struct {
-	name    string
-	summary string
-	run     func(ctx context.Context, env *Env, args []string) error
-}
+// benchGroup is `syncord bench DRIVER`: drivers in other files
+// (bench_more.go) register with registerBench from init.
+var benchGroup = &cli.Group{Prog: "syncord", Name: "bench", Synopsis: "DRIVER [ARGS...]", Noun: "bench driver"}
 
-var benches = map[string]*benchEntry{}
-
-// registerBench adds `syncord bench NAME`. Drivers in other files
-// (bench_more.go) call it from init.
 func registerBench(name, summary string, run func(ctx context.Context, env *Env, args []string) error) {
-	if _, dup := benches[name]; dup {
-		panic("duplicate bench " + name)
-	}
-	benches[name] = &benchEntry{name: name, summary: summary, run: run}
+	benchGroup.Add(cli.Command{Name: name, Summary: summary, Run: run})
 }
 
 func init() {
@@ -46,57 +35,16 @@ func init() {
 	if wis.IsChild() {
 		os.Exit(wis.ChildMain())
 	}
-	register(&command{name: "bench", summary: "run workload drivers (will-it-scale, sweep, fxmark, ...)", mutating: true, run: runBench})
+	register(&command{name: "bench", summary: "run workload drivers (will-it-scale, sweep, fxmark, ...)", mutating: true, group: benchGroup})
 	registerBench("will-it-scale", "one will-it-scale test, output as the artifact's threads build", runWillItScale)
 	registerBench("sweep", "runtest.py: a will-it-scale test over core counts", runSweep)
 	registerBench("fxmark", "FxMark metadata workloads (MWRL, ...), one run or a sweep to .dat rows", runFxMark)
 }
 
-func benchUsage(w io.Writer) {
-	fmt.Fprintln(w, "Usage: syncord bench DRIVER [ARGS...]   (syncord bench DRIVER --help for details)")
-	fmt.Fprintln(w)
-	names := make([]string, 0, len(benches))
-	for n := range benches {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		fmt.Fprintf(w, "  %-14s %s\n", n, benches[n].summary)
-	}
-}
-
-func runBench(ctx context.Context, env *Env, args []string) error {
-	if len(args) == 0 {
-		benchUsage(env.Stderr)
-		return errUsage
-	}
-	if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		benchUsage(env.Stdout)
-		return nil
-	}
-	b, ok := benches[args[0]]
-	if !ok {
-		return exitErr(2, fmt.Errorf("unknown bench driver %q (see 'syncord bench --help' for the list)", args[0]))
-	}
-	return b.run(ctx, env, args[1:])
-}
-
-// parseMixed parses flags that may come before or after positional
-// arguments ("will-it-scale lock1 -t 4" as well as "-t 4 lock1").
-func parseMixed(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := parse(fs, args); err != nil {
-			return nil, err
-		}
-		args = fs.Args()
-		if len(args) == 0 {
-			return pos, nil
-		}
-		pos = append(pos, args[0])
-		args = args[1:]
-	}
-}
+// parseArgs parses flags that may come before or after positional
+// arguments ("will-it-scale lock1 -t 4" as well as "-t 4 lock1"); "--"
+// ends the flags (cli.ParseArgs).
+func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) { return cli.ParseArgs(fs, args) }
 
 // benchTopology reads the machine's topology for defaults.
 func benchTopology(sys pseudofs.FS) (*numa.Topology, error) {
@@ -180,7 +128,7 @@ func runWillItScale(ctx context.Context, env *Env, args []string) error {
 	rf := addRootFlags(fs, []string{"sysfs"}, nil)
 	list := fs.Bool("list", false, "list the tests and their descriptions")
 	asJSON := fs.Bool("json", false, "print the result as JSON (no progress lines)")
-	pos, err := parseMixed(fs, args)
+	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
 	}
@@ -282,7 +230,7 @@ func runSweep(ctx context.Context, env *Env, args []string) error {
 	tmp := fs.String("tmpdir", os.TempDir(), "`dir` for temp files")
 	rf := addRootFlags(fs, []string{"sysfs"}, nil)
 	asJSON := fs.Bool("json", false, "print the result as JSON")
-	pos, err := parseMixed(fs, args)
+	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
 	}
@@ -397,7 +345,7 @@ func runFxMark(ctx context.Context, env *Env, args []string) error {
 	iomode := fs.String("iomode", "bufferedio", "I/O mode for the .dat header")
 	rf := addRootFlags(fs, []string{"sysfs"}, nil)
 	asJSON := fs.Bool("json", false, "print the result as JSON")
-	pos, err := parseMixed(fs, args)
+	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
 	}

@@ -18,9 +18,16 @@ import (
 )
 
 func init() {
-	registerBench("xdir", "xDir-rename bully/victim rename workload (prepare, run)", runXDir)
-	registerBench("metis", "Metis wrmem word reverse index map-reduce", runMetis)
-	registerBench("leveldb", "LevelDB db_bench readrandom (goleveldb)", runLevelDB)
+	xdirGroup := &cli.Group{Prog: "syncord", Name: "bench xdir", Help: xdirHelp}
+	xdirGroup.Add(cli.Command{Name: "prepare", Summary: "make the directories (or an ext4 image without dir_index)", Run: runXDirPrepare})
+	xdirGroup.Add(cli.Command{Name: "run", Summary: "run the bullies and victims", Run: runXDirRun})
+	registerBench("xdir", "xDir-rename bully/victim rename workload (prepare, run)", xdirGroup.Run)
+	metisGroup := &cli.Group{Prog: "syncord", Name: "bench metis", Synopsis: "APPLICATION [ARGS...]", Noun: "metis application"}
+	metisGroup.Add(cli.Command{Name: "wrmem", Summary: "the word reverse index, input in memory", Run: runMetis})
+	registerBench("metis", "Metis wrmem word reverse index map-reduce", metisGroup.Run)
+	leveldbGroup := &cli.Group{Prog: "syncord", Name: "bench leveldb", Synopsis: "BENCHMARK [ARGS...]", Noun: "leveldb benchmark"}
+	leveldbGroup.Add(cli.Command{Name: "readrandom", Summary: "db_bench readrandom on a filled database", Run: runLevelDB})
+	registerBench("leveldb", "LevelDB db_bench readrandom (goleveldb)", leveldbGroup.Run)
 }
 
 const xdirHelp = `
@@ -67,23 +74,6 @@ system call's own cost. "lock_hold_source" says which ("syscall436" or
 SynCord kernel too.
 `
 
-func runXDir(ctx context.Context, env *Env, args []string) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
-		fmt.Fprintf(env.Stdout, "Usage: syncord bench xdir prepare|run ...\n%s", xdirHelp)
-		if len(args) == 0 {
-			return errUsage
-		}
-		return nil
-	}
-	switch args[0] {
-	case "prepare":
-		return runXDirPrepare(ctx, env, args[1:])
-	case "run":
-		return runXDirRun(ctx, env, args[1:])
-	}
-	return exitErr(2, fmt.Errorf("bench xdir: unknown subcommand %q (prepare or run)", args[0]))
-}
-
 func runXDirPrepare(ctx context.Context, env *Env, args []string) error {
 	fs := newFlags(env, "bench xdir prepare", "bench xdir prepare --dir D -n FILES [--json] | --make-image PATH [--size 256M]", xdirHelp)
 	dir := fs.String("dir", "", "`directory` to prepare the three directories in")
@@ -92,7 +82,7 @@ func runXDirPrepare(ctx context.Context, env *Env, args []string) error {
 	size := fs.String("size", "256M", "image `size` (K, M, G suffixes) for --make-image")
 	rf := addRootFlags(fs, nil, []string{"proc"})
 	asJSON := fs.Bool("json", false, "print the result as JSON")
-	pos, err := parseMixed(fs, args)
+	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
 	}
@@ -165,7 +155,7 @@ func runXDirRun(ctx context.Context, env *Env, args []string) error {
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	hold := fs.String("hold", "auto", "lock_hold `source`: auto (syscall 436 on a SynCord kernel, else the rename duration) or duration")
 	rf := addRootFlags(fs, nil, []string{"proc"})
-	pos, err := parseMixed(fs, args)
+	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
 	}
@@ -242,14 +232,6 @@ contend on the address-space lock as in the original.
 `
 
 func runMetis(ctx context.Context, env *Env, args []string) error {
-	if len(args) == 0 || args[0] != "wrmem" {
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
-			fmt.Fprintf(env.Stdout, "Usage: syncord bench metis wrmem -p CORES [-s MB] [-l TOP] [-m MAPTASKS] [-r REDUCETASKS] [-q] [-n CORES_PER_SOCKET] [--json]\n%s", metisHelp)
-			return nil
-		}
-		fmt.Fprintln(env.Stderr, "Usage: syncord bench metis wrmem -p CORES [-s MB] [...] (the only application is wrmem)")
-		return errUsage
-	}
 	fs := newFlags(env, "bench metis wrmem", "bench metis wrmem -p CORES [-s MB] [-l TOP] [-m MAPTASKS] [-r REDUCETASKS] [-q] [-n CORES_PER_SOCKET] [--json]", metisHelp)
 	procs := fs.Int("p", 0, "number of `cores` (worker threads; 0: all)")
 	size := fs.Int("s", 2048, "input size in `MB`")
@@ -260,7 +242,7 @@ func runMetis(ctx context.Context, env *Env, args []string) error {
 	cps := fs.Int("n", 0, "`cores per socket` for placement (default: from the topology)")
 	rf := addRootFlags(fs, []string{"sysfs"}, nil)
 	asJSON := fs.Bool("json", false, "print the result as JSON")
-	pos, err := parseMixed(fs, args[1:])
+	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
 	}
@@ -316,14 +298,6 @@ non-empty directory that holds no database is never touched.
 `
 
 func runLevelDB(ctx context.Context, env *Env, args []string) error {
-	if len(args) == 0 || args[0] != "readrandom" {
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
-			fmt.Fprintf(env.Stdout, "Usage: syncord bench leveldb readrandom --threads N [--duration 30] [--num 1000000] [--value-size 100] [--db DIR] [--use-existing] [-n CORES_PER_SOCKET] [--json]\n%s", leveldbHelp)
-			return nil
-		}
-		fmt.Fprintln(env.Stderr, "Usage: syncord bench leveldb readrandom --threads N [...] (the only benchmark is readrandom)")
-		return errUsage
-	}
 	fs := newFlags(env, "bench leveldb readrandom", "bench leveldb readrandom --threads N [--duration 30] [--num 1000000] [--value-size 100] [--db DIR] [--use-existing] [-n CORES_PER_SOCKET] [--json]", leveldbHelp)
 	threads := fs.Int("threads", 1, "number of reader `threads`")
 	dur := fs.String("duration", "30", "readrandom `duration` (seconds, or a Go duration like 1500ms)")
@@ -334,7 +308,7 @@ func runLevelDB(ctx context.Context, env *Env, args []string) error {
 	cps := fs.Int("n", 0, "`cores per socket` for placement and fast/slow (default: from the topology)")
 	rf := addRootFlags(fs, []string{"sysfs"}, nil)
 	asJSON := fs.Bool("json", false, "print the result as JSON")
-	pos, err := parseMixed(fs, args[1:])
+	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
 	}

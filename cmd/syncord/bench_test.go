@@ -29,6 +29,10 @@ func TestBenchDispatch(t *testing.T) {
 		{"unknown driver", []string{"nope"}, 2, "", `unknown bench driver "nope"`},
 		{"list", []string{"will-it-scale", "--list"}, 0, "lock1            Separate file write lock/unlock\n", ""},
 		{"no test", []string{"will-it-scale", "-t", "1"}, 2, "", "Usage: syncord bench will-it-scale"},
+		// "--" ends the flags: "-t" and "0" after it are arguments, three
+		// of them is a usage error (flags after "--" once ran the test).
+		{"flags end at --", []string{"will-it-scale", "--", "lock1", "-t", "0"}, 2, "", "Usage: syncord bench will-it-scale"},
+		{"xdir unknown subcommand", []string{"xdir", "fly"}, 2, "", `bench xdir: unknown subcommand "fly" (prepare, run;`},
 		{"unknown test", []string{"will-it-scale", "nope", "-n", "1"}, 1, "", `unknown will-it-scale test "nope"`},
 		{"zero tasks", []string{"will-it-scale", "lock1", "-t", "0", "-n", "1"}, 1, "", "-t must be > 0"},
 		{"negative cps", []string{"will-it-scale", "lock1", "-n", "-1"}, 1, "", "-n (cores per socket) must be > 0"},

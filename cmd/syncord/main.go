@@ -33,11 +33,17 @@ type command struct {
 	// runs them one at a time.
 	mutating bool
 	run      func(ctx context.Context, env *Env, args []string) error
+	// group, when set, is the command's subcommands (run dispatches to
+	// them).
+	group *cli.Group
 }
 
 var commands = map[string]*command{}
 
 func register(c *command) {
+	if c.group != nil {
+		c.run = c.group.Run
+	}
 	if _, dup := commands[c.name]; dup {
 		panic("duplicate command " + c.name)
 	}

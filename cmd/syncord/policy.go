@@ -17,45 +17,27 @@ import (
 	"github.com/syncord/syncord/runtime"
 )
 
-const policyHelp = `
-Install, remove and inspect SynCord lock policies.
-
-  install NAME|DIR   load and pin a policy, insert its livepatch module
-  uninstall [NAME]   disable the livepatch, remove the module and the pins
-  status             what is installed, checked against the system
-  reconcile          make the install records tell the truth (agent start)
-  build DIR          compile a policy source directory
-  list               the built-in policies, their hooks, pins, parameters`
+// policyGroup is `syncord policy SUBCOMMAND`.
+var policyGroup = &cli.Group{Prog: "syncord", Name: "policy", Synopsis: "install|uninstall|status|reconcile|build|list [ARGS...]",
+	Help: "Install, remove and inspect SynCord lock policies."}
 
 func init() {
-	register(&command{name: "policy", summary: "install, uninstall, build and list lock policies", mutating: true,
-		run: policyCmd})
+	for _, c := range []cli.Command{
+		{Name: "install", Summary: "NAME|DIR: load and pin a policy, insert its livepatch module", Run: policyInstallCmd},
+		{Name: "uninstall", Summary: "[NAME]: disable the livepatch, remove the module and the pins", Run: policyUninstallCmd},
+		{Name: "status", Summary: "what is installed, checked against the system", Run: policyStatusCmd, ReadOnly: true},
+		{Name: "reconcile", Summary: "make the install records tell the truth (agent start)", Run: policyReconcileCmd},
+		{Name: "build", Summary: "DIR: compile a policy source directory", Run: policyBuildCmd},
+		{Name: "list", Summary: "the built-in policies, their hooks, pins, parameters", Run: policyListCmd, ReadOnly: true},
+	} {
+		policyGroup.Add(c)
+	}
+	register(&command{name: "policy", summary: "install, uninstall, build and list lock policies", mutating: true, group: policyGroup})
 }
 
+// policyCmd runs `syncord policy ARGS...`.
 func policyCmd(ctx context.Context, env *Env, args []string) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprintf(env.Stderr, "Usage: syncord policy install|uninstall|status|reconcile|build|list [ARGS...]\n%s\n", policyHelp)
-		if len(args) == 0 {
-			return errUsage
-		}
-		return flag.ErrHelp
-	}
-	switch args[0] {
-	case "install":
-		return policyInstallCmd(ctx, env, args[1:])
-	case "uninstall":
-		return policyUninstallCmd(ctx, env, args[1:])
-	case "status":
-		return policyStatusCmd(ctx, env, args[1:])
-	case "reconcile":
-		return policyReconcileCmd(ctx, env, args[1:])
-	case "build":
-		return policyBuildCmd(ctx, env, args[1:])
-	case "list":
-		return policyListCmd(ctx, env, args[1:])
-	}
-	fmt.Fprintf(env.Stderr, "syncord policy: unknown subcommand %q (install, uninstall, status, reconcile, build, list)\n", args[0])
-	return errUsage
+	return policyGroup.Run(ctx, env, args)
 }
 
 // runtimeFlags are the roots every policy subcommand takes.
@@ -164,7 +146,7 @@ func policyInstallCmd(ctx context.Context, env *Env, args []string) error {
 	force := fs.Bool("force-transition", false, "force the livepatch transition if it does not finish in --timeout (unsafe)")
 	jsonOut := fs.Bool("json", false, "print the install record as JSON")
 	stats := fs.Bool("stats", false, "turn kernel.bpf_stats_enabled on so the hooks' run counts and run times are counted (restored on uninstall)")
-	pos, err := parseInterspersed(fs, args)
+	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
 	}
@@ -276,7 +258,7 @@ func policyUninstallCmd(ctx context.Context, env *Env, args []string) error {
 	rf := addRuntimeFlags(fs)
 	force := fs.Bool("force-transition", false, "force the livepatch transition if it does not finish in --timeout (unsafe)")
 	jsonOut := fs.Bool("json", false, "print the removed record as JSON")
-	pos, err := parseInterspersed(fs, args)
+	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
 	}
@@ -316,7 +298,7 @@ func policyStatusCmd(ctx context.Context, env *Env, args []string) error {
 	fs := newFlags(env, "policy status", "policy status [--json]", policyStatusHelp)
 	rf := addRuntimeFlags(fs)
 	jsonOut := fs.Bool("json", false, "print the status as JSON")
-	pos, err := parseInterspersed(fs, args)
+	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
 	}
@@ -351,7 +333,7 @@ func policyReconcileCmd(ctx context.Context, env *Env, args []string) error {
 	fs := newFlags(env, "policy reconcile", "policy reconcile [--json]", policyReconcileHelp)
 	rf := addRuntimeFlags(fs)
 	jsonOut := fs.Bool("json", false, "print the findings as JSON")
-	pos, err := parseInterspersed(fs, args)
+	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
 	}

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -71,7 +70,7 @@ func policyBuildCmd(ctx context.Context, env *Env, args []string) error {
 	kdir := fs.String("kdir", "", "SynCord kernel build tree `KDIR` for --livepatch (read only)")
 	cc := fs.String("cc", "", "compiler `CC` for --livepatch (default: $CC, else the kernel's own, e.g. gcc-11)")
 	jsonOut := fs.Bool("json", false, "print the result as JSON")
-	pos, err := parseInterspersed(fs, args)
+	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
 	}
@@ -172,26 +171,6 @@ func policyBuildCmd(ctx context.Context, env *Env, args []string) error {
 	}
 	fmt.Fprintf(env.Stdout, "install: syncord policy install %s\n", filepath.Dir(res.Dir))
 	return nil
-}
-
-// parseInterspersed parses flags that may come before or after the
-// positional arguments and returns the positional ones.
-func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := parse(fs, args); err != nil {
-			return nil, err
-		}
-		rest := fs.Args()
-		if len(rest) == 0 {
-			return pos, nil
-		}
-		if rest[0] == "--" {
-			return append(pos, rest[1:]...), nil
-		}
-		pos = append(pos, rest[0])
-		args = rest[1:]
-	}
 }
 
 // usageError prints msg (status() does not print usage errors) and returns

@@ -42,6 +42,9 @@ type Command struct {
 	Name    string
 	Summary string
 	Run     func(ctx context.Context, env *Env, args []string) error
+	// ReadOnly marks a subcommand of a mutating command that only reads
+	// ("policy status"): the agent may run it beside others.
+	ReadOnly bool
 }
 
 // App dispatches a program's arguments to its commands.
