@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/syncord/syncord/internal/pseudofs"
+	"github.com/syncord/syncord/internal/setting"
 	"github.com/syncord/syncord/numa"
 )
 
@@ -181,14 +182,14 @@ func plan(cfg Config) (cpus []int, hint, remedy string, err error) {
 		return nil, "", "", fmt.Errorf("number of tasks must be > 0, got %d", cfg.Tasks)
 	}
 	if cfg.CPUs == nil && cfg.CoresPerSocket <= 0 || cfg.CoresPerSocket < 0 {
-		return nil, "", "", fmt.Errorf("cores per socket must be > 0, got %d (pass -n CORES_PER_SOCKET)", cfg.CoresPerSocket)
+		return nil, "", "", setting.Invalid("cores per socket must be > 0, got %d (pass {CoresPerSocket})", cfg.CoresPerSocket)
 	}
 	if limit := MaxTasks(); cfg.Tasks > limit {
 		return nil, "", "", fmt.Errorf("%d tasks exceed the limit of %d (%d per CPU this process may use, %d here); use fewer tasks", cfg.Tasks, limit, TasksPerCPU, UsableCPUs())
 	}
 	cpus = cfg.CPUs
 	hint = fmt.Sprintf(" (placement with %d cores per socket)", cfg.CoresPerSocket)
-	remedy = "use fewer tasks, a matching -n, or --no-affinity"
+	remedy = "use fewer tasks, a matching " + setting.Name("CoresPerSocket") + ", or " + setting.Name("NoAffinity")
 	if cpus != nil {
 		if len(cpus) != cfg.Tasks {
 			return nil, "", "", fmt.Errorf("%d CPUs given for %d tasks", len(cpus), cfg.Tasks)
@@ -208,7 +209,7 @@ func plan(cfg Config) (cpus []int, hint, remedy string, err error) {
 	}
 	for i, c := range cpus {
 		if !online.Contains(c) {
-			return nil, "", "", fmt.Errorf("task %d of %d must run on CPU %d%s, which does not exist or is offline (online: %s); %s",
+			return nil, "", "", setting.Errorf("task %d of %d must run on CPU %d%s, which does not exist or is offline (online: %s); %s",
 				i, cfg.Tasks, c, hint, online, remedy)
 		}
 	}
@@ -242,7 +243,7 @@ func PinThread(cpu int) error {
 	set.Zero()
 	set.Set(cpu)
 	if err := unix.SchedSetaffinity(0, &set); err != nil {
-		return fmt.Errorf("sched_setaffinity to CPU %d: %w (is the CPU in this process's cpuset? try --no-affinity)", cpu, err)
+		return setting.Errorf("sched_setaffinity to CPU %d: %w (is the CPU in this process's cpuset? try {NoAffinity})", cpu, err)
 	}
 	return nil
 }

@@ -185,8 +185,8 @@ func TestAgentDotDotAfterLink(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := a.run(t, "bench", "xdir", "prepare", "--dir", a.broot+"/link/../x", "-n", "1")
-	if r.code != control.ExitRefused || !strings.Contains(r.stderr, "outside the bench roots") {
-		t.Errorf("status %d, stderr %q; want refused", r.code, r.stderr)
+	if r.code != control.ExitRefused || !strings.Contains(r.stderr, "outside the bench roots") || !strings.Contains(r.stderr, "(move it there or start the agent with --bench-root)") {
+		t.Errorf("status %d, stderr %q; want refused, naming the agent's --bench-root", r.code, r.stderr)
 	}
 	mustNotExist(t, filepath.Join(a.outer, "x"))
 	mustNotExist(t, filepath.Join(a.broot, "x"))

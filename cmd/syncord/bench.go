@@ -17,6 +17,7 @@ import (
 
 	"github.com/syncord/syncord/internal/cli"
 	"github.com/syncord/syncord/internal/pseudofs"
+	"github.com/syncord/syncord/internal/setting"
 	"github.com/syncord/syncord/numa"
 	"github.com/syncord/syncord/workloads/fxmark"
 	"github.com/syncord/syncord/workloads/wis"
@@ -117,7 +118,8 @@ prints the average of what was measured. Temp files go to a private
 directory under --tmpdir, removed on every exit.
 `
 
-func runWillItScale(ctx context.Context, env *Env, args []string) error {
+func runWillItScale(ctx context.Context, env *Env, args []string) (err error) {
+	defer func() { err = setting.Render(err, wisFlags) }()
 	fs := newFlags(env, "bench will-it-scale", "bench will-it-scale TEST -t TASKS -s SECONDS [-n CORES_PER_SOCKET] [--no-affinity] [--json] | --list", wisHelp)
 	tasks := fs.Int("t", 1, "number of `tasks` (threads)")
 	secs := fs.Int("s", 5, "measured `seconds` after the 6 warmup samples (0: until SIGINT)")

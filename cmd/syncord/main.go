@@ -74,13 +74,51 @@ var app = &cli.App{
 // (package setting): library errors speak of Go names, the user reads
 // the flag.
 var settingFlags = map[string]string{
+	// policy
 	"StateDir": "--state-dir",
 	"Stats":    "--stats",
 	"Object":   "--object",
 	"Clang":    "--clang",
 	"KDir":     "--kdir",
 	"CC":       "--cc",
+	// agent
+	"Roots.Policy": "--policy-root",
+	"Roots.Bench":  "--bench-root",
+	"Roots.BPF":    "--bpf-root",
+	// bench: the engine and every driver
+	"CoresPerSocket": "-n",
+	"NoAffinity":     "--no-affinity",
+	"Duration":       "--duration", // will-it-scale: -s (wisFlags)
+	// will-it-scale and sweep
+	"Tasks":  "-t",
+	"Tests":  "--list",
+	"Points": "--points",
+	"TmpDir": "--tmpdir",
+	// fxmark
+	"Root":     "--root",
+	"Clean":    "--clean",
+	"NCore":    "--ncore",
+	"NBg":      "--nbg",
+	"DirectIO": "--directio",
+	// xdir prepare
+	"Dir": "--dir",
+	// metis wrmem
+	"Procs":       "-p",
+	"InputMB":     "-s",
+	"MapTasks":    "-m",
+	"ReduceTasks": "-r",
+	"Top":         "-l",
+	// leveldb readrandom
+	"Threads":     "--threads",
+	"Num":         "--num",
+	"ValueSize":   "--value-size",
+	"DB":          "--db",
+	"UseExisting": "--use-existing",
 }
+
+// wisFlags are where bench will-it-scale's flags differ from
+// settingFlags: its Duration is -s, as the suite's.
+var wisFlags = map[string]string{"Duration": "-s"}
 
 // Run runs syncord with args (without the program name) and returns the exit
 // status. It is the one code path for the CLI and for agent requests.

@@ -136,13 +136,13 @@ func (a *App) Status(env *Env, err error) int {
 	if err == nil || errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
-	err = setting.Render(err, a.Flags)
 	code := 1
 	var ee *ExitError
 	if errors.As(err, &ee) {
 		code = ee.Code
 		err = ee.Err
 	}
+	err = setting.Render(err, a.Flags)
 	if errors.Is(err, ErrUsage) {
 		if err != ErrUsage {
 			fmt.Fprintf(env.Stderr, "%s: %v\n", a.Name, err)

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/syncord/syncord/internal/setting"
 )
 
 func testApp() *App {
@@ -150,5 +152,22 @@ func TestAlias(t *testing.T) {
 	help := errb.String()
 	if !strings.Contains(help, "-sys-root DIR") || !strings.Contains(help, `(default "/sys")`) || strings.Contains(help, "sysfs DIR") || strings.Contains(help, "alias") {
 		t.Errorf("--help = %q; want --sys-root with its default, no alias", help)
+	}
+}
+
+// TestSettingsRenderedAsFlags: a library error naming a setting prints
+// with the flag of App.Flags, also inside an ExitError.
+func TestSettingsRenderedAsFlags(t *testing.T) {
+	app := testApp()
+	app.Flags = map[string]string{"NCore": "--ncore"}
+	for name, err := range map[string]error{
+		"plain":      fmt.Errorf("fxmark: %w", setting.Invalid("{NCore} must be > 0, got %d", 0)),
+		"exit error": Exit(3, fmt.Errorf("fxmark: %w", setting.Invalid("{NCore} must be > 0, got %d", 0))),
+	} {
+		var errb bytes.Buffer
+		app.Status(&Env{Stdout: &bytes.Buffer{}, Stderr: &errb}, err)
+		if got := errb.String(); got != "prog: fxmark: --ncore must be > 0, got 0\n" {
+			t.Errorf("%s: stderr %q", name, got)
+		}
 	}
 }

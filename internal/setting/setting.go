@@ -17,20 +17,33 @@ import (
 // of its range or conflicts with another one.
 var ErrInvalid = errors.New("invalid setting")
 
-// Error is a message that names settings as {Name} (a Go identifier in
-// braces). Error() prints the bare names; Render the flags.
+// Error is a message that names settings. Error() prints their Go names;
+// Text and Render the flags.
 type Error struct {
-	format string // fmt.Sprintf of the caller's format, {Name} kept
-	err    error  // what the caller wrapped with %w, if anything
+	msg string // the formatted message, each setting as marker(name)
+	err error  // what the caller wrapped with %w, if anything
 }
 
-var nameRE = regexp.MustCompile(`\{([A-Z][A-Za-z0-9]*)\}`)
+// A setting is kept in the message between NUL bytes, which no path,
+// name or number the arguments bring can hold: only the format's {Name}
+// and Name's results become settings.
+const mark = "\x00"
+
+var (
+	braceRE  = regexp.MustCompile(`\{([A-Z][A-Za-z0-9]*(?:\.[A-Z][A-Za-z0-9]*)*)\}`)
+	markerRE = regexp.MustCompile(mark + `([A-Za-z0-9.]+)` + mark)
+)
+
+// Name returns setting name as a piece of message to pass as an argument
+// of Errorf (a remedy built apart from the format).
+func Name(name string) string { return mark + name + mark }
 
 // Errorf formats like fmt.Errorf (%w wraps); every {Name} in format names
-// the setting Name.
+// the setting Name (a Go identifier, or a dotted path such as
+// {Roots.Bench}).
 func Errorf(format string, args ...any) error {
-	w := fmt.Errorf(format, args...)
-	e := &Error{format: w.Error()}
+	w := fmt.Errorf(braceRE.ReplaceAllString(format, mark+"$1"+mark), args...)
+	e := &Error{msg: w.Error()}
 	switch u := w.(type) {
 	case interface{ Unwrap() error }:
 		e.err = u.Unwrap()
@@ -52,7 +65,7 @@ func Invalid(format string, args ...any) error {
 	return e
 }
 
-func (e *Error) Error() string { return nameRE.ReplaceAllString(e.format, "$1") }
+func (e *Error) Error() string { return markerRE.ReplaceAllString(e.msg, "$1") }
 
 // Unwrap returns what the message wrapped (and ErrInvalid for Invalid).
 func (e *Error) Unwrap() error { return e.err }
@@ -60,7 +73,7 @@ func (e *Error) Unwrap() error { return e.err }
 // Settings are the names the message mentions, in order.
 func (e *Error) Settings() []string {
 	var out []string
-	for _, m := range nameRE.FindAllStringSubmatch(e.format, -1) {
+	for _, m := range markerRE.FindAllStringSubmatch(e.msg, -1) {
 		out = append(out, m[1])
 	}
 	return out
@@ -69,7 +82,7 @@ func (e *Error) Settings() []string {
 // Text is the message with each setting named by flag(name); a name flag
 // does not know keeps its Go name.
 func (e *Error) Text(flag func(name string) (string, bool)) string {
-	return nameRE.ReplaceAllStringFunc(e.format, func(m string) string {
+	return markerRE.ReplaceAllStringFunc(e.msg, func(m string) string {
 		name := m[1 : len(m)-1]
 		if f, ok := flag(name); ok {
 			return f

@@ -54,3 +54,18 @@ func TestRenderWrapped(t *testing.T) {
 		t.Errorf("joined: %q", got)
 	}
 }
+
+// TestArgumentsAreNotSettings: braces in an argument (a path) are text;
+// Name marks a setting built apart from the format.
+func TestArgumentsAreNotSettings(t *testing.T) {
+	err := Errorf("open %s: not a directory (%s)", "/tmp/{NCore}", "use "+Name("NBg"))
+	if got := Render(err, flags).Error(); got != "open /tmp/{NCore}: not a directory (use --nbg)" {
+		t.Errorf("Render = %q", got)
+	}
+	if got := err.Error(); got != "open /tmp/{NCore}: not a directory (use NBg)" {
+		t.Errorf("Error() = %q", got)
+	}
+	if got := Render(Errorf("start the agent with {Roots.Bench} DIR"), map[string]string{"Roots.Bench": "--bench-root"}).Error(); got != "start the agent with --bench-root DIR" {
+		t.Errorf("dotted: %q", got)
+	}
+}

@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/syncord/syncord/internal/setting"
 )
 
 // Default roots of path arguments that arrive over the wire.
@@ -71,7 +73,17 @@ func (r *Roots) of(kind string) []string {
 	return nil
 }
 
-func kindFlag(kind string) string { return "--" + kind + "-root" }
+// kindSetting names the Roots field of kind as a setting (the agent's
+// --policy-root, --bench-root, --bpf-root).
+func kindSetting(kind string) string {
+	switch kind {
+	case KindPolicy:
+		return setting.Name("Roots.Policy")
+	case KindBench:
+		return setting.Name("Roots.Bench")
+	}
+	return setting.Name("Roots.BPF")
+}
 
 // openRoot is one root as it was when the request started running.
 type openRoot struct {
@@ -162,10 +174,10 @@ func (z *Resolver) Resolve(kind, flag, value string) (string, error) {
 		given[i] = o.given
 	}
 	refuse := func(format string, a ...any) error {
-		return fmt.Errorf("%w: %s: %s", ErrRefused, what, fmt.Sprintf(format, a...))
+		return setting.Errorf("%w: %s: %s", ErrRefused, what, fmt.Sprintf(format, a...))
 	}
 	if len(roots) == 0 {
-		return "", refuse("no %s root is configured (start the agent with %s DIR)", kind, kindFlag(kind))
+		return "", refuse("no %s root is configured (start the agent with %s DIR)", kind, kindSetting(kind))
 	}
 	if value == "" {
 		return "", refuse("empty path")
@@ -197,11 +209,11 @@ func (z *Resolver) Resolve(kind, flag, value string) (string, error) {
 			return real, nil
 		}
 	}
-	msg := fmt.Sprintf("is outside the %s roots %s (move it there or start the agent with %s)", kind, strings.Join(given, ", "), kindFlag(kind))
+	msg := fmt.Sprintf("is outside the %s roots %s (move it there or start the agent with %s)", kind, strings.Join(given, ", "), kindSetting(kind))
 	if real != value {
 		msg = fmt.Sprintf("resolves to %s, which %s", real, msg)
 	}
-	return "", fmt.Errorf("%w: %s %s", ErrRefused, what, msg)
+	return "", setting.Errorf("%w: %s %s", ErrRefused, what, msg)
 }
 
 // walk resolves rel below the directory start one component at a time and

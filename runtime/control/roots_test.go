@@ -104,7 +104,7 @@ func TestResolveRootProblems(t *testing.T) {
 	if _, err := z.Resolve(KindBench, "--dir", "x"); err == nil || !strings.Contains(err.Error(), "relative paths are taken relative to the first bench root") {
 		t.Fatalf("relative path with a missing root: %v", err)
 	}
-	if _, err := z.Resolve(KindPolicy, "--out", "/tmp/x"); err == nil || !strings.Contains(err.Error(), "no policy root is configured (start the agent with --policy-root DIR)") {
+	if _, err := z.Resolve(KindPolicy, "--out", "/tmp/x"); err == nil || !strings.Contains(err.Error(), "no policy root is configured (start the agent with Roots.Policy DIR)") {
 		t.Fatalf("no root: %v", err)
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/syncord/syncord/internal/pseudofs"
+	"github.com/syncord/syncord/internal/setting"
 )
 
 // Type is one FxMark metadata/data microbenchmark.
@@ -577,16 +578,16 @@ const Marker = ".syncord-fxmark"
 func checkFxRoot(root string, ncore int) error {
 	st, err := os.Stat(root)
 	if err != nil {
-		return fmt.Errorf("fxmark --root %s: %w (create it, or mount a file system there)", root, err)
+		return setting.Errorf("fxmark {Root} %s: %w (create it, or mount a file system there)", root, err)
 	}
 	if !st.IsDir() {
-		return fmt.Errorf("fxmark --root %s is not a directory", root)
+		return setting.Errorf("fxmark {Root} %s is not a directory", root)
 	}
 	leftover := func(what string) error {
 		if _, err := os.Lstat(filepath.Join(root, Marker)); err == nil {
-			return fmt.Errorf("fxmark --root %s holds %s, left by an earlier run that did not finish (killed?): run again with --clean to remove what it left, or use another root", root, what)
+			return setting.Errorf("fxmark {Root} %s holds %s, left by an earlier run that did not finish (killed?): run again with {Clean} to remove what it left, or use another root", root, what)
 		}
-		return fmt.Errorf("fxmark --root %s already holds %s, not made by a syncord run (no %s marker): remove it or use another root; the run makes and removes <root>/<id>", root, what, Marker)
+		return setting.Errorf("fxmark {Root} %s already holds %s, not made by a syncord run (no %s marker): remove it or use another root; the run makes and removes <root>/<id>", root, what, Marker)
 	}
 	if _, err := os.Lstat(filepath.Join(root, Marker)); err == nil {
 		return leftover(Marker)
@@ -640,14 +641,14 @@ func CleanRoot(root string) (bool, error) {
 		return false, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("fxmark --clean: %w", err)
+		return false, setting.Errorf("fxmark {Clean}: %w", err)
 	}
 	var ncore int
 	if _, err := fmt.Sscanf(string(b), "workers %d", &ncore); err != nil || ncore <= 0 || ncore > workloads.MaxTasks()*16 {
-		return false, fmt.Errorf("fxmark --clean: %s: %q is not a syncord fxmark marker (\"workers N\"); remove it by hand", filepath.Join(root, Marker), b)
+		return false, setting.Errorf("fxmark {Clean}: %s: %q is not a syncord fxmark marker (\"workers N\"); remove it by hand", filepath.Join(root, Marker), b)
 	}
 	if err := cleanFxRoot(root, ncore); err != nil {
-		return true, fmt.Errorf("fxmark --clean %s: %w", root, err)
+		return true, setting.Errorf("fxmark {Clean} %s: %w", root, err)
 	}
 	return true, nil
 }
@@ -667,13 +668,13 @@ func Run(ctx context.Context, o Config) (*Result, error) {
 		return nil, fmt.Errorf("unknown fxmark type %q (supported: %s)", o.Type, strings.Join(names, ", "))
 	}
 	if o.NCore <= 0 {
-		return nil, fmt.Errorf("--ncore must be > 0, got %d", o.NCore)
+		return nil, setting.Invalid("{NCore} must be > 0, got %d", o.NCore)
 	}
 	if o.NBg < 0 || o.NBg >= o.NCore {
-		return nil, fmt.Errorf("--nbg must be >= 0 and < --ncore, got %d with %d cores", o.NBg, o.NCore)
+		return nil, setting.Invalid("{NBg} must be >= 0 and < {NCore}, got %d with %d cores", o.NBg, o.NCore)
 	}
 	if o.Duration <= 0 {
-		return nil, fmt.Errorf("--duration must be > 0")
+		return nil, setting.Invalid("{Duration} must be > 0")
 	}
 	if o.DirectIO && !typ.DirectIO {
 		var dio []string
@@ -682,7 +683,7 @@ func Run(ctx context.Context, o Config) (*Result, error) {
 				dio = append(dio, t.Name)
 			}
 		}
-		return nil, fmt.Errorf("--directio: %s does no file data I/O; only %s open their data with O_DIRECT", o.Type, strings.Join(dio, ", "))
+		return nil, setting.Invalid("{DirectIO}: %s does no file data I/O; only %s open their data with O_DIRECT", o.Type, strings.Join(dio, ", "))
 	}
 	root, err := filepath.Abs(o.Root)
 	if err != nil {
@@ -692,7 +693,7 @@ func Run(ctx context.Context, o Config) (*Result, error) {
 		return nil, err
 	}
 	if err := os.WriteFile(filepath.Join(root, Marker), fmt.Appendf(nil, "workers %d\n", o.NCore), 0o644); err != nil {
-		return nil, fmt.Errorf("fxmark --root %s: %w", root, err)
+		return nil, setting.Errorf("fxmark {Root} %s: %w", root, err)
 	}
 	defer cleanFxRoot(root, o.NCore)
 

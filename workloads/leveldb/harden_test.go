@@ -18,7 +18,7 @@ func TestLevelDBValueSizeBound(t *testing.T) {
 	root := t.TempDir()
 	db := filepath.Join(root, "new", "db")
 	_, err := Run(context.Background(), Config{Threads: 1, CoresPerSocket: 1, Num: 10, ValueSize: 2 << 20, DB: db, Duration: time.Second})
-	if err == nil || !strings.Contains(err.Error(), "--value-size 2097152") || !strings.Contains(err.Error(), "1048576") {
+	if err == nil || !strings.Contains(err.Error(), "ValueSize 2097152") || !strings.Contains(err.Error(), "1048576") {
 		t.Fatalf("--value-size 2 MiB: %v, want an error naming it and the 1 MiB limit", err)
 	}
 	if _, err := os.Stat(filepath.Join(root, "new")); err == nil {

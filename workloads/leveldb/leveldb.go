@@ -15,6 +15,7 @@ import (
 	"github.com/syndtr/goleveldb/leveldb/opt"
 
 	"github.com/syncord/syncord/internal/pseudofs"
+	"github.com/syncord/syncord/internal/setting"
 	"github.com/syncord/syncord/numa"
 	"github.com/syncord/syncord/workloads"
 )
@@ -170,7 +171,7 @@ func leveldbDestroy(dir string) error {
 		return err
 	}
 	if len(ents) > 0 && !leveldbExists(dir) {
-		return fmt.Errorf("%s is not empty and holds no LevelDB database (no CURRENT file); refusing to delete it (give another --db)", dir)
+		return setting.Errorf("%s is not empty and holds no LevelDB database (no CURRENT file); refusing to delete it (give another {DB})", dir)
 	}
 	for _, e := range ents {
 		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
@@ -186,10 +187,10 @@ func leveldbDestroy(dir string) error {
 // everything in dir (which it emptied of the old database first).
 func FillSeq(ctx context.Context, dir string, num, valueSize int) (ops float64, d time.Duration, err error) {
 	if valueSize < 0 || valueSize > MaxValueSize {
-		return 0, 0, fmt.Errorf("leveldb fillseq: --value-size %d is out of range (0 to %d bytes, the size of db_bench's value generator)", valueSize, MaxValueSize)
+		return 0, 0, setting.Invalid("leveldb fillseq: {ValueSize} %d is out of range (0 to %d bytes, the size of db_bench's value generator)", valueSize, MaxValueSize)
 	}
 	if num < 0 {
-		return 0, 0, fmt.Errorf("leveldb fillseq: --num %d is negative", num)
+		return 0, 0, setting.Invalid("leveldb fillseq: {Num} %d is negative", num)
 	}
 	if err := leveldbDestroy(dir); err != nil {
 		return 0, 0, fmt.Errorf("leveldb fillseq: %w", err)
@@ -265,13 +266,13 @@ func mkdirAllNew(dir string, perm os.FileMode) (string, error) {
 // Run fills the database if needed and runs readrandom.
 func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.Threads <= 0 || cfg.Threads > MaxThreads {
-		return nil, fmt.Errorf("leveldb: --threads %d is out of range (1 to %d)", cfg.Threads, MaxThreads)
+		return nil, setting.Invalid("leveldb: {Threads} %d is out of range (1 to %d)", cfg.Threads, MaxThreads)
 	}
 	if cfg.CoresPerSocket <= 0 {
 		return nil, fmt.Errorf("leveldb: cores per socket must be > 0, got %d", cfg.CoresPerSocket)
 	}
 	if cfg.DB == "" {
-		return nil, errors.New("leveldb: no database directory (give --db)")
+		return nil, setting.Invalid("leveldb: no database directory (give {DB})")
 	}
 	if cfg.Duration == 0 {
 		cfg.Duration = 30 * time.Second
@@ -283,10 +284,10 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		cfg.ValueSize = 100
 	}
 	if cfg.Num < 0 || cfg.ValueSize < 0 || cfg.Duration < 0 {
-		return nil, errors.New("leveldb: --num, --value-size and --duration must be positive")
+		return nil, setting.Invalid("leveldb: {Num}, {ValueSize} and {Duration} must be positive")
 	}
 	if cfg.ValueSize > MaxValueSize {
-		return nil, fmt.Errorf("leveldb: --value-size %d is larger than %d bytes (1 MiB, the size of db_bench's value generator)", cfg.ValueSize, MaxValueSize)
+		return nil, setting.Invalid("leveldb: {ValueSize} %d is larger than %d bytes (1 MiB, the size of db_bench's value generator)", cfg.ValueSize, MaxValueSize)
 	}
 	progress := cfg.Progress
 	if progress == nil {
@@ -310,7 +311,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	db, err := leveldb.OpenFile(cfg.DB, leveldbOptions(false))
 	if err != nil {
-		return nil, fmt.Errorf("leveldb open %s: %w (fill it first: drop --use-existing)", cfg.DB, err)
+		return nil, setting.Errorf("leveldb open %s: %w (fill it first: drop {UseExisting})", cfg.DB, err)
 	}
 	defer db.Close()
 

@@ -17,13 +17,13 @@ func TestMetisBounds(t *testing.T) {
 		cfg  Config
 		flag string
 	}{
-		{Config{Procs: 1, InputMB: 1, ReduceTasks: -5}, "-r -5"},
-		{Config{Procs: 1, InputMB: 17592186044416}, "-s 17592186044416"},
-		{Config{Procs: 1, InputMB: 1, ReduceTasks: 100000000}, "-r 100000000"},
-		{Config{Procs: 1, InputMB: 1, MapTasks: -1}, "-m -1"},
-		{Config{Procs: -1, InputMB: 1}, "-p -1"},
-		{Config{Procs: 1, InputMB: -3}, "-s -3"},
-		{Config{Procs: 1, InputMB: 1, Top: -1}, "-l -1"},
+		{Config{Procs: 1, InputMB: 1, ReduceTasks: -5}, "ReduceTasks -5"},
+		{Config{Procs: 1, InputMB: 17592186044416}, "InputMB 17592186044416"},
+		{Config{Procs: 1, InputMB: 1, ReduceTasks: 100000000}, "ReduceTasks 100000000"},
+		{Config{Procs: 1, InputMB: 1, MapTasks: -1}, "MapTasks -1"},
+		{Config{Procs: -1, InputMB: 1}, "Procs -1"},
+		{Config{Procs: 1, InputMB: -3}, "InputMB -3"},
+		{Config{Procs: 1, InputMB: 1, Top: -1}, "Top -1"},
 	} {
 		_, err := Run(context.Background(), tc.cfg)
 		if err == nil || !strings.Contains(err.Error(), tc.flag+" is out of range") {

@@ -15,6 +15,7 @@ import (
 	"unsafe"
 
 	"github.com/syncord/syncord/internal/pseudofs"
+	"github.com/syncord/syncord/internal/setting"
 	"github.com/syncord/syncord/workloads"
 	"golang.org/x/sys/unix"
 )
@@ -89,25 +90,25 @@ const (
 
 // check refuses values the run cannot honour, naming the flag and bound.
 func (cfg Config) check() error {
-	bound := func(flag string, v, lo, hi int, what string) error {
+	bound := func(name string, v, lo, hi int, what string) error {
 		if v < lo || v > hi {
-			return fmt.Errorf("metis: %s %d is out of range: %s must be %d to %d (0: the default)", flag, v, what, lo, hi)
+			return setting.Invalid("metis: %s %d is out of range: %s must be %d to %d (0: the default)", setting.Name(name), v, what, lo, hi)
 		}
 		return nil
 	}
 	for _, c := range []struct {
-		flag      string
+		name      string
 		v, lo, hi int
 		what      string
 	}{
-		{"-p", cfg.Procs, 0, MaxProcs, "the number of workers"},
-		{"-s", cfg.InputMB, 0, MaxInputMB, "the input size in MiB"},
-		{"-m", cfg.MapTasks, 0, MaxTasks, "the number of map tasks"},
-		{"-r", cfg.ReduceTasks, 0, MaxTasks, "the number of reduce tasks"},
-		{"-l", cfg.Top, 0, math.MaxInt32, "the number of top keys"},
-		{"-n", cfg.CoresPerSocket, 0, MaxProcs, "cores per socket"},
+		{"Procs", cfg.Procs, 0, MaxProcs, "the number of workers"},
+		{"InputMB", cfg.InputMB, 0, MaxInputMB, "the input size in MiB"},
+		{"MapTasks", cfg.MapTasks, 0, MaxTasks, "the number of map tasks"},
+		{"ReduceTasks", cfg.ReduceTasks, 0, MaxTasks, "the number of reduce tasks"},
+		{"Top", cfg.Top, 0, math.MaxInt32, "the number of top keys"},
+		{"CoresPerSocket", cfg.CoresPerSocket, 0, MaxProcs, "cores per socket"},
 	} {
-		if err := bound(c.flag, c.v, c.lo, c.hi, c.what); err != nil {
+		if err := bound(c.name, c.v, c.lo, c.hi, c.what); err != nil {
 			return err
 		}
 	}
@@ -164,7 +165,7 @@ type metisArena struct {
 func metisMmap(n int) ([]byte, error) {
 	b, err := unix.Mmap(-1, 0, n, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
 	if err != nil {
-		return nil, fmt.Errorf("mmap %d bytes: %w (lower -s or free memory)", n, err)
+		return nil, setting.Errorf("mmap %d bytes: %w (lower {InputMB} or free memory)", n, err)
 	}
 	// Keep 4 KiB faults even where THP is "always" (see package comment).
 	_ = unix.Madvise(b, unix.MADV_NOHUGEPAGE)

@@ -6,6 +6,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/syncord/syncord/internal/setting"
 	"github.com/syncord/syncord/numa"
 )
 
@@ -69,13 +70,13 @@ func (r *SweepResult) WriteText(w io.Writer) error {
 // and the rows so far.
 func Sweep(ctx context.Context, o SweepConfig) (*SweepResult, error) {
 	if len(o.Points) == 0 {
-		return nil, fmt.Errorf("sweep of %s: no points (pass --points)", o.Run.Test)
+		return nil, setting.Invalid("sweep of %s: no points (pass {Points})", o.Run.Test)
 	}
 	if o.Duration <= 0 {
 		o.Duration = 5 * time.Second
 	}
 	if _, ok := Lookup(o.Run.Test); !ok {
-		return nil, fmt.Errorf("unknown will-it-scale test %q (see --list)", o.Run.Test)
+		return nil, setting.Invalid("unknown will-it-scale test %q (see {Tests})", o.Run.Test)
 	}
 	for _, p := range o.Points {
 		if p <= 0 {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/syncord/syncord/internal/pseudofs"
+	"github.com/syncord/syncord/internal/setting"
 	"github.com/syncord/syncord/workloads"
 )
 
@@ -112,16 +113,16 @@ func (r *Result) WriteText(w io.Writer) error {
 func Run(ctx context.Context, o Config) (*Result, error) {
 	test, ok := Lookup(o.Test)
 	if !ok {
-		return nil, fmt.Errorf("unknown will-it-scale test %q (see --list)", o.Test)
+		return nil, setting.Invalid("unknown will-it-scale test %q (see {Tests})", o.Test)
 	}
 	if o.Tasks <= 0 {
-		return nil, fmt.Errorf("-t must be > 0, got %d", o.Tasks)
+		return nil, setting.Invalid("{Tasks} must be > 0, got %d", o.Tasks)
 	}
 	if o.CoresPerSocket <= 0 {
-		return nil, fmt.Errorf("-n (cores per socket) must be > 0, got %d", o.CoresPerSocket)
+		return nil, setting.Invalid("{CoresPerSocket} (cores per socket) must be > 0, got %d", o.CoresPerSocket)
 	}
 	if o.Duration < 0 {
-		return nil, fmt.Errorf("-s must be >= 0, got %d", o.Duration/time.Second)
+		return nil, setting.Invalid("{Duration} must be >= 0, got %d", o.Duration/time.Second)
 	}
 	switch {
 	case o.Warmup == 0:
@@ -149,7 +150,7 @@ func Run(ctx context.Context, o Config) (*Result, error) {
 	}
 	dir, err := os.MkdirTemp(tmp, "willitscale.")
 	if err != nil {
-		return nil, fmt.Errorf("create temp directory: %w (pass a writable --tmpdir)", err)
+		return nil, setting.Errorf("create temp directory: %w (pass a writable {TmpDir})", err)
 	}
 	env := &env{dir: dir, tasks: o.Tasks}
 	var cleanupOnce sync.Once

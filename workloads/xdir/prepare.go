@@ -14,6 +14,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/syncord/syncord/internal/setting"
 )
 
 // PrepareResult reports what Prepare did.
@@ -120,7 +122,7 @@ func Prepare(procRoot, dir string, n int) (*PrepareResult, error) {
 	}
 	if len(names) > n {
 		if _, err := sub.Lstat(Marker); err != nil {
-			return nil, fmt.Errorf("xdir prepare: %s holds %d files, more than %d, but syncord did not make it (no %s in it), so it trims nothing there: remove it or choose another --dir", r.DstDirty, len(names), n, Marker)
+			return nil, setting.Errorf("xdir prepare: %s holds %d files, more than %d, but syncord did not make it (no %s in it), so it trims nothing there: remove it or choose another {Dir}", r.DstDirty, len(names), n, Marker)
 		}
 	}
 	for i := len(names); i > n; i-- {
@@ -203,7 +205,7 @@ func xdirListOurs(sub *os.Root, path string, marker bool) ([]string, error) {
 			names = append(names, e.Name())
 		case marker && e.Name() == Marker:
 		default:
-			return nil, fmt.Errorf("xdir prepare: %s holds %q, which syncord did not make; it removes only its own files (36-letter names): move it away or choose another --dir", path, e.Name())
+			return nil, setting.Errorf("xdir prepare: %s holds %q, which syncord did not make; it removes only its own files (36-letter names): move it away or choose another {Dir}", path, e.Name())
 		}
 	}
 	return names, nil
