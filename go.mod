@@ -6,6 +6,7 @@ require (
 	github.com/BurntSushi/toml v1.6.0
 	github.com/cilium/ebpf v0.22.0
 	github.com/mdlayher/vsock v1.2.1
+	github.com/moby/sys/mountinfo v0.7.2
 	github.com/syndtr/goleveldb v1.0.0
 	golang.org/x/sys v0.48.0
 	gonum.org/v1/plot v0.17.0

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
 
 	"github.com/syncord/syncord/workloads/fxmark"
@@ -70,16 +71,16 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // mountedAt reports whether the mount table of pid ("self" for this
 // process) has a mount point at dir.
 func mountedAt(t *testing.T, pid, dir string) bool {
-	b, err := os.ReadFile(filepath.Join("/proc", pid, "mountinfo"))
+	f, err := os.Open(filepath.Join("/proc", pid, "mountinfo"))
 	if err != nil {
 		return false // the process is gone
 	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(l); len(f) > 4 && f[4] == dir {
-			return true
-		}
+	defer f.Close()
+	ms, err := mountinfo.GetMountsFromReader(f, mountinfo.SingleEntryFilter(dir))
+	if err != nil {
+		t.Fatalf("read the mount table of %s: %v", pid, err)
 	}
-	return false
+	return len(ms) > 0
 }
 
 func requireRootForMount(t *testing.T) {

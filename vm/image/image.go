@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
 
 	"github.com/syncord/syncord/internal/setting"
@@ -425,17 +426,16 @@ func editShadowRoot(path string) error {
 // unmountUnder lazily unmounts every mount below dir, deepest first, so a
 // failed or killed bootstrap leaves no chroot mounts and RemoveAll does not
 // descend into /proc or /sys.
+// Paths in /proc/self/mountinfo are octal-escaped (a space is \040):
+// moby/sys/mountinfo undoes that, so a dir with a space matches too.
 func unmountUnder(dir string) {
-	b, err := os.ReadFile("/proc/self/mountinfo")
+	infos, err := mountinfo.GetMounts(mountinfo.PrefixFilter(dir))
 	if err != nil {
 		return
 	}
 	var mounts []string
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) > 4 && (f[4] == dir || strings.HasPrefix(f[4], dir+"/")) {
-			mounts = append(mounts, f[4])
-		}
+	for _, m := range infos {
+		mounts = append(mounts, m.Mountpoint)
 	}
 	sort.Sort(sort.Reverse(sort.StringSlice(mounts)))
 	for _, m := range mounts {

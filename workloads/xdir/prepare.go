@@ -1,7 +1,6 @@
 package xdir
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/binary"
@@ -12,8 +11,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
+
+	"github.com/moby/sys/mountinfo"
 
 	"github.com/syncord/syncord/internal/setting"
 )
@@ -257,78 +257,25 @@ func ParseExt4Superblock(sb []byte) (dirIndex, ok bool) {
 	return binary.LittleEndian.Uint32(sb[ext4CompatOffset:])&ext4CompatDirIndex != 0, true
 }
 
-// xdirMount is one /proc/self/mountinfo line.
-type xdirMount struct {
-	device, root, mountPoint, fstype, source string
-}
-
-// xdirParseMountInfo parses /proc/PID/mountinfo (proc(5)): ID PARENT MAJ:MIN
-// ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPEROPTS, with
-// spaces and other bytes in paths escaped as \ooo.
-func xdirParseMountInfo(b []byte) ([]xdirMount, error) {
-	var out []xdirMount
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
-	for ln := 1; sc.Scan(); ln++ {
-		f := strings.Fields(sc.Text())
-		if len(f) == 0 {
-			continue
-		}
-		sep := -1
-		for i := 6; i < len(f); i++ {
-			if f[i] == "-" {
-				sep = i
-				break
-			}
-		}
-		if len(f) < 5 || sep < 0 || sep+2 >= len(f) {
-			return nil, fmt.Errorf("mountinfo line %d: malformed: %q", ln, sc.Text())
-		}
-		out = append(out, xdirMount{
-			device:     f[2],
-			root:       xdirUnescape(f[3]),
-			mountPoint: xdirUnescape(f[4]),
-			fstype:     f[sep+1],
-			source:     xdirUnescape(f[sep+2]),
-		})
-	}
-	return out, sc.Err()
-}
-
-// xdirUnescape undoes the kernel's \ooo octal escapes (space, tab,
-// newline, backslash) in mountinfo paths.
-func xdirUnescape(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+4 <= len(s) {
-			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
+// xdirParseMountInfo parses /proc/PID/mountinfo (proc(5)) with
+// moby/sys/mountinfo, which undoes the kernel's \ooo escapes in paths.
+func xdirParseMountInfo(b []byte) ([]*mountinfo.Info, error) {
+	return mountinfo.GetMountsFromReader(bytes.NewReader(b), nil)
 }
 
 // xdirMountOf returns the mount whose mount point is the longest prefix of the
 // absolute, symlink-free path p (the last one wins for stacked mounts).
-func xdirMountOf(mounts []xdirMount, p string) (xdirMount, bool) {
-	var best xdirMount
-	found := false
+func xdirMountOf(mounts []*mountinfo.Info, p string) (*mountinfo.Info, bool) {
+	var best *mountinfo.Info
 	for _, m := range mounts {
-		mp := m.mountPoint
+		mp := m.Mountpoint
 		if p == mp || mp == "/" || strings.HasPrefix(p, mp+"/") {
-			if !found || len(mp) >= len(best.mountPoint) {
-				best, found = m, true
+			if best == nil || len(mp) >= len(best.Mountpoint) {
+				best = m
 			}
 		}
 	}
-	return best, found
+	return best, best != nil
 }
 
 // FSInfoOf finds the filesystem holding dir in procRoot/self/mountinfo and,
@@ -355,14 +302,15 @@ func FSInfoOf(procRoot, dir string) (FSInfo, error) {
 	if !ok {
 		return FSInfo{}, fmt.Errorf("xdir: no mount holds %s in %s", abs, mi)
 	}
-	info := FSInfo{MountPoint: m.mountPoint, FSType: m.fstype, Source: m.source, Device: m.device}
-	if m.fstype != "ext4" && m.fstype != "ext3" && m.fstype != "ext2" {
-		info.Note = fmt.Sprintf("%s is %s, not ext4: the workload needs ext4 with dir_index off (make one with --make-image)", m.mountPoint, m.fstype)
+	device := fmt.Sprintf("%d:%d", m.Major, m.Minor)
+	info := FSInfo{MountPoint: m.Mountpoint, FSType: m.FSType, Source: m.Source, Device: device}
+	if m.FSType != "ext4" && m.FSType != "ext3" && m.FSType != "ext2" {
+		info.Note = fmt.Sprintf("%s is %s, not ext4: the workload needs ext4 with dir_index off (make one with --make-image)", m.Mountpoint, m.FSType)
 		return info, nil
 	}
 	info.Ext4 = true
 	var sbErr error
-	for _, dev := range []string{m.source, "/dev/block/" + m.device} {
+	for _, dev := range []string{m.Source, "/dev/block/" + device} {
 		if !strings.HasPrefix(dev, "/") {
 			continue
 		}
@@ -385,7 +333,7 @@ func FSInfoOf(procRoot, dir string) (FSInfo, error) {
 		return info, nil
 	}
 	if sbErr == nil {
-		sbErr = fmt.Errorf("mount source %q is not a device path", m.source)
+		sbErr = fmt.Errorf("mount source %q is not a device path", m.Source)
 	}
 	info.Note = fmt.Sprintf("cannot read the superblock (%v): dir_index unknown (run as root, or check with tune2fs -l)", sbErr)
 	return info, nil

@@ -132,7 +132,7 @@ func TestParseMountInfo(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m, ok := xdirMountOf(ms, tc.path)
-			if !ok || m.mountPoint != tc.mp || m.fstype != tc.fstype || m.source != tc.src {
+			if !ok || m.Mountpoint != tc.mp || m.FSType != tc.fstype || m.Source != tc.src {
 				t.Errorf("xdirMountOf(%q) = %+v, %v", tc.path, m, ok)
 			}
 		})
@@ -149,7 +149,7 @@ func FuzzParseMountInfo(f *testing.F) {
 		ms, err := xdirParseMountInfo(b)
 		if err == nil {
 			for _, m := range ms {
-				xdirMountOf(ms, m.mountPoint)
+				xdirMountOf(ms, m.Mountpoint)
 			}
 		}
 	})
