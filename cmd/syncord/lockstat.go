@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/syncord/syncord/bpf"
+	"github.com/syncord/syncord/bpf/contention"
 	"github.com/syncord/syncord/kernel"
 )
 
@@ -99,7 +100,7 @@ func lockstatCmd(ctx context.Context, env *Env, args []string) error {
 			return fmt.Errorf("lockstat --symbols: %w", err)
 		}
 		for i := range rows {
-			rows[i].Symbol = lockName(syms, rows[i].Addr)
+			rows[i].Symbol = contention.LockLabel(syms, rows[i].Addr)
 		}
 	}
 	if *jsonOut {
@@ -114,29 +115,4 @@ func lockstatCmd(ctx context.Context, env *Env, args []string) error {
 		}{*mapPath, batched, rows})
 	}
 	return bpf.WriteLockstatTable(env.Stdout, rows, bpf.TableOptions{Symbols: *symbols})
-}
-
-// lockSlack is how far into a global data object a lock may lie and still
-// be named after it: rename_lock is a seqlock_t whose queued spinlock, the
-// address the SynCord hooks see, is at rename_lock+0x4.
-const lockSlack = 64
-
-// lockName names a lock address: "sym" for a global lock, "sym+0xN" for a
-// lock inside a global data object (within lockSlack), "" otherwise (a
-// dynamically allocated lock, or an address inside a function).
-func lockName(syms *kernel.Symbols, addr uint64) string {
-	sym, off, ok := syms.Lookup(addr)
-	if !ok {
-		return ""
-	}
-	if off == 0 {
-		return sym.Name
-	}
-	switch sym.Type {
-	case 'd', 'D', 'b', 'B':
-		if off < lockSlack {
-			return fmt.Sprintf("%s+0x%x", sym.Name, off)
-		}
-	}
-	return ""
 }

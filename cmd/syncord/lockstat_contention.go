@@ -90,26 +90,18 @@ func lockstatContention(ctx context.Context, env *Env, args []string) error {
 	ropts := contention.ReportOptions{Symbols: *symbols, Top: *top, Callers: *callers, Kernel: kernelRelease(roots)}
 
 	var syms *kernel.Symbols
-	lockAddr, lockIsAddr := contentionLockAddr(*lock)
-	if *symbols || *callers > 0 || (*lock != "" && !lockIsAddr) {
+	if *symbols || *callers > 0 || contention.NeedsSymbols(*lock) {
 		syms, err = kernel.NewFS(roots).Kallsyms()
 		if err != nil {
 			return fmt.Errorf("lockstat --contention: %w (run as root, or drop --symbols/--callers and give --lock as an address)", err)
 		}
 	}
-	switch {
-	case *lock == "":
-	case lockIsAddr:
-		opts.LockLo, opts.LockHi = lockAddr, lockAddr+1
-	default:
-		a, ok := syms.Address(*lock)
-		if !ok {
-			return fmt.Errorf("lockstat --contention: lock symbol %q is not in /proc/kallsyms (kernels without CONFIG_KALLSYMS_ALL list no data symbols; give the lock's address instead)", *lock)
+	if *lock != "" {
+		f, err := contention.ResolveLock(*lock, syms)
+		if err != nil {
+			return fmt.Errorf("lockstat --contention: %w", err)
 		}
-		// The lock may lie inside the symbol (rename_lock's spinlock is
-		// at +4): filter a range in the kernel, the symbol in Report.
-		opts.LockLo, opts.LockHi = a, a+4096
-		ropts.LockSymbol = *lock
+		opts.LockLo, opts.LockHi, ropts.LockSymbol = f.Lo, f.Hi, f.Symbol
 	}
 
 	pctx := ctx
@@ -175,18 +167,6 @@ func contentionTypeNames() []string {
 		}
 	}
 	return out
-}
-
-// contentionLockAddr accepts "0xffffffff8300b704" or "ffffffff8300b704".
-func contentionLockAddr(s string) (uint64, bool) {
-	if s == "" {
-		return 0, false
-	}
-	v, err := strconv.ParseUint(strings.TrimPrefix(strings.ToLower(s), "0x"), 16, 64)
-	if err != nil || (!strings.HasPrefix(s, "0x") && len(s) < 8) {
-		return 0, false // a short word like "dead" is a symbol name
-	}
-	return v, true
 }
 
 // kernelRelease is the running kernel's release, "" when unreadable.

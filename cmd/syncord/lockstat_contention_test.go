@@ -19,28 +19,6 @@ import (
 	"github.com/syncord/syncord/internal/testutil"
 )
 
-func TestContentionLockAddr(t *testing.T) {
-	for _, tc := range []struct {
-		in     string
-		want   uint64
-		isAddr bool
-	}{
-		{"0xffffffff8300b704", 0xffffffff8300b704, true},
-		{"ffffffff8300b704", 0xffffffff8300b704, true},
-		{"0x10", 0x10, true},
-		{"rename_lock", 0, false},
-		{"dead", 0, false}, // short hex-looking word: a symbol name
-		{"", 0, false},
-	} {
-		t.Run(tc.in, func(t *testing.T) {
-			got, ok := contentionLockAddr(tc.in)
-			if got != tc.want || ok != tc.isAddr {
-				t.Errorf("contentionLockAddr(%q) = %#x, %v; want %#x, %v", tc.in, got, ok, tc.want, tc.isAddr)
-			}
-		})
-	}
-}
-
 func TestSecondsFlag(t *testing.T) {
 	for _, tc := range []struct {
 		in      string

@@ -240,30 +240,3 @@ func BenchmarkLockstatInProcess(b *testing.B) {
 		}
 	}
 }
-
-// TestLockName: the SynCord hooks see rename_lock's spinlock at
-// rename_lock+0x4 (seqlock_t: seqcount, then the lock); it is named after
-// its object, while text addresses and far offsets are not.
-func TestLockName(t *testing.T) {
-	syms := kernel.ParseKallsyms([]string{
-		"ffffffff812304f0 T d_move",
-		"ffffffff82208580 D rename_lock",
-		"ffffffff82208580 u rename_lock\t[livepatch_concord_lockstat]",
-		"ffffffff82208600 d other",
-	})
-	for _, c := range []struct {
-		addr uint64
-		want string
-	}{
-		{0xffffffff82208580, "rename_lock"},
-		{0xffffffff82208584, "rename_lock+0x4"},
-		{0xffffffff822085c0, ""},
-		{0xffffffff812304f4, ""},
-		{0xffffffff812304f0, "d_move"},
-		{0x1000, ""},
-	} {
-		if got := lockName(syms, c.addr); got != c.want {
-			t.Errorf("lockName(%#x) = %q, want %q", c.addr, got, c.want)
-		}
-	}
-}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -13,7 +14,6 @@ import (
 	"github.com/syncord/syncord/bpf"
 	"github.com/syncord/syncord/internal/cli"
 	"github.com/syncord/syncord/internal/pseudofs"
-	"github.com/syncord/syncord/numa"
 	"github.com/syncord/syncord/runtime"
 )
 
@@ -185,7 +185,10 @@ func policyInstallCmd(ctx context.Context, env *Env, args []string) error {
 			return err
 		}
 	}
-	vals, err := policyParams(res.Params, params, rf.roots.Sys)
+	vals, err := runtime.Params(res.Params, params, rf.roots.Sys)
+	if pe := (*runtime.ParamError)(nil); errors.As(err, &pe) {
+		return fmt.Errorf("%w (pass --param %s=VALUE)", err, pe.Name)
+	}
 	if err != nil {
 		return err
 	}
@@ -212,39 +215,6 @@ func policyInstallCmd(ctx context.Context, env *Env, args []string) error {
 	}
 	fmt.Fprintln(env.Stdout)
 	return nil
-}
-
-// policyParams gives every parameter its value: the user's, else the
-// machine fact it is taken from, else the compiled default (left unset).
-func policyParams(decl []bpf.Param, user paramFlags, sys pseudofs.FS) (map[string]uint64, error) {
-	out := map[string]uint64{}
-	for k, v := range user {
-		out[k] = v
-	}
-	var top *numa.Topology
-	for _, p := range decl {
-		if _, set := out[p.Name]; set || p.From == "" {
-			continue
-		}
-		if top == nil {
-			var err error
-			if top, err = numa.New(sys).Topology(); err != nil {
-				return nil, fmt.Errorf("policy parameter %s from %s: %w (pass --param %s=VALUE)", p.Name, p.From, err, p.Name)
-			}
-		}
-		switch p.From {
-		case "cores_per_socket":
-			if c := top.CoresPerSocket(); c > 0 {
-				out[p.Name] = uint64(c)
-			}
-		case "nr_cpus":
-			out[p.Name] = uint64(top.Online.Len())
-		}
-	}
-	if len(out) == 0 {
-		return nil, nil
-	}
-	return out, nil
 }
 
 const policyUninstallHelp = `
