@@ -7,46 +7,37 @@ import (
 	"os"
 	"path"
 	"sort"
-	"strings"
+
+	"github.com/u-root/u-root/pkg/cpio"
 )
 
 // cpioWriter writes a newc ("070701") archive, the format the kernel
-// unpacks as an initramfs. Parent directories are created on demand, since
-// the kernel's unpacker does not create them.
+// unpacks as an initramfs, through u-root's pkg/cpio. Parent directories
+// are created on demand, since the kernel's unpacker does not create
+// them; every record gets its own inode number and one link, and no owner
+// or time, so an archive is the same for the same inputs.
 type cpioWriter struct {
-	w    *bufio.Writer
-	ino  uint32
+	buf  *bufio.Writer
+	w    cpio.RecordWriter
+	ino  uint64
 	dirs map[string]bool
 	err  error
 }
 
 func newCPIO(w io.Writer) *cpioWriter {
-	return &cpioWriter{w: bufio.NewWriterSize(w, 1<<20), ino: 1, dirs: map[string]bool{".": true, "/": true, "": true}}
+	buf := bufio.NewWriterSize(w, 1<<20)
+	return &cpioWriter{buf: buf, w: cpio.Newc.Writer(buf), ino: 1, dirs: map[string]bool{".": true, "/": true, "": true}}
 }
 
-const (
-	sIFDIR = 0o040000
-	sIFREG = 0o100000
-	sIFLNK = 0o120000
-	sIFCHR = 0o020000
-)
-
-func (c *cpioWriter) header(name string, mode, size, rmaj, rmin uint32) {
+// write numbers rec and writes it, keeping the first error.
+func (c *cpioWriter) write(rec cpio.Record) {
 	if c.err != nil {
 		return
 	}
 	c.ino++
-	name = strings.TrimPrefix(name, "/")
-	fmt.Fprintf(c.w, "070701%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X",
-		c.ino, mode, 0, 0, 1, 0, size, 0, 0, rmaj, rmin, len(name)+1, 0)
-	c.w.WriteString(name)
-	c.w.WriteByte(0)
-	c.pad(110 + len(name) + 1)
-}
-
-func (c *cpioWriter) pad(n int) {
-	for ; n%4 != 0; n++ {
-		c.w.WriteByte(0)
+	rec.Ino, rec.NLink = c.ino, 1
+	if err := c.w.WriteRecord(rec); err != nil {
+		c.err = fmt.Errorf("initramfs: write %s: %w", rec.Name, err)
 	}
 }
 
@@ -57,15 +48,13 @@ func (c *cpioWriter) mkdirAll(dir string) {
 	}
 	c.mkdirAll(path.Dir(dir))
 	c.dirs[dir] = true
-	c.header(dir, sIFDIR|0o755, 0, 0, 0)
+	c.write(cpio.Directory(dir, 0o755))
 }
 
 // File adds a regular file with the given contents.
 func (c *cpioWriter) File(name string, mode uint32, data []byte) {
 	c.mkdirAll(path.Dir(name))
-	c.header(name, sIFREG|mode, uint32(len(data)), 0, 0)
-	c.w.Write(data)
-	c.pad(len(data))
+	c.write(cpio.StaticRecord(data, cpio.Info{Name: name, Mode: cpio.S_IFREG | uint64(mode)}))
 }
 
 // CopyFile adds the host file src at name, keeping its permission bits.
@@ -88,15 +77,13 @@ func (c *cpioWriter) CopyFile(name, src string) {
 // Symlink adds a symbolic link.
 func (c *cpioWriter) Symlink(name, target string) {
 	c.mkdirAll(path.Dir(name))
-	c.header(name, sIFLNK|0o777, uint32(len(target)), 0, 0)
-	c.w.WriteString(target)
-	c.pad(len(target))
+	c.write(cpio.Symlink(name, target))
 }
 
 // CharDev adds a character device node.
 func (c *cpioWriter) CharDev(name string, major, minor uint32) {
 	c.mkdirAll(path.Dir(name))
-	c.header(name, sIFCHR|0o600, 0, major, minor)
+	c.write(cpio.CharDev(name, 0o600, uint64(major), uint64(minor)))
 }
 
 // Dir adds an empty directory.
@@ -104,11 +91,11 @@ func (c *cpioWriter) Dir(name string) { c.mkdirAll(name) }
 
 // Close writes the trailer and flushes.
 func (c *cpioWriter) Close() error {
-	c.header("TRAILER!!!", 0, 0, 0, 0)
+	c.write(cpio.Record{Info: cpio.Info{Name: cpio.Trailer}})
 	if c.err != nil {
 		return c.err
 	}
-	return c.w.Flush()
+	return c.buf.Flush()
 }
 
 func sortedKeys(m map[string]string) []string {
