@@ -329,7 +329,12 @@ func Launch(ctx context.Context, cfg Config, body Body) (*Run, error) {
 	case <-r.allReady:
 	case <-r.failed:
 	case <-ctx.Done():
-		r.fail(ctx.Err())
+	}
+	// A context that ended while the tasks got ready aborts the run even
+	// when select picked allReady (Launch may reach select late on a busy
+	// machine, when both are ready: TestLaunchCancelledBeforeStart).
+	if err := ctx.Err(); err != nil {
+		r.fail(err)
 	}
 	r.errMu.Lock()
 	err = r.err

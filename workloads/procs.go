@@ -256,7 +256,9 @@ func LaunchProcesses(ctx context.Context, cfg Config, payload any) (*Run, error)
 		failure = err
 	case <-r.failed:
 	case <-ctx.Done():
-		r.fail(ctx.Err())
+	}
+	if err := ctx.Err(); err != nil { // as in Launch
+		r.fail(err)
 	}
 	if err := r.Err(); err != nil {
 		failure = err
