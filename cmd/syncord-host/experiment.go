@@ -24,7 +24,7 @@ func init() {
 			return experimentPlanRun(ctx, env, sub, args)
 		}})
 	}
-	register(&command{Name: "experiment", Summary: "run a kernels x policies x benchmarks matrix in VMs into a results dir, with figures", Run: experimentGroup.Run})
+	register(&command{Name: "experiment", Summary: "run a kernels x policies x benchmarks matrix in VMs into a results dir, with figures", Group: experimentGroup})
 }
 
 const experimentHelp = `

@@ -25,33 +25,18 @@ type Env = cli.Env
 
 type command = cli.Command
 
-var commands = map[string]*command{}
+// commands is syncord-host's registry: every command file registers its
+// command from init.
+var commands = &cli.Group{Prog: "syncord-host"}
 
-func register(c *command) {
-	if _, dup := commands[c.Name]; dup {
-		panic("duplicate command " + c.Name)
-	}
-	commands[c.Name] = c
-}
+func register(c *command) { commands.Add(*c) }
 
 var app = &cli.App{
 	Name:    "syncord-host",
 	Tagline: "start and pin the SynCord NUMA VM, run syncord in it",
-	Lookup: func(name string) (cli.Command, bool) {
-		c, ok := commands[name]
-		if !ok {
-			return cli.Command{}, false
-		}
-		return *c, true
-	},
-	List: func() []cli.Command {
-		var l []cli.Command
-		for _, c := range commands {
-			l = append(l, *c)
-		}
-		return l
-	},
-	Flags: settingFlags,
+	Lookup:  commands.Lookup,
+	List:    commands.List,
+	Flags:   settingFlags,
 }
 
 // settingFlags names the flag of syncord-host that sets each library

@@ -53,8 +53,8 @@ then on the host: syncord-host guest --serial HOST.sock -- topology`,
 	control.DefaultPortName, control.DefaultVsockPort, control.DefaultPortName)
 
 func init() {
-	register(&command{name: "agent", summary: "serve syncord commands over virtio-serial, vsock or a unix socket", mutating: false,
-		run: agentCmd})
+	register(cli.Command{Name: "agent", Summary: "serve syncord commands over virtio-serial, vsock or a unix socket", Mutating: false,
+		Run: agentCmd})
 }
 
 // listFlag is a comma-separated, repeatable list flag.
@@ -238,11 +238,7 @@ func mutatingRequest(args []string) bool {
 	if len(args) == 0 {
 		return false
 	}
-	c, ok := commands[args[0]]
-	if !ok {
-		return false // Run reports the unknown command
-	}
-	if c.name == "lockstat" {
+	if args[0] == "lockstat" {
 		// lockstat --contention --while CMD runs CMD: it mutates as CMD does.
 		// The flag may be given more than once (the last one counts) and
 		// in any of the forms the flag package takes: mutating when any
@@ -267,13 +263,5 @@ func mutatingRequest(args []string) bool {
 			}
 		}
 	}
-	if c.group != nil && len(args) > 1 {
-		if cli.IsHelp(args[1]) {
-			return false
-		}
-		if sub, ok := c.group.Lookup(args[1]); ok && sub.ReadOnly {
-			return false
-		}
-	}
-	return c.mutating
+	return commands.Mutates(args)
 }

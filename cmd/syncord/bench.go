@@ -28,7 +28,7 @@ import (
 var benchGroup = &cli.Group{Prog: "syncord", Name: "bench", Synopsis: "DRIVER [ARGS...]", Noun: "bench driver"}
 
 func registerBench(name, summary string, run func(ctx context.Context, env *Env, args []string) error) {
-	benchGroup.Add(cli.Command{Name: name, Summary: summary, Run: run})
+	benchGroup.Add(cli.Command{Name: name, Summary: summary, Run: run, Mutating: true})
 }
 
 func init() {
@@ -36,7 +36,7 @@ func init() {
 	if wis.IsChild() {
 		os.Exit(wis.ChildMain())
 	}
-	register(&command{name: "bench", summary: "run workload drivers (will-it-scale, sweep, fxmark, ...)", mutating: true, group: benchGroup})
+	register(cli.Command{Name: "bench", Summary: "run workload drivers (will-it-scale, sweep, fxmark, ...)", Mutating: true, Group: benchGroup})
 	registerBench("will-it-scale", "one will-it-scale test, output as the artifact's threads build", runWillItScale)
 	registerBench("sweep", "runtest.py: a will-it-scale test over core counts", runSweep)
 	registerBench("fxmark", "FxMark metadata workloads (MWRL, ...), one run or a sweep to .dat rows", runFxMark)

@@ -19,14 +19,14 @@ import (
 
 func init() {
 	xdirGroup := &cli.Group{Prog: "syncord", Name: "bench xdir", Help: xdirHelp}
-	xdirGroup.Add(cli.Command{Name: "prepare", Summary: "make the directories (or an ext4 image without dir_index)", Run: runXDirPrepare})
-	xdirGroup.Add(cli.Command{Name: "run", Summary: "run the bullies and victims", Run: runXDirRun})
+	xdirGroup.Add(cli.Command{Name: "prepare", Summary: "make the directories (or an ext4 image without dir_index)", Run: runXDirPrepare, Mutating: true})
+	xdirGroup.Add(cli.Command{Name: "run", Summary: "run the bullies and victims", Run: runXDirRun, Mutating: true})
 	registerBench("xdir", "xDir-rename bully/victim rename workload (prepare, run)", xdirGroup.Run)
 	metisGroup := &cli.Group{Prog: "syncord", Name: "bench metis", Synopsis: "APPLICATION [ARGS...]", Noun: "metis application"}
-	metisGroup.Add(cli.Command{Name: "wrmem", Summary: "the word reverse index, input in memory", Run: runMetis})
+	metisGroup.Add(cli.Command{Name: "wrmem", Summary: "the word reverse index, input in memory", Run: runMetis, Mutating: true})
 	registerBench("metis", "Metis wrmem word reverse index map-reduce", metisGroup.Run)
 	leveldbGroup := &cli.Group{Prog: "syncord", Name: "bench leveldb", Synopsis: "BENCHMARK [ARGS...]", Noun: "leveldb benchmark"}
-	leveldbGroup.Add(cli.Command{Name: "readrandom", Summary: "db_bench readrandom on a filled database", Run: runLevelDB})
+	leveldbGroup.Add(cli.Command{Name: "readrandom", Summary: "db_bench readrandom on a filled database", Run: runLevelDB, Mutating: true})
 	registerBench("leveldb", "LevelDB db_bench readrandom (goleveldb)", leveldbGroup.Run)
 }
 

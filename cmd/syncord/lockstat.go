@@ -8,6 +8,7 @@ import (
 
 	"github.com/syncord/syncord/bpf"
 	"github.com/syncord/syncord/bpf/contention"
+	"github.com/syncord/syncord/internal/cli"
 	"github.com/syncord/syncord/kernel"
 )
 
@@ -27,8 +28,8 @@ from the lock contention tracepoints instead (syncord lockstat --contention
 --help).`
 
 func init() {
-	register(&command{name: "lockstat", summary: "print the lockstat policy's per-lock profile (or --contention on stock kernels)", mutating: false,
-		run: lockstatCmd})
+	register(cli.Command{Name: "lockstat", Summary: "print the lockstat policy's per-lock profile (or --contention on stock kernels)", Mutating: false,
+		Run: lockstatCmd})
 }
 
 func lockstatCmd(ctx context.Context, env *Env, args []string) error {

@@ -153,7 +153,7 @@ func whileCommand(s string) ([]string, error) {
 	case "lockstat", "agent":
 		return nil, fmt.Errorf("lockstat --contention: --while %q: cannot profile %s itself; give a workload such as \"bench fxmark ...\": %w", s, args[0], errUsage)
 	}
-	if _, ok := commands[args[0]]; !ok {
+	if _, ok := commands.Lookup(args[0]); !ok {
 		return nil, fmt.Errorf("lockstat --contention: --while %q: %q is not a syncord command (see syncord help): %w", s, args[0], errUsage)
 	}
 	return args, nil

@@ -25,49 +25,18 @@ var (
 // Env is what a subcommand gets besides its arguments.
 type Env = cli.Env
 
-// command is one top-level subcommand.
-type command struct {
-	name    string
-	summary string
-	// mutating commands change kernel state or load the machine; the agent
-	// runs them one at a time.
-	mutating bool
-	run      func(ctx context.Context, env *Env, args []string) error
-	// group, when set, is the command's subcommands (run dispatches to
-	// them).
-	group *cli.Group
-}
+// commands is syncord's registry: every command file registers its
+// command (and its subcommands' groups) from init.
+var commands = &cli.Group{Prog: "syncord"}
 
-var commands = map[string]*command{}
-
-func register(c *command) {
-	if c.group != nil {
-		c.run = c.group.Run
-	}
-	if _, dup := commands[c.name]; dup {
-		panic("duplicate command " + c.name)
-	}
-	commands[c.name] = c
-}
+func register(c cli.Command) { commands.Add(c) }
 
 var app = &cli.App{
 	Name:    "syncord",
 	Tagline: "install and profile kernel lock policies, run lock benchmarks",
-	Lookup: func(name string) (cli.Command, bool) {
-		c, ok := commands[name]
-		if !ok {
-			return cli.Command{}, false
-		}
-		return cli.Command{Name: c.name, Summary: c.summary, Run: c.run}, true
-	},
-	List: func() []cli.Command {
-		var l []cli.Command
-		for _, c := range commands {
-			l = append(l, cli.Command{Name: c.name, Summary: c.summary, Run: c.run})
-		}
-		return l
-	},
-	Flags: settingFlags,
+	Lookup:  commands.Lookup,
+	List:    commands.List,
+	Flags:   settingFlags,
 }
 
 // settingFlags names the flag of syncord that sets each library setting

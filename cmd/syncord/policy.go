@@ -23,16 +23,16 @@ var policyGroup = &cli.Group{Prog: "syncord", Name: "policy", Synopsis: "install
 
 func init() {
 	for _, c := range []cli.Command{
-		{Name: "install", Summary: "NAME|DIR: load and pin a policy, insert its livepatch module", Run: policyInstallCmd},
-		{Name: "uninstall", Summary: "[NAME]: disable the livepatch, remove the module and the pins", Run: policyUninstallCmd},
-		{Name: "status", Summary: "what is installed, checked against the system", Run: policyStatusCmd, ReadOnly: true},
-		{Name: "reconcile", Summary: "make the install records tell the truth (agent start)", Run: policyReconcileCmd},
-		{Name: "build", Summary: "DIR: compile a policy source directory", Run: policyBuildCmd},
-		{Name: "list", Summary: "the built-in policies, their hooks, pins, parameters", Run: policyListCmd, ReadOnly: true},
+		{Name: "install", Summary: "NAME|DIR: load and pin a policy, insert its livepatch module", Run: policyInstallCmd, Mutating: true},
+		{Name: "uninstall", Summary: "[NAME]: disable the livepatch, remove the module and the pins", Run: policyUninstallCmd, Mutating: true},
+		{Name: "status", Summary: "what is installed, checked against the system", Run: policyStatusCmd},
+		{Name: "reconcile", Summary: "make the install records tell the truth (agent start)", Run: policyReconcileCmd, Mutating: true},
+		{Name: "build", Summary: "DIR: compile a policy source directory", Run: policyBuildCmd, Mutating: true},
+		{Name: "list", Summary: "the built-in policies, their hooks, pins, parameters", Run: policyListCmd},
 	} {
 		policyGroup.Add(c)
 	}
-	register(&command{name: "policy", summary: "install, uninstall, build and list lock policies", mutating: true, group: policyGroup})
+	register(cli.Command{Name: "policy", Summary: "install, uninstall, build and list lock policies", Mutating: true, Group: policyGroup})
 }
 
 // policyCmd runs `syncord policy ARGS...`.

@@ -24,8 +24,8 @@ tree (a fixture) instead of /sys.
 `
 
 func init() {
-	register(&command{name: "topology", summary: "show CPU and NUMA topology (sockets, nodes, fast/slow halves)", mutating: false,
-		run: runTopology})
+	register(cli.Command{Name: "topology", Summary: "show CPU and NUMA topology (sockets, nodes, fast/slow halves)", Mutating: false,
+		Run: runTopology})
 }
 
 func runTopology(ctx context.Context, env *Env, args []string) error {

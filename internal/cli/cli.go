@@ -42,9 +42,12 @@ type Command struct {
 	Name    string
 	Summary string
 	Run     func(ctx context.Context, env *Env, args []string) error
-	// ReadOnly marks a subcommand of a mutating command that only reads
-	// ("policy status"): the agent may run it beside others.
-	ReadOnly bool
+	// Mutating commands change kernel state or load the machine; the
+	// agent runs them one at a time (see Group.Mutates).
+	Mutating bool
+	// Group, when set, holds the command's subcommands; Run (when left
+	// nil) dispatches to them.
+	Group *Group
 }
 
 // App dispatches a program's arguments to its commands.

@@ -27,8 +27,12 @@ type Group struct {
 	subs map[string]Command
 }
 
-// Add registers c; a name registered twice is a programming error.
+// Add registers c; a name registered twice is a programming error. A
+// command with a Group and no Run runs the group.
 func (g *Group) Add(c Command) {
+	if c.Run == nil && c.Group != nil {
+		c.Run = c.Group.Run
+	}
 	if g.subs == nil {
 		g.subs = map[string]Command{}
 	}
@@ -52,6 +56,26 @@ func (g *Group) List() []Command {
 	}
 	sort.Slice(l, func(i, j int) bool { return l[i].Name < l[j].Name })
 	return l
+}
+
+// Mutates reports whether the command line args (below g) runs a
+// mutating command: the deepest command args name decides, so a group's
+// subcommand may only read ("policy status") where the group mutates;
+// help never mutates; a name g does not know mutates as its parent does
+// (none at the top).
+func (g *Group) Mutates(args []string) bool {
+	mut := false
+	for len(args) > 0 && g != nil {
+		if IsHelp(args[0]) {
+			return false
+		}
+		c, ok := g.subs[args[0]]
+		if !ok {
+			break
+		}
+		mut, g, args = c.Mutating, c.Group, args[1:]
+	}
+	return mut
 }
 
 // IsHelp reports whether arg asks for help ("-h", "--help", "help").
@@ -99,7 +123,7 @@ func (g *Group) Usage(w io.Writer) {
 		ph = f[0]
 	}
 	fmt.Fprintf(w, "Usage: %s %s %s   (%s %s %s --help for details)\n", g.Prog, g.Name, syn, g.Prog, g.Name, ph)
-	if h := strings.TrimSpace(g.Help); h != "" {
+	if h := strings.TrimRight(strings.TrimLeft(g.Help, "\n"), " \n"); h != "" {
 		fmt.Fprintf(w, "\n%s\n", h)
 	}
 	fmt.Fprintln(w)

@@ -77,10 +77,46 @@ func TestGroup(t *testing.T) {
 	if !errors.As(err, &ee) || ee.Code != 2 || !strings.Contains(err.Error(), `bench xdir: unknown subcommand "fly" (prepare, run;`) {
 		t.Fatalf("unknown: %v", err)
 	}
+	if got := g.Mutates([]string{"run"}); got {
+		t.Error("run is not marked mutating, Mutates says it is")
+	}
 	defer func() {
 		if recover() == nil {
 			t.Fatal("a duplicate subcommand did not panic")
 		}
 	}()
 	g.Add(Command{Name: "run"})
+}
+
+// TestMutates: the deepest command a command line names decides whether
+// it mutates; help never does; an unknown subcommand mutates as its
+// parent, an unknown command not at all.
+func TestMutates(t *testing.T) {
+	root := &Group{Prog: "syncord"}
+	policy := &Group{Prog: "syncord", Name: "policy"}
+	policy.Add(Command{Name: "install", Mutating: true, Run: func(context.Context, *Env, []string) error { return nil }})
+	policy.Add(Command{Name: "status", Run: func(context.Context, *Env, []string) error { return nil }})
+	root.Add(Command{Name: "policy", Mutating: true, Group: policy})
+	root.Add(Command{Name: "topology", Run: func(context.Context, *Env, []string) error { return nil }})
+	for _, tc := range []struct {
+		args []string
+		want bool
+	}{
+		{[]string{"policy", "install", "amp"}, true},
+		{[]string{"policy", "status", "--json"}, false},
+		{[]string{"policy"}, true},
+		{[]string{"policy", "fly"}, true},
+		{[]string{"policy", "--help"}, false},
+		{[]string{"help", "policy"}, false},
+		{[]string{"topology"}, false},
+		{[]string{"nosuch"}, false},
+		{nil, false},
+	} {
+		if got := root.Mutates(tc.args); got != tc.want {
+			t.Errorf("Mutates(%q) = %v, want %v", tc.args, got, tc.want)
+		}
+	}
+	if c, _ := root.Lookup("policy"); c.Run == nil {
+		t.Error("a command with a Group and no Run does not run the group")
+	}
 }
