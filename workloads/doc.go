@@ -40,11 +40,15 @@
 // # Drivers
 //
 // Each driver is a package of its own with one shape (as cilium's link/
-// family): Run(ctx, Config) (*Result, error) runs it on this engine,
-// Config.Progress (nil: none) receives what it prints while it runs (the
-// artifact's own lines where the artifact prints as it goes), and
-// (*Result).WriteText(w) writes the rest of the artifact's output, byte
-// for byte; every Result is also JSON. Durations are time.Duration.
+// family): Run(ctx, Config) (*Result, error) runs it on this engine, and
+// (*Result).WriteText(w) writes the artifact's output, byte for byte (the
+// part it prints at the end); every Result is also JSON. What a driver
+// prints while it runs goes to its Config.Progress (nil: none): the
+// artifact's own lines where the artifact prints as it goes (wis: the
+// sample lines; metis: "Starting/Finished mapreduce"), status lines
+// otherwise (leveldb: the fill; the sweeps: one line a point). FxMark and
+// xDir print nothing while one run goes, so their Configs have no
+// Progress; their sweeps do. Durations are time.Duration.
 //
 //   - wis: will-it-scale's threads and _processes builds ("done",
 //     "testcase:", "warmup", the sample lines, "measurement",
