@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/moby/sys/mountinfo"
 
+	"github.com/syncord/syncord/internal/pseudofs"
 	"github.com/syncord/syncord/internal/setting"
 )
 
@@ -290,7 +290,7 @@ func FSInfoOf(procRoot, dir string) (FSInfo, error) {
 		return FSInfo{}, fmt.Errorf("xdir: resolve %s: %w", dir, err)
 	}
 	mi := filepath.Join(procRoot, "self/mountinfo")
-	b, err := xdirReadBounded(mi, 4<<20)
+	b, err := pseudofs.Read(mi, 4<<20)
 	if err != nil {
 		return FSInfo{}, fmt.Errorf("xdir: read %s: %w", mi, err)
 	}
@@ -337,15 +337,6 @@ func FSInfoOf(procRoot, dir string) (FSInfo, error) {
 	}
 	info.Note = fmt.Sprintf("cannot read the superblock (%v): dir_index unknown (run as root, or check with tune2fs -l)", sbErr)
 	return info, nil
-}
-
-func xdirReadBounded(path string, max int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	return io.ReadAll(io.LimitReader(f, max))
 }
 
 func xdirReadAt(path string, off int64, n int) ([]byte, error) {
