@@ -101,7 +101,12 @@ func agentCmd(ctx context.Context, env *Env, args []string) error {
 	keepalive := fs.Duration("keepalive-timeout", control.DefaultKeepaliveTimeout, "cancel a serial request whose client sent no keepalive for that long (0: never)")
 	reconcile := fs.Bool("reconcile", true, "run 'policy reconcile' before serving, so status tells the truth after a restart")
 	quiet := fs.Bool("quiet", false, "do not log one line per request")
+	rf := addRootFlags(fs, nil, nil)
 	if err := parse(fs, args); err != nil {
+		return err
+	}
+	roots, err := rf.roots(env)
+	if err != nil {
 		return err
 	}
 	if fs.NArg() != 0 {
@@ -136,7 +141,7 @@ func agentCmd(ctx context.Context, env *Env, args []string) error {
 		}
 	}()
 	for _, addr := range listen.vals {
-		e, err := control.Listen(addr, control.ListenOptions{AllowCIDs: cids, AllowGIDs: gids, Logf: logf})
+		e, err := control.Listen(addr, control.ListenOptions{AllowCIDs: cids, AllowGIDs: gids, SysRoot: string(roots.Sys), Logf: logf})
 		if err != nil {
 			return fmt.Errorf("agent: %w", err)
 		}

@@ -336,6 +336,7 @@ func TestAgentCommand(t *testing.T) {
 }
 
 func TestAgentCommandErrors(t *testing.T) {
+	fakeSys := t.TempDir()
 	for _, tc := range []struct {
 		name   string
 		env    Env
@@ -348,6 +349,9 @@ func TestAgentCommandErrors(t *testing.T) {
 		{"bad scheme", Env{}, []string{"agent", "--listen", "tcp://127.0.0.1:1"}, 1, "unknown scheme"},
 		{"missing port", Env{}, []string{"agent", "--listen", "virtio-serial://org.example.none"}, 1, `find virtio-serial port "org.example.none"`},
 		{"positional", Env{}, []string{"agent", "unix:///x"}, 2, "listen addresses go to --listen"},
+		// The virtio-serial port is looked up under --sys-root.
+		{"sysfs root", Env{}, []string{"agent", "--sys-root", fakeSys, "--listen", "virtio-serial://org.example.none"}, 1, fakeSys + "/class/virtio-ports"},
+		{"missing sysfs root", Env{}, []string{"agent", "--sys-root", fakeSys + "/none", "--listen", "virtio-serial://org.example.none"}, 1, "sysfs root " + fakeSys + "/none"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var b bytes.Buffer
