@@ -217,10 +217,16 @@ func TestLaunchRefusesCPUOutsideAffinity(t *testing.T) {
 	}
 	defer unix.SchedSetaffinity(0, &old)
 	started := false
-	_, err = Launch(context.Background(), Config{Tasks: 1, CPUs: []int{allowed[1]}}, func(t *Task) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	run, err := Launch(ctx, Config{Tasks: 1, CPUs: []int{allowed[1]}}, func(t *Task) error {
 		started = true
+		t.Ready()
 		return nil
 	})
+	if run != nil {
+		run.Stop()
+	}
 	want := fmt.Sprintf("task 0 of 1 must run on CPU %d, which this process may not use (it may use CPUs %d); run fewer tasks", allowed[1], allowed[0])
 	if err == nil || !strings.Contains(err.Error(), want) || started {
 		t.Fatalf("Launch on CPU %d outside the mask: %v (started %v), want %q", allowed[1], err, started, want)
