@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/syncord/syncord/livepatch/concord"
-	"github.com/syncord/syncord/workloads"
+	"github.com/syncord/syncord/workloads/xdir"
 )
 
 // sclXDirFiles is the size of the bullies' directory on the xdir image:
@@ -27,11 +27,11 @@ func sclXDirImage(t testing.TB) string {
 	t.Helper()
 	tmp := t.TempDir()
 	root := filepath.Join(tmp, "root")
-	if _, err := workloads.XDirPrepare("/proc", root, sclXDirFiles); err != nil {
+	if _, err := xdir.Prepare("/proc", root, sclXDirFiles); err != nil {
 		t.Fatal(err)
 	}
 	img := filepath.Join(tmp, "xdir.img")
-	if err := workloads.MakeXDirImageFrom(context.Background(), img, 64<<20, root); err != nil {
+	if err := xdir.MakeImageFrom(context.Background(), img, 64<<20, root); err != nil {
 		t.Fatal(err)
 	}
 	return img

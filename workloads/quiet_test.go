@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/syncord/syncord/workloads/internal/cputest"
 )
 
 // threadSigs reads the calling thread's blocked and pending signal masks
@@ -73,7 +75,7 @@ func spinBody(blk, pnd []uint64, t *testing.T) Body {
 // Stop.
 func TestLaunchQuietsTasks(t *testing.T) {
 	gc0, procs0 := gogc(t), runtime.GOMAXPROCS(0)
-	n := min(onlineCount(t), 2)
+	n := min(cputest.Online(t), 2)
 	blk, pnd := make([]uint64, n), make([]uint64, n)
 	run, err := Launch(context.Background(), Config{Tasks: n, CoresPerSocket: n}, spinBody(blk, pnd, t))
 	if err != nil {
