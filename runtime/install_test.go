@@ -351,12 +351,13 @@ func TestJitOff(t *testing.T) {
 // or inserted, naming that policy; another target, or a holder without a
 // livepatch, does not block; the target is recorded.
 func TestInstallOneLivepatchPerTarget(t *testing.T) {
-	bpffs := privateBPFFS(t)
+	testutil.RequireBPF(t)
+	bpffs := testutil.PrivateBPFFS(t)
 	proc, sys := fixtureRoots(t)
 	state := t.TempDir()
 	k := newFakeKernel(t, proc, sys, bpffs)
 	var log lines
-	rt := New(Config{BPFFS: bpffs, ProcRoot: proc, SysRoot: sys, StateDir: state, Modules: k, Progress: log.add})
+	rt := New(Config{BPFFS: bpffs, Roots: pseudofs.Roots{Proc: pseudofs.FS(proc), Sys: pseudofs.FS(sys)}, StateDir: state, Modules: k, Progress: log.add})
 	// lockstat, installed earlier with its livepatch on rename_lock; and
 	// a pins-only policy of the same target (no livepatch: holds no lock).
 	holder := &Record{Name: "lockstat", Source: "/root/out/lockstat", Phase: PhaseInstalled, Module: "livepatch_concord_lockstat", ModulePath: "/root/out/lockstat/LivePatchGen/livepatch-concord.ko", Patch: "livepatch_concord_lockstat", Target: "rename_lock"}
