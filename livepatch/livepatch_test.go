@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -175,11 +176,35 @@ func TestWait(t *testing.T) {
 	t.Run("patch directory disappears", func(t *testing.T) {
 		root := copyTree(t, "stuck")
 		l := New(pseudofs.Roots{Sys: pseudofs.FS(filepath.Join(root, "sys")), Proc: pseudofs.FS(filepath.Join(root, "proc"))})
+		dir := filepath.Join(root, "sys/kernel/livepatch/livepatch_concord")
+		// The first nudge comes after Wait has read transition 1: only
+		// then is the patch freed, concurrently with Wait's polls. kernfs
+		// removes a kobject's directory and its attributes in one step
+		// for lookups (__kernfs_remove deactivates the whole subtree
+		// first); os.RemoveAll unlinks file by file, and a poll between
+		// the unlinks of transition and enabled saw a half-removed
+		// directory no kernel shows. Renaming the directory away is the
+		// atomic equivalent.
+		seen := make(chan struct{})
+		var once sync.Once
+		opts := WaitOptions{Poll: time.Millisecond, NudgeAfter: time.Millisecond, Progress: func(msg string) {
+			if strings.Contains(msg, "signalled") {
+				once.Do(func() { close(seen) })
+			}
+		}}
+		removed := make(chan error, 1)
 		go func() {
-			time.Sleep(20 * time.Millisecond)
-			os.RemoveAll(filepath.Join(root, "sys/kernel/livepatch/livepatch_concord"))
+			<-seen
+			err := os.Rename(dir, filepath.Join(root, "freed"))
+			if err == nil {
+				err = os.RemoveAll(filepath.Join(root, "freed"))
+			}
+			removed <- err
 		}()
-		if err := l.Wait(context.Background(), "livepatch_concord", time.Minute, fast); err != nil {
+		if err := l.Wait(context.Background(), "livepatch_concord", time.Minute, opts); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-removed; err != nil {
 			t.Fatal(err)
 		}
 	})
