@@ -26,10 +26,10 @@ func TestAgentSIGTERMSendsStatus(t *testing.T) {
 	}
 	sock := filepath.Join(base, "agent.sock")
 	agent, stderr := startSyncord(t, "agent", "--listen", "unix://"+sock, "--bench-root", root, "--policy-root", root, "--bpf-root", root, "--reconcile=false")
-	waitFor(t, "the agent's socket", func() bool {
-		_, err := os.Stat(sock)
-		return err == nil
-	})
+	// The socket file exists from bind(2) on, before listen(2): a client
+	// that saw it could be refused. The agent logs "listening on" once
+	// Listen has returned, which is after listen(2).
+	stderr.waitContains(t, "listening on unix://"+sock, nil)
 	c, err := control.Dial(context.Background(), "unix://"+sock)
 	if err != nil {
 		t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -21,12 +22,12 @@ import (
 // startSyncord starts this test binary as syncord with args in a process
 // group of its own and returns the process; the group is killed at
 // cleanup.
-func startSyncord(t *testing.T, args ...string) (*exec.Cmd, *bytes.Buffer) {
+func startSyncord(t *testing.T, args ...string) (*exec.Cmd, *outputBuffer) {
 	t.Helper()
 	cmd := exec.Command("/proc/self/exe", args...)
 	cmd.Env = append(os.Environ(), asSyncordEnv+"=1")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
+	stderr := &outputBuffer{changed: make(chan struct{})}
+	cmd.Stderr = stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -36,7 +37,54 @@ func startSyncord(t *testing.T, args ...string) (*exec.Cmd, *bytes.Buffer) {
 		syscall.Kill(-pgid, syscall.SIGKILL)
 		cmd.Wait()
 	})
-	return cmd, &stderr
+	return cmd, stderr
+}
+
+// outputBuffer collects a child's output; it may be read while the child
+// still writes, and waited on for a line.
+type outputBuffer struct {
+	mu      sync.Mutex
+	b       bytes.Buffer
+	changed chan struct{} // closed and replaced at every write
+}
+
+func (o *outputBuffer) Write(p []byte) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	close(o.changed)
+	o.changed = make(chan struct{})
+	return o.b.Write(p)
+}
+
+func (o *outputBuffer) String() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.b.String()
+}
+
+// waitContains waits until the output contains s, or fails the test after
+// 60 s or when exited is closed without it.
+func (o *outputBuffer) waitContains(t *testing.T, s string, exited <-chan struct{}) {
+	t.Helper()
+	timeout := time.After(60 * time.Second)
+	for {
+		o.mu.Lock()
+		ok, changed := bytes.Contains(o.b.Bytes(), []byte(s)), o.changed
+		o.mu.Unlock()
+		if ok {
+			return
+		}
+		select {
+		case <-changed:
+		case <-exited:
+			if !strings.Contains(o.String(), s) {
+				t.Fatalf("the process ended without writing %q; it wrote:\n%s", s, o)
+			}
+			return
+		case <-timeout:
+			t.Fatalf("no %q after 60 s; the process wrote:\n%s", s, o)
+		}
+	}
 }
 
 // groupMembers lists the processes of process group pgid.
