@@ -237,3 +237,60 @@ func TestStatusInProgress(t *testing.T) {
 		t.Fatal("reconcile ran while an install holds the lock")
 	}
 }
+
+// TestReconcileWaitsForTransition: an install killed after insmod leaves
+// the kernel to finish the livepatch's transition; reconcile right after
+// (agent start) waits for it, as the install would have, and then finds
+// every step done, instead of calling a policy that is about to be whole
+// "left on the system". The fixture's transition ends only after Wait has
+// signalled it (Wait is provably running then), so no timing is assumed.
+func TestReconcileWaitsForTransition(t *testing.T) {
+	proc, sysRoot := fixtureRoots(t)
+	bpffs, state := t.TempDir(), t.TempDir()
+	for _, p := range []string{"a", "hash_map"} {
+		write(t, filepath.Join(bpffs, p), "")
+	}
+	write(t, filepath.Join(proc, "modules"), "livepatch_concord 16384 1 - Live 0xffffffffc0355000 (OEK)\n")
+	d := filepath.Join(sysRoot, "kernel/livepatch/livepatch_concord")
+	write(t, filepath.Join(d, "enabled"), "1\n")
+	write(t, filepath.Join(d, "transition"), "1\n")
+	write(t, filepath.Join(d, "signal"), "")
+	rt := New(Config{BPFFS: bpffs, Roots: pseudofs.Roots{Proc: pseudofs.FS(proc), Sys: pseudofs.FS(sysRoot)}, StateDir: state, TransitionTimeout: time.Minute})
+	rec := &Record{Name: "lockstat", Phase: PhaseInserting, BPFFS: bpffs, Module: "livepatch_concord", Patch: "livepatch_concord",
+		ModulePath: "/root/livepatch-concord.ko", Pins: []string{filepath.Join(bpffs, "a"), filepath.Join(bpffs, "hash_map")}}
+	if err := rt.store.save(rec); err != nil {
+		t.Fatal(err)
+	}
+	// The kernel: the transition completes once the waiter has nudged it.
+	done, returned := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-returned:
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+			if b, _ := os.ReadFile(filepath.Join(d, "signal")); strings.TrimSpace(string(b)) == "1" {
+				tmp := filepath.Join(d, ".transition")
+				write(t, tmp, "0\n")
+				if err := os.Rename(tmp, filepath.Join(d, "transition")); err != nil {
+					t.Error(err)
+				}
+				return
+			}
+		}
+	}()
+	fs, err := rt.Reconcile()
+	close(returned)
+	<-done
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(fs) != 1 || !strings.Contains(fs[0].Action, "every step had finished; recorded as installed") {
+		t.Fatalf("reconcile = %+v, want the install recorded as installed once its transition finished", fs)
+	}
+	if got, err := rt.store.load("lockstat"); err != nil || got.Phase != PhaseInstalled {
+		t.Fatalf("record after reconcile: %+v, %v; want installed", got, err)
+	}
+}

@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -261,12 +262,33 @@ func (f Finding) String() string {
 	return fmt.Sprintf("policy %s: %s: %s", f.Policy, f.Health, f.Action)
 }
 
+// finishTransition waits, as the install would have, for the livepatch
+// transition of an install killed after insmod: the kernel goes on with
+// it, and judging the record while it runs would call a policy that is
+// about to be whole "left on the system". Bounded by TransitionTimeout;
+// a transition still running then is reported as it is.
+func (r *Runtime) finishTransition(rec *Record) {
+	if rec.Patch == "" || (rec.Phase != PhaseInserting && rec.Phase != PhaseTransition) || !r.lp.Loaded(rec.Patch) {
+		return
+	}
+	if in, err := r.lp.Transition(rec.Patch); err != nil || !in {
+		return
+	}
+	r.progress("policy %s: waiting for livepatch %s to finish the transition its killed install started", rec.Name, rec.Patch)
+	wopts := livepatch.WaitOptions{Progress: func(s string) { r.progress("%s", s) }}
+	if err := r.lp.Wait(context.Background(), rec.Patch, r.cfg.TransitionTimeout, wopts); err != nil {
+		r.progress("policy %s: %v", rec.Name, err)
+	}
+}
+
 // Reconcile compares every record with the system, as on agent start, and
 // makes the records tell the truth: a record of which nothing is left is
 // dropped; an interrupted install whose every step is in fact done becomes
 // installed; otherwise the record keeps only the pins and module really
 // there and is marked failed with what is left, for uninstall to remove. It
-// never removes a pin or a module itself.
+// never removes a pin or a module itself. An install killed while its
+// livepatch's transition ran is first given TransitionTimeout to finish
+// it, as the install would have.
 func (r *Runtime) Reconcile() ([]Finding, error) {
 	unlock, err := r.store.lock()
 	if err != nil {
@@ -283,6 +305,7 @@ func (r *Runtime) Reconcile() ([]Finding, error) {
 	}
 	var out []Finding
 	for _, rec := range recs {
+		r.finishTransition(rec)
 		ps := r.examine(rec, mods, false)
 		f := Finding{Policy: rec.Name, Health: ps.Health}
 		switch {
