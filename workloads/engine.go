@@ -54,6 +54,11 @@ type Config struct {
 	// (xdir: task i on CPU i); nil means the rule. With CPUs set,
 	// CoresPerSocket may be 0: then no task is fast.
 	CPUs []int
+	// Allocates says the bodies allocate as they run (Metis, LevelDB): the
+	// run then leaves the collector on and its tasks preemptible, since
+	// with the collector off the heap would grow until the process's
+	// memory limit (the agent's RLIMIT_DATA) kills it.
+	Allocates bool
 }
 
 // Task is one worker of a Run, handed to the body on its own locked,
@@ -287,7 +292,7 @@ func Launch(ctx context.Context, cfg Config, body Body) (*Run, error) {
 		failed:   make(chan struct{}),
 		done:     make(chan struct{}),
 	}
-	r.quiet = beginRun(cfg.Tasks + 2)
+	r.quiet = beginRun(cfg.Tasks+2, cfg.Allocates)
 	r.began = true
 	for i := range r.tasks {
 		r.tasks[i] = Task{ID: i, CPU: cpus[i], Fast: cfg.isFast(cpus[i]), Count: &r.counters[i], run: r}
@@ -402,22 +407,24 @@ func (r *Run) Stop() error {
 // runState is what Launch changed for the runs of this process.
 var runState struct {
 	mu        sync.Mutex
-	active    int // runs between Launch and Stop
-	prevProc  int // GOMAXPROCS before the first, 0 if unchanged
-	gcPercent int // GOGC before the first
+	active    int  // runs between Launch and Stop
+	prevProc  int  // GOMAXPROCS before the first, 0 if unchanged
+	gcPercent int  // GOGC before the first
+	quiet     bool // the first run changed GOMAXPROCS and GOGC
 }
 
 // beginRun counts a run in and reports whether its tasks may block the
-// preemption signal: only when no other run is active and no memory limit
-// is set. The first run raises GOMAXPROCS to want and turns the collector
-// off.
-func beginRun(want int) bool {
+// preemption signal: only when no other run is active, its bodies do not
+// allocate and no memory limit is set. Such a first run raises GOMAXPROCS
+// to want and turns the collector off.
+func beginRun(want int, allocates bool) bool {
 	runState.mu.Lock()
 	defer runState.mu.Unlock()
 	runState.active++
-	if runState.active > 1 {
+	if runState.active > 1 || allocates {
 		return false
 	}
+	runState.quiet = true
 	runState.prevProc = 0
 	if prev := runtime.GOMAXPROCS(0); want > prev {
 		runtime.GOMAXPROCS(want)
@@ -430,14 +437,15 @@ func beginRun(want int) bool {
 }
 
 // endRun counts a run out; the last one restores GOMAXPROCS and the
-// collector.
+// collector if a quiet run changed them.
 func endRun() {
 	runState.mu.Lock()
 	defer runState.mu.Unlock()
 	runState.active--
-	if runState.active > 0 {
+	if runState.active > 0 || !runState.quiet {
 		return
 	}
+	runState.quiet = false
 	if runState.prevProc > 0 {
 		runtime.GOMAXPROCS(runState.prevProc)
 	}

@@ -191,3 +191,29 @@ func TestLaunchMemoryLimitKeepsTasksPreemptible(t *testing.T) {
 		t.Errorf("task blocked SIGURG with a memory limit set")
 	}
 }
+
+// A run whose bodies allocate (Metis, LevelDB) keeps the collector on and
+// its tasks preemptible: with the collector off its heap would grow until
+// the process's memory limit killed it (seen in FuzzAgentArgv: a LevelDB
+// child under the agent's RLIMIT_DATA died with "cannot allocate memory").
+func TestLaunchAllocatingRunKeepsCollector(t *testing.T) {
+	gc0 := gogc(t)
+	blk, pnd := make([]uint64, 1), make([]uint64, 1)
+	run, err := Launch(context.Background(), Config{Tasks: 1, CoresPerSocket: 1, Allocates: true}, spinBody(blk, pnd, t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := gogc(t); g != gc0 {
+		t.Errorf("GOGC during an allocating run = %d, want %d (unchanged)", g, gc0)
+	}
+	time.Sleep(20 * time.Millisecond)
+	if err := run.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if blk[0]&urgBit != 0 {
+		t.Errorf("a task of an allocating run blocked SIGURG")
+	}
+	if g := gogc(t); g != gc0 {
+		t.Errorf("GOGC after Stop = %d, want %d", g, gc0)
+	}
+}

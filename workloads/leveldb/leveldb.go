@@ -295,7 +295,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	// Plan before the fill: the CPUs exist and are online (Launch checks
 	// that this process may use them).
-	ecfg := workloads.Config{Tasks: cfg.Threads, CoresPerSocket: cfg.CoresPerSocket, SysRoot: cfg.SysRoot}
+	ecfg := workloads.Config{Tasks: cfg.Threads, CoresPerSocket: cfg.CoresPerSocket, SysRoot: cfg.SysRoot, Allocates: true}
 	cpus, err := workloads.Plan(ecfg)
 	if err != nil {
 		return nil, fmt.Errorf("leveldb: %w", err)

@@ -510,7 +510,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	var ru0 unix.Rusage
 	unix.Getrusage(unix.RUSAGE_SELF, &ru0)
-	pool, err := newMetisPool(ctx, workloads.Config{Tasks: nprocs, CoresPerSocket: cps, SysRoot: cfg.SysRoot})
+	pool, err := newMetisPool(ctx, workloads.Config{Tasks: nprocs, CoresPerSocket: cps, SysRoot: cfg.SysRoot, Allocates: true})
 	if err != nil {
 		return nil, err
 	}
