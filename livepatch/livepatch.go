@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/syncord/syncord/internal/pseudofs"
 )
@@ -156,6 +157,11 @@ func (l *FS) readBool(p, attr string) (bool, error) {
 	path := filepath.Join(l.patchDir(p), attr)
 	s, err := readAttr(path)
 	if err != nil {
+		// ENODEV: sysfs removed the attribute between our open and read
+		// (the patch was freed meanwhile): the patch is leaving.
+		if errors.Is(err, syscall.ENODEV) {
+			return false, fmt.Errorf("read livepatch %s %s: removed while read: %w", p, attr, ErrNoPatch)
+		}
 		if errors.Is(err, fs.ErrNotExist) {
 			if !exists(l.patchDir(p)) {
 				if !exists(l.dir()) {
