@@ -254,8 +254,7 @@ func (r *Runtime) Install(ctx context.Context, req InstallRequest) (rec *Record,
 	}
 	if r.lp.Loaded(patch) {
 		r.progress("waiting for livepatch %s to finish its transition", patch)
-		wopts := livepatch.WaitOptions{Force: req.ForceTransition, Progress: func(s string) { r.progress("%s", s) }}
-		if err := r.lp.Wait(ctx, patch, r.cfg.TransitionTimeout, wopts); err != nil {
+		if err := r.waitTransition(ctx, patch, req.ForceTransition); err != nil {
 			return rec, fmt.Errorf("install policy %s: %w", p.Name, err)
 		}
 		if en, err := r.lp.Enabled(patch); err != nil || !en {
@@ -422,6 +421,14 @@ func (r *Runtime) checkLookups(mod *moduleInfo) error {
 // work item shortly after the patch directory goes.
 const unloadRetry = 10 * time.Second
 
+// waitTransition waits, bounded by TransitionTimeout, for patch's
+// transition to end, telling progress about nudges and blocking tasks;
+// force writes the patch's force file at the timeout (unsafe, asked for).
+func (r *Runtime) waitTransition(ctx context.Context, patch string, force bool) error {
+	wopts := livepatch.WaitOptions{Force: force, Progress: func(s string) { r.progress("%s", s) }}
+	return r.lp.Wait(ctx, patch, r.cfg.TransitionTimeout, wopts)
+}
+
 // removeModule disables the livepatch, waits for its transition and
 // removes the module. Everything already gone is not an error.
 func (r *Runtime) removeModule(ctx context.Context, module, patch string, force bool) error {
@@ -430,8 +437,7 @@ func (r *Runtime) removeModule(ctx context.Context, module, patch string, force 
 			return err
 		}
 		r.progress("disabled livepatch %s, waiting for its transition", patch)
-		wopts := livepatch.WaitOptions{Force: force, Progress: func(s string) { r.progress("%s", s) }}
-		if err := r.lp.Wait(ctx, patch, r.cfg.TransitionTimeout, wopts); err != nil {
+		if err := r.waitTransition(ctx, patch, force); err != nil {
 			return err
 		}
 	}

@@ -275,8 +275,7 @@ func (r *Runtime) finishTransition(rec *Record) {
 		return
 	}
 	r.progress("policy %s: waiting for livepatch %s to finish the transition its killed install started", rec.Name, rec.Patch)
-	wopts := livepatch.WaitOptions{Progress: func(s string) { r.progress("%s", s) }}
-	if err := r.lp.Wait(context.Background(), rec.Patch, r.cfg.TransitionTimeout, wopts); err != nil {
+	if err := r.waitTransition(context.Background(), rec.Patch, false); err != nil {
 		r.progress("policy %s: %v", rec.Name, err)
 	}
 }
