@@ -36,6 +36,10 @@ func (c *Counter) Add(n uint64) { c.n.Add(n) }
 // Load returns the current count.
 func (c *Counter) Load() uint64 { return c.n.Load() }
 
+// Word is the counter's word, for a loop that adds to it itself (a
+// system call loop of rawsys). It must be the counter's only writer.
+func (c *Counter) Word() *atomic.Uint64 { return &c.n }
+
 var _ [CacheLineStride - unsafe.Sizeof(Counter{})]byte // Counter is exactly one slot
 
 // Config says how many tasks to run and where.

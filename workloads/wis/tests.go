@@ -97,6 +97,33 @@ func loop(t *workloads.Task, inc uint64, op func() unix.Errno) error {
 	return nil
 }
 
+// sysLoop waits at the start barrier, then issues calls in order and
+// adds inc per iteration until the run stops (rawsys.Loop: the system
+// calls of the loops that do nothing else, inline on amd64).
+func sysLoop(t *workloads.Task, inc uint64, calls ...rawsys.Call) error {
+	if !t.Ready() {
+		return nil
+	}
+	if e := rawsys.Loop(calls, t.Count.Word(), inc, t.StopFlag()); e != 0 {
+		return e
+	}
+	return nil
+}
+
+// call is a rawsys.Call of trap with up to six arguments.
+func call(trap uintptr, args ...uintptr) rawsys.Call {
+	c := rawsys.Call{Trap: trap}
+	copy(c.Args[:], args)
+	return c
+}
+
+// ignored is call whose result the suite ignores.
+func ignored(trap uintptr, args ...uintptr) rawsys.Call {
+	c := call(trap, args...)
+	c.Flags = rawsys.IgnoreErr
+	return c
+}
+
 func openShared(e *env, flags int) (int, error) {
 	fd, err := unix.Open(e.shared, flags|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -118,25 +145,18 @@ func sizeEmpty(*env) int     { return 0 }
 func sizePerTask(e *env) int { return rawsys.PageSize * e.tasks }
 
 // lockLoop is lock1/lock2: F_SETLKW write-lock then unlock byte 0, +2.
+// The loop sees the flock structs by address: heap objects, pinned while
+// it runs.
 func lockLoop(t *workloads.Task, fd int) error {
-	wr := unix.Flock_t{Type: unix.F_WRLCK, Whence: 0, Start: 0, Len: 1}
-	un := unix.Flock_t{Type: unix.F_UNLCK, Whence: 0, Start: 0, Len: 1}
-	if !t.Ready() {
-		return nil
-	}
-	// A direct loop (no closure call per iteration): lock1 is one of the
-	// tests the driver is benchmarked on against C (bench/cmpref).
-	stop, c := t.StopFlag(), t.Count
-	for !stop.Load() {
-		if e := rawsys.FcntlLock(fd, &wr); e != 0 {
-			return e
-		}
-		if e := rawsys.FcntlLock(fd, &un); e != 0 {
-			return e
-		}
-		c.Add(2)
-	}
-	return nil
+	wr := &unix.Flock_t{Type: unix.F_WRLCK, Whence: 0, Start: 0, Len: 1}
+	un := &unix.Flock_t{Type: unix.F_UNLCK, Whence: 0, Start: 0, Len: 1}
+	var pin runtime.Pinner
+	pin.Pin(wr)
+	pin.Pin(un)
+	defer pin.Unpin()
+	return sysLoop(t, 2,
+		call(unix.SYS_FCNTL, uintptr(fd), unix.F_SETLKW, uintptr(unsafe.Pointer(wr))),
+		call(unix.SYS_FCNTL, uintptr(fd), unix.F_SETLKW, uintptr(unsafe.Pointer(un))))
 }
 
 // faultLoop maps size bytes (anonymous when fd < 0), writes one byte per
@@ -221,35 +241,21 @@ func futexLoop(t *workloads.Task, op, val uintptr) error {
 		return err
 	}
 	defer rawsys.MunmapRegion(page, uintptr(rawsys.PageSize))
-	addr := (*uint32)(page)
-	*addr = 0
-	if !t.Ready() {
-		return nil
-	}
-	stop, c := t.StopFlag(), t.Count
-	for !stop.Load() {
-		// The result is ignored, as in the suite (FUTEX_WAIT returns
-		// EAGAIN at once: the word is 0, not val).
-		syscall.RawSyscall6(unix.SYS_FUTEX, uintptr(unsafe.Pointer(addr)), op, val, 0, 0, 0)
-		c.Add(1)
-	}
-	return nil
+	*(*uint32)(page) = 0
+	// The result is ignored, as in the suite (FUTEX_WAIT returns EAGAIN
+	// at once: the word is 0, not val).
+	return sysLoop(t, 1, ignored(unix.SYS_FUTEX, uintptr(page), op, val))
 }
 
 // rwPair is pipe1/unix1/eventfd1: write then read n bytes, +1.
 func rwPair(t *workloads.Task, wfd, rfd int, n int) error {
-	buf := make([]byte, 8)
+	buf := new([8]byte)
 	buf[0] = 1
-	if !t.Ready() {
-		return nil
-	}
-	return loop(t, 1, func() unix.Errno {
-		if _, e := rawsys.Write(wfd, &buf[0], n); e != 0 {
-			return e
-		}
-		_, e := rawsys.Read(rfd, &buf[0], n)
-		return e
-	})
+	var pin runtime.Pinner
+	pin.Pin(buf)
+	defer pin.Unpin()
+	p := uintptr(unsafe.Pointer(buf))
+	return sysLoop(t, 1, call(unix.SYS_WRITE, uintptr(wfd), p, uintptr(n)), call(unix.SYS_READ, uintptr(rfd), p, uintptr(n)))
 }
 
 // readLoop is read1/read2: read 4 KiB, rewind at EOF, +1.
@@ -456,14 +462,7 @@ func memoryTests() {
 		body: func(e *env, t *workloads.Task) error {
 			base, _, _ := syscall.RawSyscall(unix.SYS_BRK, 0, 0, 0)
 			pg := uintptr(rawsys.PageSize)
-			if !t.Ready() {
-				return nil
-			}
-			return loop(t, 2, func() unix.Errno {
-				syscall.RawSyscall(unix.SYS_BRK, base+pg, 0, 0)
-				syscall.RawSyscall(unix.SYS_BRK, base, 0, 0)
-				return 0
-			})
+			return sysLoop(t, 2, ignored(unix.SYS_BRK, base+pg), ignored(unix.SYS_BRK, base))
 		}})
 
 	addTest(&Test{Name: "tlb_flush1", Description: "TLB flush of separated file private mapping",
@@ -494,26 +493,10 @@ func schedTests() {
 	addTest(&Test{Name: "context_switch1", Description: "Context switch via pipes", body: contextSwitch})
 
 	addTest(&Test{Name: "getppid1", Description: "getppid",
-		body: func(e *env, t *workloads.Task) error {
-			if !t.Ready() {
-				return nil
-			}
-			return loop(t, 1, func() unix.Errno {
-				syscall.RawSyscall(unix.SYS_GETPPID, 0, 0, 0)
-				return 0
-			})
-		}})
+		body: func(e *env, t *workloads.Task) error { return sysLoop(t, 1, ignored(unix.SYS_GETPPID)) }})
 
 	addTest(&Test{Name: "sched_yield", Description: "sched_yield",
-		body: func(e *env, t *workloads.Task) error {
-			if !t.Ready() {
-				return nil
-			}
-			return loop(t, 1, func() unix.Errno {
-				_, _, e := syscall.RawSyscall(unix.SYS_SCHED_YIELD, 0, 0, 0)
-				return e
-			})
-		}})
+		body: func(e *env, t *workloads.Task) error { return sysLoop(t, 1, call(unix.SYS_SCHED_YIELD)) }})
 
 	addTest(&Test{Name: "signal1", Description: "signal delivery",
 		prepare: func(e *env) error {
@@ -573,10 +556,7 @@ func fileTests() {
 		body: func(e *env, t *workloads.Task) error { return fallocLoop(t, e.dir) }})
 
 	lseekLoop := func(t *workloads.Task, fd int) error {
-		if !t.Ready() {
-			return nil
-		}
-		return loop(t, 1, func() unix.Errno { return rawsys.Lseek(fd, 0, unix.SEEK_SET) })
+		return sysLoop(t, 1, call(unix.SYS_LSEEK, uintptr(fd), 0, unix.SEEK_SET))
 	}
 	addTest(&Test{Name: "lseek1", Description: "Separate file lseek",
 		body: func(e *env, t *workloads.Task) error {
