@@ -18,7 +18,8 @@ import (
 // (tasks have a P each; see Launch). Calls that may block for long (pipe
 // reads of context_switch1) use unix.Syscall instead. The raw calls go
 // straight to syscall.RawSyscall6 (unix.RawSyscall* are assembly stubs
-// that jump there through two ABI wrappers).
+// that jump there through two ABI wrappers). Loops of nothing but system
+// calls with fixed arguments use Loop (loop.go), which issues them inline.
 
 var PageSize = unix.Getpagesize()
 
