@@ -61,8 +61,10 @@ func NewSampler(r *Run, interval time.Duration) *Sampler {
 	s.prev = r.Counts(nil)
 	s.cur = make([]uint64, 0, len(s.prev))
 	s.deltas = make([]uint64, len(s.prev))
-	for _, t := range r.Tasks() {
-		s.fast = append(s.fast, t.Fast)
+	// Only Fast, by index: copying a Task would read the fields its
+	// thread writes as it runs (cpu0 at the start barrier), a data race.
+	for i := range r.tasks {
+		s.fast = append(s.fast, r.tasks[i].Fast)
 	}
 	return s
 }
@@ -94,4 +96,35 @@ func (s *Sampler) Next(ctx context.Context) (Sample, error) {
 	}
 	s.prev, s.cur = s.cur, s.prev
 	return Reduce(s.deltas, s.fast), nil
+}
+
+// Counts returns each task's count as read at the end of the interval
+// Next last returned (before the first Next: at NewSampler). The slice is
+// the sampler's own: read it before the next call of Next.
+func (s *Sampler) Counts() []uint64 { return s.prev }
+
+// Report calls line once per interval, from a goroutine of its own, with
+// the time since Report was called and each task's count, until stop is
+// called, ctx ends or a task fails: a driver's status lines while one run
+// goes. It reads the counters with atomic loads only (a Sampler), so the
+// tasks' loops are not slowed. stop waits for a call of line in progress,
+// so none runs after stop returned; it is idempotent.
+func Report(ctx context.Context, r *Run, interval time.Duration, line func(elapsed time.Duration, counts []uint64)) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	s := NewSampler(r, interval)
+	start := time.Now()
+	go func() {
+		defer close(done)
+		for {
+			if _, err := s.Next(ctx); err != nil {
+				return
+			}
+			line(time.Since(start), s.Counts())
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
 }
