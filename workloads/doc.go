@@ -25,6 +25,10 @@
 //	defer run.Stop()                    // sets the stop flag, waits, restores GOMAXPROCS
 //	s := workloads.NewSampler(run, time.Second)
 //	sample, err := s.Next(ctx)          // min/max/total/fast/slow of the deltas
+//	stop := workloads.Report(ctx, run, time.Second, func(elapsed time.Duration, counts []uint64) {
+//		fmt.Fprintf(progress, ...)       // a status line a second, from a goroutine
+//	})
+//	stop()                              // waits: no line after it returned
 //
 // Launch checks first (Plan) that every placement CPU exists and is
 // online in /sys/devices/system/cpu/online, and returns only when all
@@ -46,9 +50,11 @@
 // prints while it runs goes to its Config.Progress (nil: none): the
 // artifact's own lines where the artifact prints as it goes (wis: the
 // sample lines; metis: "Starting/Finished mapreduce"), status lines
-// otherwise (leveldb: the fill; the sweeps: one line a point). FxMark and
-// xDir print nothing while one run goes, so their Configs have no
-// Progress; their sweeps do. Durations are time.Duration.
+// otherwise (leveldb: the fill; the sweeps: one line a point; fxmark and
+// xdir, whose artifacts print nothing while one run goes: one status line
+// a second from the workers' counters, through Report). A run inside a
+// sweep writes no lines of its own, so a sweep's Progress is its point
+// lines only. Durations are time.Duration.
 //
 //   - wis: will-it-scale's threads and _processes builds ("done",
 //     "testcase:", "warmup", the sample lines, "measurement",

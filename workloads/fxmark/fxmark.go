@@ -75,6 +75,26 @@ type Config struct {
 	// DirectIO is --directio: the DW* and DRB* types set O_DIRECT on
 	// their data files (fcntl F_SETFL, as fxmark does).
 	DirectIO bool
+	// Progress receives one status line a second while the workers run
+	// (nil: none), as ProgressLine formats it: the foreground workers'
+	// works so far (what the report's works counts) and their rate since
+	// the workers were released. Nothing is written during the setup nor
+	// after Run returned; fxmark itself prints nothing while it runs, so
+	// these lines are not part of its output (WriteText is).
+	Progress io.Writer
+}
+
+// ProgressLine formats one of Config.Progress's status lines:
+// "fxmark: TYPE E/D s: N works, R works/s" with E the whole seconds since
+// the workers were released, D the duration in seconds, N the works so far
+// and R their rate over the elapsed time.
+func ProgressLine(typ string, elapsed, duration time.Duration, works uint64) string {
+	rate := 0.0
+	if elapsed > 0 {
+		rate = float64(works) / elapsed.Seconds()
+	}
+	return fmt.Sprintf("fxmark: %s %d/%s s: %d works, %.0f works/s\n", typ, elapsed.Round(time.Second)/time.Second,
+		strconv.FormatFloat(duration.Seconds(), 'f', -1, 64), works, rate)
 }
 
 // Worker is one worker's outcome.
@@ -731,6 +751,19 @@ func Run(ctx context.Context, o Config) (*Result, error) {
 	}
 	timer := time.NewTimer(o.Duration)
 	defer timer.Stop()
+	stopProgress := func() {}
+	if o.Progress != nil {
+		// Every works++ of a worker has its Count.Add(1) beside it: the
+		// counters are the works so far, read with atomic loads.
+		fg := o.NCore - o.NBg
+		stopProgress = workloads.Report(ctx, run, time.Second, func(elapsed time.Duration, counts []uint64) {
+			var works uint64
+			for _, c := range counts[:fg] {
+				works += c
+			}
+			io.WriteString(o.Progress, ProgressLine(o.Type, elapsed, o.Duration, works))
+		})
+	}
 	var ctxErr error
 	select {
 	case <-timer.C:
@@ -739,6 +772,7 @@ func Run(ctx context.Context, o Config) (*Result, error) {
 	case <-ctx.Done():
 		ctxErr = ctx.Err()
 	}
+	stopProgress()
 	if err := run.Stop(); err != nil {
 		return nil, err
 	}

@@ -10,7 +10,8 @@ import (
 // SweepConfig is run-fxmark.py's sweep of one type over core counts.
 type SweepConfig struct {
 	// Run is the template of every point's run; NCore is set per point
-	// (the point plus Run.NBg background workers).
+	// (the point plus Run.NBg background workers), and Run.Progress is
+	// not used: a point writes no status lines while it runs.
 	Run Config
 	// Points are the core counts, in order.
 	Points []int
@@ -53,7 +54,7 @@ func Sweep(ctx context.Context, o SweepConfig) (*SweepResult, error) {
 	for i, p := range o.Points {
 		fmt.Fprintf(progress, "fxmark %s: point %d of %d (%d cores), elapsed %s\n", o.Run.Type, i+1, len(o.Points), p, time.Since(start).Round(time.Second))
 		po := o.Run
-		po.NCore = p + o.Run.NBg
+		po.NCore, po.Progress = p+o.Run.NBg, nil
 		r, err := Run(ctx, po)
 		if err != nil {
 			return nil, fmt.Errorf("fxmark %s with %d cores: %w", o.Run.Type, p, err)
