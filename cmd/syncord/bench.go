@@ -297,9 +297,12 @@ const fxHelp = `
 Run an FxMark microbenchmark (the SynCord fork): NCORE workers pinned by
 the placement rule and tagged fast/slow, each doing the type's setup in
 --root, released together, working for --duration seconds. Prints
-fxmark's report:
+fxmark's report on stdout:
   # ncpu secs works works/sec  fast_works/sec, slow_works/sec
   NCPU SECS WORKS WORKS/SEC FAST/SEC SLOW/SEC
+While the workers work, a status line a second goes to stderr (not
+printed by fxmark; stdout has the report only):
+  fxmark: TYPE ELAPSED/DURATION s: WORKS works, RATE works/s
 --root must exist and must not hold what the run makes (<root>/<id> per
 worker, MRPH's and MRPM's <root>/0..7, the root-level files of MWCM,
 MWUM, MWRM, DWOM, DWTL, DRBM, DRBH, MRDM, MRPM_bg); that is removed
@@ -318,7 +321,7 @@ points) and prints the plotter's .dat rows instead:
   # MEDIA:FS:TYPE:IOMODE:*
   # core, total, fast, slow
   NCPU WORKS/SEC/1e6 FAST/1e6 SLOW/1e6      (sorted by NCPU)
-with each run's report on stderr.
+with a line per point and each run's report on stderr (no status lines).
 
 Types:
 `
@@ -408,6 +411,7 @@ func runFxMark(ctx context.Context, env *Env, args []string) error {
 	o := fxmark.Config{Type: *typ, NCore: *ncore, NBg: *nbg, Duration: time.Duration(*dur) * time.Second, Root: *root,
 		CoresPerSocket: n, NoAffinity: *noAff, SysRoot: roots.Sys, DirectIO: *directio}
 	if !*sweep {
+		o.Progress = env.Stderr
 		res, err := fxmark.Run(ctx, o)
 		if err != nil {
 			return err

@@ -53,7 +53,10 @@ runs it.
       SRC/<36 random chars>, renames it and unlinks the target. Prints
       "[b] task ...", "[v] task ...", "fairness=", "Ops/sec:",
       "Bully  Ops/sec:", "Victim Ops/sec:" exactly as the artifact, with
-      Jain's fairness over the bully and victim mean lock hold times.
+      Jain's fairness over the bully and victim mean lock hold times, on
+      stdout. While it runs, a status line a second goes to stderr (not
+      printed by the artifact):
+        xdir: ELAPSED/DURATION s: bullies B renames (R/s), victims V renames (R/s)
 
 lock_hold: on a SynCord kernel (a SynCord-only symbol in /proc/kallsyms)
 with syscall 436 (stock-syncord, shfllock-syncord), the run uses that
@@ -197,7 +200,7 @@ func runXDirRun(ctx context.Context, env *Env, args []string) error {
 	res, err := xdir.Run(ctx, xdir.Config{
 		Src: pos[0], DstDirty: pos[1], Dst: pos[2],
 		Duration: time.Duration(num[0]) * time.Second, Bullies: num[1], Victims: num[2],
-		SynCord: syncord,
+		SynCord: syncord, Progress: env.Stderr,
 	})
 	if err != nil {
 		return err

@@ -5,8 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/syncord/syncord/workloads"
+	"github.com/syncord/syncord/workloads/xdir"
 )
 
 func runBenchCmd(t *testing.T, args ...string) (stdout, stderr string, code int) {
@@ -56,7 +60,9 @@ func TestBenchDispatch(t *testing.T) {
 
 func TestBenchFxMarkCLI(t *testing.T) {
 	root := t.TempDir()
-	out, errs, code := runBenchCmd(t, "fxmark", "--type", "MWRL", "--ncore", "1", "--duration", "1", "--root", root, "-n", "2")
+	// A single run: the report alone on stdout, status lines on stderr
+	// (at least one in 2 s; how many depends on the machine's load).
+	out, errs, code := runBenchCmd(t, "fxmark", "--type", "MWRL", "--ncore", "1", "--duration", "2", "--root", root, "-n", "2")
 	if code != 0 {
 		t.Fatalf("code %d: %s", code, errs)
 	}
@@ -64,12 +70,19 @@ func TestBenchFxMarkCLI(t *testing.T) {
 	if len(lines) != 2 || lines[0] != "# ncpu secs works works/sec  fast_works/sec, slow_works/sec" || !strings.HasPrefix(lines[1], "1 ") {
 		t.Fatalf("report:\n%s", out)
 	}
+	fxProgress := regexp.MustCompile(`^fxmark: MWRL \d+/2 s: \d+ works, \d+ works/s$`)
+	if errs == "" || !allLinesMatch(errs, fxProgress) {
+		t.Fatalf("stderr of a 2 s run: want status lines \"fxmark: MWRL E/2 s: N works, R works/s\" only, got:\n%s", errs)
+	}
 	out, errs, code = runBenchCmd(t, "fxmark", "--type", "MWRL", "--sweep", "--points", "1", "--duration", "1", "--root", root, "-n", "2", "--fs", "testfs")
 	if code != 0 {
 		t.Fatalf("sweep code %d: %s", code, errs)
 	}
 	if !strings.HasPrefix(out, "# mem:testfs:MWRL:bufferedio:*\n# core, total, fast, slow\n1 ") || !strings.Contains(errs, "# ncpu secs") {
 		t.Fatalf("sweep stdout:\n%s\nstderr:\n%s", out, errs)
+	}
+	if strings.Contains(errs, "fxmark: MWRL ") {
+		t.Fatalf("sweep stderr has a point's status lines (a sweep prints one line a point):\n%s", errs)
 	}
 	// --directio names its I/O mode in the .dat header, and is refused,
 	// with the types that have it, for one that does no data I/O.
@@ -83,6 +96,43 @@ func TestBenchFxMarkCLI(t *testing.T) {
 	}
 	if _, errs, code = runBenchCmd(t, "fxmark", "--type", "MWRL", "--directio", "--duration", "1", "--root", root, "-n", "2"); code == 0 || !strings.Contains(errs, "MWRL does no file data I/O") {
 		t.Fatalf("MWRL --directio: code %d, %s", code, errs)
+	}
+}
+
+// allLinesMatch reports whether every line of s matches re.
+func allLinesMatch(s string, re *regexp.Regexp) bool {
+	for _, l := range strings.Split(strings.TrimSuffix(s, "\n"), "\n") {
+		if !re.MatchString(l) {
+			return false
+		}
+	}
+	return true
+}
+
+// TestBenchXDirRunCLI runs one bully and one victim for 2 s: the
+// artifact's lines alone on stdout, status lines on stderr.
+func TestBenchXDirRunCLI(t *testing.T) {
+	if testing.Short() {
+		t.Skip("skipping: 2 s run (drop -short)")
+	}
+	if c := workloads.UsableCPUs(); c < 2 {
+		t.Skipf("skipping: needs 2 CPUs for 2 pinned tasks, have %d", c)
+	}
+	p, err := xdir.Prepare("/proc", t.TempDir(), 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, errs, code := runBenchCmd(t, "xdir", "run", p.Src, p.DstDirty, p.Dst, "2", "1", "1", "--hold", "duration")
+	if code != 0 {
+		t.Fatalf("code %d: %s", code, errs)
+	}
+	artifact := regexp.MustCompile(`\A\[b\] task 0: lock_hold=\d+, runs=\d+\n\[v\] task 1: lock_hold=\d+, runs=\d+\nfairness=\d+\.\d{6}\nOps/sec: \d+\.\d{6}\nBully  Ops/sec: \d+\.\d{6}\nVictim Ops/sec: \d+\.\d{6}\n\z`)
+	if !artifact.MatchString(out) {
+		t.Fatalf("stdout is not the artifact's lines:\n%s", out)
+	}
+	xdirProgress := regexp.MustCompile(`^xdir: \d+/2 s: bullies \d+ renames \(\d+/s\), victims \d+ renames \(\d+/s\)$`)
+	if errs == "" || !allLinesMatch(errs, xdirProgress) {
+		t.Fatalf("stderr of a 2 s run: want status lines \"xdir: E/2 s: bullies B renames (R/s), victims V renames (R/s)\" only, got:\n%s", errs)
 	}
 }
 
