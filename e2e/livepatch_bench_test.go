@@ -83,7 +83,7 @@ func benchPolicyLivepatch(b *testing.B, branch, policy string) {
 	}
 	b.Logf("bpf_jit_enable=%s", strings.TrimSpace(vm.MustRun(b, "cat /proc/sys/net/core/bpf_jit_enable")))
 	mwrl := func() float64 {
-		o := vm.MustRun(b, "rm -rf /tmp/mw && mkdir -p /tmp/mw && syncord bench fxmark --type MWRL --ncore 4 --duration 2 --root /tmp/mw")
+		o, _ := withoutProgress(vm.MustRun(b, "rm -rf /tmp/mw && mkdir -p /tmp/mw && syncord bench fxmark --type MWRL --ncore 4 --duration 2 --root /tmp/mw"))
 		for _, l := range strings.Split(o, "\n") {
 			f := strings.Fields(l)
 			if len(f) >= 4 && !strings.HasPrefix(l, "#") {

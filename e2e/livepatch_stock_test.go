@@ -402,6 +402,7 @@ func hookRuns(t *testing.T, vm *VM, policy string) map[string]uint64 {
 // data line ("ncpu secs works works/sec ...").
 func fxmarkWorks(t *testing.T, out string) uint64 {
 	t.Helper()
+	out, _ = withoutProgress(out)
 	for _, l := range strings.Split(out, "\n") {
 		f := strings.Fields(l)
 		if len(f) >= 3 && !strings.HasPrefix(l, "#") {

@@ -26,7 +26,8 @@ func mwrlExact(t *testing.T, vm *VM, dir string, n, secs int) uint64 {
 	return works
 }
 
-// mwrlCmd is the guest command of mwrlExact: its JSON report on stdout.
+// mwrlCmd is the guest command of mwrlExact: its JSON report on stdout,
+// status lines on stderr.
 func mwrlCmd(dir string, n, secs int) string {
 	return fmt.Sprintf("rm -rf %s && mkdir -p %s && syncord bench fxmark --type MWRL --ncore %d --duration %d --root %s --no-affinity --json", dir, dir, n, secs, dir)
 }
@@ -35,6 +36,7 @@ func mwrlCmd(dir string, n, secs int) string {
 // mwrlExact does and returns its works.
 func mwrlCheck(t *testing.T, out string, n int) uint64 {
 	t.Helper()
+	out, _ = withoutProgress(out)
 	var res struct {
 		Works   float64 `json:"works"`
 		Workers []struct {

@@ -41,7 +41,7 @@ func sclXDirImage(t testing.TB) string {
 // mounted at /mnt/xdir and returns Jain's fairness of their lock hold times.
 func xdirFairness(t testing.TB, vm *VM, secs int, extra string) (float64, string) {
 	t.Helper()
-	out := vm.MustRun(t, fmt.Sprintf("syncord bench xdir run /mnt/xdir/src_empty /mnt/xdir/dst_%d_files /mnt/xdir/dst_empty %d 2 2 --json%s", sclXDirFiles, secs, extra))
+	out, _ := withoutProgress(vm.MustRun(t, fmt.Sprintf("syncord bench xdir run /mnt/xdir/src_empty /mnt/xdir/dst_%d_files /mnt/xdir/dst_empty %d 2 2 --json%s", sclXDirFiles, secs, extra)))
 	var r struct {
 		Fairness *float64 `json:"fairness"`
 		Bully    *float64 `json:"bully_mean_lock_hold"`

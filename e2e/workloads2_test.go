@@ -68,6 +68,10 @@ func TestWorkloadsII(t *testing.T) {
 
 		out = vm.MustRun(t, "syncord bench xdir run /mnt/xdir/src_empty /mnt/xdir/dst_20000_files /mnt/xdir/dst_empty 3 2 2")
 		t.Logf("guest xdir run:\n%s", out)
+		out, progress := withoutProgress(out)
+		if progress == 0 {
+			t.Errorf("no status line on stderr in a 3 s xdir run")
+		}
 		tasks := xdirTaskRE.FindAllStringSubmatch(out, -1)
 		wantOrder := []string{"b0", "b2", "v1", "v3"}
 		if len(tasks) != 4 {
