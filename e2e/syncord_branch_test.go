@@ -193,7 +193,7 @@ func checkXDir(t *testing.T, vm *VM, syscall436 bool) {
 	t.Run("xdir", func(t *testing.T) {
 		vm.MustRun(t, "syncord bench xdir prepare --dir /tmp/xd -n 200 >/dev/null")
 		const run = "syncord bench xdir run /tmp/xd/src_empty /tmp/xd/dst_200_files /tmp/xd/dst_empty 1 1 1"
-		out := vm.MustRun(t, run+" --json")
+		out, _ := withoutProgress(vm.MustRun(t, run+" --json"))
 		var res struct {
 			Source    string  `json:"lock_hold_source"`
 			Unit      string  `json:"lock_hold_unit"`
