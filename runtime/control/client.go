@@ -37,7 +37,10 @@ type Client struct {
 	AcceptTimeout time.Duration
 	// Accepted and Exited are when the last Run received the agent's
 	// accepted and exit frames: the command's run time as the host sees
-	// it, so a caller can tell its own overhead from the command's.
+	// it, so a caller can tell its own overhead from the command's. The
+	// agent sends the accepted frame just before it starts the command,
+	// so on a busy host the span can be shorter than the command by the
+	// time that frame took to be read.
 	Accepted, Exited time.Time
 
 	wmu  sync.Mutex
