@@ -2,6 +2,8 @@ package workloads
 
 import (
 	"context"
+	"fmt"
+	"strconv"
 	"time"
 )
 
@@ -102,6 +104,21 @@ func (s *Sampler) Next(ctx context.Context) (Sample, error) {
 // Next last returned (before the first Next: at NewSampler). The slice is
 // the sampler's own: read it before the next call of Next.
 func (s *Sampler) Counts() []uint64 { return s.prev }
+
+// ProgressTime is the "E/D s" of a driver's status line: the whole
+// seconds elapsed since the tasks were released and the run's duration
+// in seconds.
+func ProgressTime(elapsed, duration time.Duration) string {
+	return fmt.Sprintf("%d/%s s", elapsed.Round(time.Second)/time.Second, strconv.FormatFloat(duration.Seconds(), 'f', -1, 64))
+}
+
+// PerSecond is n over elapsed, 0 before any time elapsed.
+func PerSecond(n uint64, elapsed time.Duration) float64 {
+	if elapsed <= 0 {
+		return 0
+	}
+	return float64(n) / elapsed.Seconds()
+}
 
 // Report calls line once per interval, from a goroutine of its own, with
 // the time since Report was called and each task's count, until stop is

@@ -89,12 +89,8 @@ type Config struct {
 // the workers were released, D the duration in seconds, N the works so far
 // and R their rate over the elapsed time.
 func ProgressLine(typ string, elapsed, duration time.Duration, works uint64) string {
-	rate := 0.0
-	if elapsed > 0 {
-		rate = float64(works) / elapsed.Seconds()
-	}
-	return fmt.Sprintf("fxmark: %s %d/%s s: %d works, %.0f works/s\n", typ, elapsed.Round(time.Second)/time.Second,
-		strconv.FormatFloat(duration.Seconds(), 'f', -1, 64), works, rate)
+	return fmt.Sprintf("fxmark: %s %s: %d works, %.0f works/s\n", typ, workloads.ProgressTime(elapsed, duration),
+		works, workloads.PerSecond(works, elapsed))
 }
 
 // Worker is one worker's outcome.

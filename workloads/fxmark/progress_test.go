@@ -6,42 +6,14 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/syncord/syncord/workloads/internal/progresstest"
 )
 
 // progressRE is the shape of Config.Progress's lines.
 var progressRE = regexp.MustCompile(`^fxmark: ([A-Z_a-z]+) (\d+)/(\d+(?:\.\d+)?) s: (\d+) works, (\d+) works/s$`)
-
-// lineRecorder collects the lines written to it and fails the test for a
-// write after closed is set (after Run returned).
-type lineRecorder struct {
-	t      *testing.T
-	mu     sync.Mutex
-	buf    bytes.Buffer
-	closed bool
-}
-
-func (r *lineRecorder) Write(p []byte) (int, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.closed {
-		r.t.Errorf("progress written after Run returned: %q", p)
-	}
-	return r.buf.Write(p)
-}
-
-// close marks Run as returned and returns the lines written.
-func (r *lineRecorder) close() []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.closed = true
-	if r.buf.Len() == 0 {
-		return nil
-	}
-	return strings.Split(strings.TrimSuffix(r.buf.String(), "\n"), "\n")
-}
 
 func TestProgressLine(t *testing.T) {
 	for _, tc := range []struct {
@@ -67,10 +39,10 @@ func TestRunProgress(t *testing.T) {
 	if testing.Short() {
 		t.Skip("skipping: runs for 3 seconds (drop -short)")
 	}
-	rec := &lineRecorder{t: t}
+	rec := progresstest.New(t)
 	res, err := Run(context.Background(), Config{Type: "MWRL", NCore: 1, Duration: 3 * time.Second,
 		Root: t.TempDir(), CoresPerSocket: 1, NoAffinity: true, Progress: rec})
-	lines := rec.close()
+	lines := rec.Close()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,11 +79,11 @@ func TestSweepNoPointProgress(t *testing.T) {
 	if testing.Short() {
 		t.Skip("skipping: runs for 1.5 seconds (drop -short)")
 	}
-	rec := &lineRecorder{t: t}
+	rec := progresstest.New(t)
 	var sweep bytes.Buffer
 	_, err := Sweep(context.Background(), SweepConfig{Run: Config{Type: "MWRL", Duration: 1500 * time.Millisecond,
 		Root: t.TempDir(), CoresPerSocket: 1, NoAffinity: true, Progress: rec}, Points: []int{1}, FS: "testfs", Progress: &sweep})
-	if lines := rec.close(); err != nil || len(lines) != 0 {
+	if lines := rec.Close(); err != nil || len(lines) != 0 {
 		t.Fatalf("sweep: %v; point status lines %q, want none", err, lines)
 	}
 	if regexp.MustCompile(`(?m)^fxmark: `).MatchString(sweep.String()) || !strings.HasPrefix(sweep.String(), "fxmark MWRL: point 1 of 1 (1 cores)") {

@@ -6,44 +6,15 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/syncord/syncord/workloads"
+	"github.com/syncord/syncord/workloads/internal/progresstest"
 )
 
 // progressRE is the shape of Config.Progress's lines.
 var progressRE = regexp.MustCompile(`^xdir: (\d+)/(\d+(?:\.\d+)?) s: bullies (\d+) renames \((\d+)/s\), victims (\d+) renames \((\d+)/s\)$`)
-
-// lineRecorder collects the lines written to it and fails the test for a
-// write after closed is set (after Run returned).
-type lineRecorder struct {
-	t      *testing.T
-	mu     sync.Mutex
-	buf    bytes.Buffer
-	closed bool
-}
-
-func (r *lineRecorder) Write(p []byte) (int, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.closed {
-		r.t.Errorf("progress written after Run returned: %q", p)
-	}
-	return r.buf.Write(p)
-}
-
-// close marks Run as returned and returns the lines written.
-func (r *lineRecorder) close() []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.closed = true
-	if r.buf.Len() == 0 {
-		return nil
-	}
-	return strings.Split(strings.TrimSuffix(r.buf.String(), "\n"), "\n")
-}
 
 func TestProgressLine(t *testing.T) {
 	for _, tc := range []struct {
@@ -76,10 +47,10 @@ func TestXDirRunProgress(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := &lineRecorder{t: t}
+	rec := progresstest.New(t)
 	res, err := Run(context.Background(), Config{Src: p.Src, DstDirty: p.DstDirty, Dst: p.Dst,
 		Duration: 3 * time.Second, Bullies: 1, Victims: 1, Progress: rec})
-	lines := rec.close()
+	lines := rec.Close()
 	if err != nil {
 		t.Fatal(err)
 	}

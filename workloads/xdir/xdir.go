@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"strconv"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -78,15 +77,8 @@ type Config struct {
 // seconds, B and V the renames so far (the runs= of the tasks) and RB, RV
 // their rates over the elapsed time.
 func ProgressLine(elapsed, duration time.Duration, bullies, victims uint64) string {
-	rate := func(n uint64) float64 {
-		if elapsed <= 0 {
-			return 0
-		}
-		return float64(n) / elapsed.Seconds()
-	}
-	return fmt.Sprintf("xdir: %d/%s s: bullies %d renames (%.0f/s), victims %d renames (%.0f/s)\n",
-		elapsed.Round(time.Second)/time.Second, strconv.FormatFloat(duration.Seconds(), 'f', -1, 64),
-		bullies, rate(bullies), victims, rate(victims))
+	return fmt.Sprintf("xdir: %s: bullies %d renames (%.0f/s), victims %d renames (%.0f/s)\n", workloads.ProgressTime(elapsed, duration),
+		bullies, workloads.PerSecond(bullies, elapsed), victims, workloads.PerSecond(victims, elapsed))
 }
 
 // Task is one task's result.
