@@ -93,15 +93,6 @@ func SharedFile(dir string, size int) (string, error) {
 	return p, nil
 }
 
-func FcntlLock(fd int, lk *unix.Flock_t) unix.Errno {
-	for {
-		_, _, e := syscall.RawSyscall(unix.SYS_FCNTL, uintptr(fd), unix.F_SETLKW, uintptr(unsafe.Pointer(lk)))
-		if e != unix.EINTR {
-			return e
-		}
-	}
-}
-
 func Open(path *byte, flags int, mode uint32) (int, unix.Errno) {
 	for {
 		r, _, e := syscall.RawSyscall6(unix.SYS_OPENAT, atFDCWD, uintptr(unsafe.Pointer(path)), uintptr(flags), uintptr(mode), 0, 0)
